@@ -1,0 +1,1 @@
+"""boltir: fine-tune and run transformer-based retrieval models."""
