@@ -1,0 +1,8 @@
+"""Index, search and re-rank as callbacks over Lightning's predict loop."""
+
+from .index import IndexCallback
+from .re_rank import ReRankCallback
+from .run_writer import RunWriter
+from .search import SearchCallback
+
+__all__ = ["IndexCallback", "ReRankCallback", "RunWriter", "SearchCallback"]

@@ -1,0 +1,52 @@
+"""``boltir fit|index|search|re_rank --config x.yaml`` on Lightning's CLI; any option can be overridden."""
+
+from __future__ import annotations
+
+import os
+import sys
+from jsonargparse import set_parsing_settings
+from lightning.pytorch.cli import LightningCLI
+
+from ..data import DataModule
+from ..index import IndexConfig
+from ..models import BoltirConfig
+from ..modules import BoltirModule
+from ..trainer import Trainer
+
+_LINKED = {"model", "datamodule"}
+
+
+class BoltirCLI(LightningCLI):
+    """Lightning's CLI with boltir's subcommands; each maps to the Trainer method of the same name."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {
+            "fit": {"model", "train_dataloaders", "val_dataloaders", "datamodule"},
+            "index": _LINKED,
+            "search": _LINKED,
+            "re_rank": _LINKED,
+        }
+
+
+def main(args: list[str] | None = None) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # configs are dataclasses; YAML picks a family's or engine's subclass by class_path
+    set_parsing_settings(subclasses_enabled=[IndexConfig, BoltirConfig])
+    defaults = {"logger": False, "enable_checkpointing": False}
+    command = (args if args is not None else sys.argv[1:])[:1]
+    BoltirCLI(
+        model_class=BoltirModule,
+        datamodule_class=DataModule,
+        trainer_class=Trainer,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_callback=None,
+        args=args,
+        trainer_defaults=defaults if command and command[0] != "fit" else {},
+        auto_configure_optimizers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

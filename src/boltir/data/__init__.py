@@ -1,0 +1,24 @@
+"""Datasets, file formats, the run type and the DataModule."""
+
+from .batches import Doc, DocBatch, Query, QueryBatch, RankBatch, RankSample, collate
+from .datamodule import DataModule
+from .datasets import DocDataset, QueryDataset, RunDataset, join_title
+from .run import Qrels, Run, read_qrels
+
+__all__ = [
+    "DataModule",
+    "Doc",
+    "DocBatch",
+    "DocDataset",
+    "Qrels",
+    "Query",
+    "QueryBatch",
+    "QueryDataset",
+    "RankBatch",
+    "RankSample",
+    "Run",
+    "RunDataset",
+    "collate",
+    "join_title",
+    "read_qrels",
+]

@@ -1,0 +1,62 @@
+"""Small dataclasses for samples and batches, so steps and callbacks know what they hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Doc:
+    doc_id: str
+    text: str
+
+
+@dataclass
+class Query:
+    query_id: str
+    text: str
+
+
+@dataclass
+class RankSample:
+    """One query with candidate documents (from a first-stage run) to re-rank."""
+
+    query_id: str
+    query: str
+    doc_ids: list[str]
+    docs: list[str]
+    scores: list[float] = field(default_factory=list)
+
+
+@dataclass
+class DocBatch:
+    doc_ids: list[str]
+    texts: list[str]
+
+
+@dataclass
+class QueryBatch:
+    query_ids: list[str]
+    texts: list[str]
+
+
+@dataclass
+class RankBatch:
+    query_ids: list[str]
+    queries: list[str]
+    doc_ids: list[list[str]]
+    docs: list[list[str]]
+
+
+def collate(samples: list) -> DocBatch | QueryBatch | RankBatch:
+    """Turn a list of samples of one kind into its batch type."""
+    first = samples[0]
+    if isinstance(first, Doc):
+        return DocBatch([s.doc_id for s in samples], [s.text for s in samples])
+    if isinstance(first, Query):
+        return QueryBatch([s.query_id for s in samples], [s.text for s in samples])
+    if isinstance(first, RankSample):
+        return RankBatch(
+            [s.query_id for s in samples], [s.query for s in samples], [s.doc_ids for s in samples], [s.docs for s in samples]
+        )
+    raise TypeError(f"cannot batch samples of type {type(first).__name__}")

@@ -1,0 +1,95 @@
+"""The Lightning DataModule: batches of documents, queries or re-ranking candidates (and, for ``fit``, training tuples)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from .batches import Doc, collate
+
+
+class LengthSorted(IterableDataset):
+    """Re-orders a stream in windows of ``window`` samples by text length, so batches carry little padding.
+
+    Order does not matter when indexing, and sorting a bounded window keeps memory bounded on any corpus.
+    """
+
+    def __init__(self, dataset: IterableDataset, window: int) -> None:
+        super().__init__()
+        self.dataset, self.window = dataset, window
+
+    def __iter__(self) -> Iterator[Any]:
+        buffer: list[Doc] = []
+        for sample in self.dataset:
+            buffer.append(sample)
+            if len(buffer) >= self.window:
+                yield from sorted(buffer, key=lambda s: len(s.text), reverse=True)
+                buffer = []
+        yield from sorted(buffer, key=lambda s: len(s.text), reverse=True)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+
+class DataModule(pl.LightningDataModule):
+    """Serves ``inference_datasets`` to index/search/re-rank, and ``train_dataset`` to ``fit``.
+
+    Args:
+        inference_datasets: DocDataset (index), QueryDataset (search) or RunDataset (re-rank) instances.
+        train_dataset: a dataset of training samples (see the training docs).
+        batch_size: training batch size (queries per batch).
+        inference_batch_size: texts (or queries, for re-ranking) per inference batch.
+        num_workers: DataLoader worker processes.
+        sort_window: batches of a streamed corpus are formed from windows of this many length-sorted documents.
+    """
+
+    def __init__(
+        self,
+        inference_datasets: Sequence[Dataset] | Dataset | None = None,
+        train_dataset: Dataset | None = None,
+        batch_size: int = 32,
+        inference_batch_size: int = 64,
+        num_workers: int = 0,
+        sort_window: int = 4096,
+    ) -> None:
+        super().__init__()
+        if isinstance(inference_datasets, Dataset):
+            inference_datasets = [inference_datasets]
+        self.inference_datasets = list(inference_datasets or [])
+        self.train_dataset = train_dataset
+        self.batch_size = batch_size
+        self.inference_batch_size = inference_batch_size
+        self.num_workers = num_workers
+        self.sort_window = sort_window
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False) -> DataLoader:
+        if isinstance(dataset, IterableDataset) and self.sort_window > 1:
+            dataset = LengthSorted(dataset, self.sort_window)
+        collate_fn = getattr(dataset, "collate", None) or collate
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle and not isinstance(dataset, IterableDataset),
+            num_workers=self.num_workers,
+            collate_fn=collate_fn,
+            persistent_workers=False,
+        )
+
+    def predict_dataloader(self) -> list[DataLoader]:
+        return [self._loader(d, self.inference_batch_size) for d in self.inference_datasets]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self.predict_dataloader()
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            from ..errors import ConfigError
+
+            raise ConfigError("fit needs data.train_dataset; set it in the config or on the command line.")
+        return self._loader(self.train_dataset, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return self.predict_dataloader()

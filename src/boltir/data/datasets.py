@@ -1,0 +1,210 @@
+"""Documents, queries and runs from BEIR folders, JSONL/TSV files, TREC runs, or ir_datasets ids.
+
+Corpora stream (a 9M-document corpus never sits in memory); queries and runs are small and load at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from ..errors import DataFormatError, UnknownIdError
+from . import ir_datasets as irds
+from .batches import Doc, Query, RankSample
+from .formats import count_lines, read_jsonl, read_tsv
+from .run import Qrels, Run, read_qrels
+
+log = logging.getLogger(__name__)
+
+_ID_KEYS = ("_id", "id", "doc_id", "docid", "query_id", "qid")
+_TEXT_KEYS = ("text", "contents", "body", "query")
+
+
+def _is_path(source: str | os.PathLike[str]) -> bool:
+    return Path(source).exists() or str(source).startswith((".", "/", "~")) or Path(str(source)).suffix != ""
+
+
+def _field(record: dict, keys: tuple[str, ...], path: Path, line: int, what: str) -> str:
+    for key in keys:
+        if key in record and record[key] is not None:
+            return str(record[key])
+    raise DataFormatError(f"no {what} field (looked for {list(keys)})", path, line)
+
+
+def join_title(title: str, text: str) -> str:
+    """Document text as BEIR evaluations build it: ``title + " " + text`` (just text when untitled)."""
+    title, text = title.strip(), text.strip()
+    return f"{title} {text}" if title else text
+
+
+class DocDataset(IterableDataset):
+    """Streams documents from a BEIR folder, a ``corpus.jsonl``/``.tsv`` file, or an ir_datasets id.
+
+    Empty documents are skipped with a warning (one bad record should not stop a long indexing job).
+    Under several DataLoader workers each worker reads every line but keeps only its share.
+    """
+
+    def __init__(self, source: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self.source = str(source)
+        path = Path(source)
+        if path.is_dir():
+            path = path / "corpus.jsonl"
+        self.path: Path | None = path if _is_path(source) else None
+        if self.path is not None and not self.path.is_file():
+            raise DataFormatError("corpus file not found (expected a BEIR folder, .jsonl or .tsv file)", self.path)
+        self._length: int | None = None
+
+    def _records(self) -> Iterator[tuple[str, str]]:
+        if self.path is None:
+            for doc_id, title, text in irds.iter_docs(self.source):
+                yield doc_id, join_title(title, text)
+        elif self.path.suffix in (".tsv", ".tsv.gz") or self.path.name.endswith(".tsv.gz"):
+            for _, row in read_tsv(self.path, 2, header=("id", "text")):
+                yield row[0].strip(), join_title(row[2] if len(row) > 2 else "", row[1])
+        else:
+            for line, record in read_jsonl(self.path):
+                doc_id = _field(record, _ID_KEYS, self.path, line, "document id")
+                text = _field(record, _TEXT_KEYS, self.path, line, "text")
+                yield doc_id, join_title(str(record.get("title") or ""), text)
+
+    def __iter__(self) -> Iterator[Doc]:
+        worker = get_worker_info()
+        shard, shards = (worker.id, worker.num_workers) if worker else (0, 1)
+        for position, (doc_id, text) in enumerate(self._records()):
+            if position % shards != shard:
+                continue
+            if not text:
+                log.warning("skipping document '%s' of %s: its text is empty", doc_id, self.source)
+                continue
+            yield Doc(doc_id, text)
+
+    def __len__(self) -> int:
+        """Number of records (counted once, by streaming), so progress bars know their total."""
+        if self._length is None:
+            self._length = count_lines(self.path) if self.path is not None else irds.load(self.source).docs_count()
+        return self._length
+
+    def texts(self, doc_ids: set[str]) -> dict[str, str]:
+        """The texts of the given documents, found in one streaming pass."""
+        found: dict[str, str] = {}
+        for doc_id, text in self._records():
+            if doc_id in doc_ids:
+                found[doc_id] = text
+        return found
+
+
+class QueryDataset(Dataset):
+    """Queries from a BEIR folder (restricted to a qrels split), a ``.jsonl``/``.tsv`` file, or an ir_datasets id.
+
+    ``qrels`` holds the relevance judgements when they are known (a BEIR split, an explicit file, ir_datasets).
+    """
+
+    def __init__(self, source: str | os.PathLike[str], split: str | None = "test", qrels: str | os.PathLike[str] | None = None) -> None:
+        self.source = str(source)
+        self.split = split if Path(source).is_dir() else None
+        self.qrels: Qrels | None = read_qrels(qrels) if qrels is not None else None
+        path = Path(source)
+        if path.is_dir():
+            if self.qrels is None and split is not None:
+                qrels_path = path / "qrels" / f"{split}.tsv"
+                if not qrels_path.is_file():
+                    raise DataFormatError(f"split '{split}' has no qrels file (set split to one that exists)", qrels_path)
+                self.qrels = read_qrels(qrels_path)
+            path = path / "queries.jsonl"
+        if _is_path(source):
+            pairs = list(self._read(path))
+        else:
+            pairs, known = irds.queries_and_qrels(self.source)
+            self.qrels = self.qrels or known
+        if self.qrels is not None:
+            pairs = [(q, t) for q, t in pairs if q in self.qrels]
+        self.queries: list[Query] = []
+        for query_id, text in pairs:
+            if not text.strip():
+                log.warning("skipping query '%s' of %s: its text is empty", query_id, self.source)
+                continue
+            self.queries.append(Query(query_id, text.strip()))
+        if not self.queries:
+            raise DataFormatError("no queries left to use (check the file and the qrels split)", path)
+
+    @staticmethod
+    def _read(path: Path) -> Iterator[tuple[str, str]]:
+        if path.suffix == ".tsv":
+            for _, row in read_tsv(path, 2, header=("id", "text")):
+                yield row[0].strip(), row[1]
+        else:
+            for line, record in read_jsonl(path):
+                yield _field(record, _ID_KEYS, path, line, "query id"), _field(record, _TEXT_KEYS, path, line, "text")
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def __getitem__(self, index: int) -> Query:
+        return self.queries[index]
+
+    def texts(self) -> dict[str, str]:
+        return {q.query_id: q.text for q in self.queries}
+
+
+class RunDataset(Dataset):
+    """Candidates of a first-stage run, with query and document texts, for re-ranking.
+
+    Every run id must exist in the queries and the corpus: a run against the wrong collection is reported
+    with the first unknown id, not re-ranked into nonsense.
+    """
+
+    def __init__(
+        self,
+        run: str | os.PathLike[str] | Run,
+        queries: QueryDataset | str | os.PathLike[str],
+        corpus: DocDataset | str | os.PathLike[str],
+        depth: int = 100,
+        split: str | None = "test",
+    ) -> None:
+        self.run_path = None if isinstance(run, Run) else Path(run)
+        self.run = (run.top_k(depth) if isinstance(run, Run) else Run.from_trec(run, depth=depth))
+        self.queries = queries if isinstance(queries, QueryDataset) else QueryDataset(queries, split=split)
+        self.corpus = corpus if isinstance(corpus, DocDataset) else DocDataset(corpus)
+        self.qrels = self.queries.qrels
+        query_texts = self.queries.texts()
+        source = self.run_path or "the run"
+        unknown_queries = [q for q in self.run if q not in query_texts]
+        if unknown_queries:
+            raise UnknownIdError(
+                f"{source}: {len(unknown_queries)} query id(s) are not among the queries of {self.queries.source} "
+                f"(first: '{unknown_queries[0]}'); pass the queries the run was made for."
+            )
+        wanted = {d for q in self.run for d in self.run.rankings[q]}
+        doc_texts = self.corpus.texts(wanted)
+        unknown_docs = sorted(wanted - set(doc_texts))
+        if unknown_docs:
+            raise UnknownIdError(
+                f"{source}: {len(unknown_docs)} document id(s) are not in the corpus {self.corpus.source} "
+                f"(first: '{unknown_docs[0]}'); pass the corpus the run was made for."
+            )
+        self.samples: list[RankSample] = []
+        for query_id in self.run:
+            ranked = self.run.ranked(query_id)
+            self.samples.append(
+                RankSample(
+                    query_id,
+                    query_texts[query_id],
+                    [d for d, _ in ranked],
+                    [doc_texts[d] for d, _ in ranked],
+                    [s for _, s in ranked],
+                )
+            )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> RankSample:
+        return self.samples[index]
+
+
+__all__ = ["DocDataset", "QueryDataset", "RunDataset", "join_title"]

@@ -1,0 +1,97 @@
+"""The one run type every stage speaks: query id → ranked (doc id, score) list, read and written as TREC files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .._io import atomic_file
+from ..errors import DataFormatError
+from .formats import open_text, read_tsv, read_whitespace_columns
+
+
+class Run:
+    """Ranked results per query. Scores decide the order; ties break by doc id so output is stable."""
+
+    def __init__(self, rankings: dict[str, dict[str, float]] | None = None, name: str = "boltir") -> None:
+        self.rankings: dict[str, dict[str, float]] = {q: dict(d) for q, d in (rankings or {}).items()}
+        self.name = name
+
+    # -- building ----------------------------------------------------------------------------------
+    def add(self, query_id: str, doc_ids: Iterable[str], scores: Iterable[float]) -> None:
+        """Add (or overwrite) scores of documents for a query."""
+        ranking = self.rankings.setdefault(query_id, {})
+        for doc_id, score in zip(doc_ids, scores, strict=True):
+            ranking[doc_id] = float(score)
+
+    @classmethod
+    def from_trec(cls, path: str | os.PathLike[str], depth: int | None = None) -> Run:
+        """Read a TREC run file (``qid Q0 docid rank score tag``); ``depth`` keeps each query's top ``depth``.
+
+        The six columns are read here (not by ir-measures) so that a bad line is reported with its number.
+        """
+        run = cls(name=Path(path).stem)
+        for number, (qid, _, doc_id, _, score, tag) in read_whitespace_columns(path, 6):
+            try:
+                value = float(score)
+            except ValueError:
+                raise DataFormatError(f"score '{score}' is not a number", path, number) from None
+            run.rankings.setdefault(qid, {})[doc_id] = value
+            run.name = tag
+        if not run.rankings:
+            raise DataFormatError("the run file holds no results", path)
+        return run.top_k(depth) if depth else run
+
+    def top_k(self, k: int) -> Run:
+        return Run({q: dict(self.ranked(q)[:k]) for q in self.rankings}, self.name)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def ranked(self, query_id: str) -> list[tuple[str, float]]:
+        """The query's (doc id, score) pairs, best first."""
+        return sorted(self.rankings[query_id].items(), key=lambda item: (-item[1], item[0]))
+
+    def __getitem__(self, query_id: str) -> list[tuple[str, float]]:
+        return self.ranked(query_id)
+
+    def __contains__(self, query_id: object) -> bool:
+        return query_id in self.rankings
+
+    def __len__(self) -> int:
+        return len(self.rankings)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rankings)
+
+    @property
+    def query_ids(self) -> list[str]:
+        return list(self.rankings)
+
+    def to_trec(self, path: str | os.PathLike[str]) -> Path:
+        """Write the run as a TREC file, atomically (a reader never sees half a run)."""
+        with atomic_file(path) as handle:
+            for qid in self.rankings:
+                for rank, (doc_id, score) in enumerate(self.ranked(qid), start=1):
+                    handle.write(f"{qid} Q0 {doc_id} {rank} {score:.6f} {self.name}\n")
+        return Path(path)
+
+
+Qrels = dict[str, dict[str, int]]
+
+
+def read_qrels(path: str | os.PathLike[str]) -> Qrels:
+    """Read BEIR ``query-id\\tcorpus-id\\tscore`` TSV (header optional) or TREC ``qid 0 docid rel`` qrels."""
+    path = Path(path)
+    qrels: Qrels = {}
+    with open_text(path) as handle:
+        first = next((line for line in handle if line.strip()), "")
+    if len(first.split()) == 4:
+        rows = ((n, (f[0], f[2], f[3])) for n, f in read_whitespace_columns(path, 4))
+    else:
+        rows = ((n, (r[0], r[1], r[2])) for n, r in read_tsv(path, 3, header=("query-id", "corpus-id", "score")))
+    for number, (qid, doc_id, relevance) in rows:
+        try:
+            qrels.setdefault(qid.strip(), {})[doc_id.strip()] = int(float(relevance))
+        except ValueError:
+            raise DataFormatError(f"relevance '{relevance}' is not a number", path, number) from None
+    return qrels

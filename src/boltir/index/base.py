@@ -1,0 +1,184 @@
+"""What every engine shares: the index directory layout, its manifest, and the Indexer/Searcher interface.
+
+An index directory holds the engine's files, ``doc_ids.txt`` (one id per line, in insertion order) and
+``manifest.json`` (engine, settings, the model that built it, count, dim, boltir version). The manifest is
+written last, into a temporary directory that is renamed into place: a build killed half-way leaves nothing
+a searcher accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import Tensor
+
+from ..errors import ConfigError, IndexMismatchError
+
+MANIFEST = "manifest.json"
+DOC_IDS = "doc_ids.txt"
+FORMAT_VERSION = 1
+
+
+def boltir_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("boltir")
+    except PackageNotFoundError:
+        return "0+local"
+
+
+def model_fingerprint(model: Any) -> dict[str, Any]:
+    """The parts of a model that decide what its stored vectors mean (a searcher's model must match them)."""
+    return {"representation": getattr(model, "representation", "dense"), **model.index_fingerprint()}
+
+
+@dataclasses.dataclass
+class IndexConfig:
+    """Declarative settings of one engine; ``engine`` names it in the manifest."""
+
+    engine: ClassVar[str] = "base"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> IndexConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown option(s) {unknown} for {cls.__name__}; valid options are {sorted(known)}.")
+        return cls(**values)
+
+    def indexer(self, directory: str | os.PathLike[str], model: Any) -> Indexer:
+        raise NotImplementedError
+
+    def searcher(self, directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> Searcher:
+        raise NotImplementedError
+
+
+class Indexer(ABC):
+    """Receives vectors batch by batch (a corpus streams through it) and writes the index atomically."""
+
+    representation: ClassVar[str] = "dense"
+
+    def __init__(self, directory: str | os.PathLike[str], config: IndexConfig, model: Any) -> None:
+        self.directory = Path(directory)
+        self.config = config
+        self.model_description = model.describe()
+        self.fingerprint = model_fingerprint(model)
+        if self.fingerprint["representation"] != self.representation:
+            raise IndexMismatchError(
+                f"the {config.engine} engine stores {self.representation} vectors, but the model makes "
+                f"{self.fingerprint['representation']} ones: choose an index config for {self.fingerprint['representation']} vectors."
+            )
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".tmp", dir=self.directory.parent))
+        self._ids = open(self.tmp / DOC_IDS, "w", encoding="utf-8")
+        self.count = 0
+
+    def add(self, doc_ids: list[str], embeddings: Tensor) -> None:
+        """Add a batch of documents' vectors."""
+        if len(doc_ids) != len(embeddings):
+            raise ValueError(f"{len(doc_ids)} ids but {len(embeddings)} vectors")
+        self._add(embeddings)
+        for doc_id in doc_ids:
+            self._ids.write(doc_id + "\n")
+        self.count += len(doc_ids)
+
+    @abstractmethod
+    def _add(self, embeddings: Tensor) -> None: ...
+
+    @abstractmethod
+    def _write(self, directory: Path) -> dict[str, Any]:
+        """Write the engine's files into ``directory``; return extra manifest fields (dim, ...)."""
+
+    def finish(self) -> Path:
+        """Write everything, then move the directory into place; only now does a searcher accept it."""
+        self._ids.close()
+        try:
+            if self.count == 0:
+                raise ConfigError("no documents were indexed: the corpus is empty or every document was skipped.")
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "engine": self.config.engine,
+                "index_config": self.config.to_dict(),
+                "boltir_version": boltir_version(),
+                "count": self.count,
+                "model": self.model_description,
+                "fingerprint": self.fingerprint,
+                **self._write(self.tmp),
+            }
+            (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            if self.directory.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".old", dir=self.directory.parent))
+                os.replace(self.directory, old / "index")
+                os.replace(self.tmp, self.directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(self.tmp, self.directory)
+        except BaseException:
+            self.abort()
+            raise
+        return self.directory
+
+    def abort(self) -> None:
+        """Drop the half-built index."""
+        if not self._ids.closed:
+            self._ids.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise IndexMismatchError(
+            f"{directory} is not a complete boltir index (no {MANIFEST}): build it with `boltir index` first."
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise IndexMismatchError(f"{path} is corrupt ({exc}): rebuild the index.") from exc
+
+
+def read_doc_ids(directory: Path, count: int) -> np.ndarray:
+    with open(directory / DOC_IDS, encoding="utf-8") as handle:
+        ids = [line.rstrip("\n") for line in handle]
+    if len(ids) != count:
+        raise IndexMismatchError(f"{directory / DOC_IDS} holds {len(ids)} ids but the manifest counts {count}: rebuild the index.")
+    return np.array(ids, dtype=object)
+
+
+class Searcher(ABC):
+    """Answers ``search(query_vectors, k)`` with the top-k doc ids and scores of each query."""
+
+    def __init__(self, directory: str | os.PathLike[str], config: IndexConfig, manifest: dict[str, Any]) -> None:
+        self.directory = Path(directory)
+        self.config = config
+        self.manifest = manifest
+        self.doc_ids = read_doc_ids(self.directory, manifest["count"])
+
+    def check_model(self, model: Any) -> None:
+        """Refuse a model whose vectors do not mean what the stored ones mean."""
+        built = self.manifest["fingerprint"]
+        current = model_fingerprint(model)
+        diffs = {k: (built.get(k), current.get(k)) for k in sorted(set(built) | set(current)) if built.get(k) != current.get(k)}
+        if diffs:
+            details = ", ".join(f"{k}: index {a!r} vs model {b!r}" for k, (a, b) in diffs.items())
+            raise IndexMismatchError(
+                f"the index at {self.directory} was built by {self.manifest['model'].get('name_or_path')!r}, which does not "
+                f"match the searching model ({details}): search with the model that built it, or rebuild the index."
+            )
+
+    @abstractmethod
+    def search(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
+        """Scores ``[Q, <=k]`` (best first) and the matching doc ids for each query."""

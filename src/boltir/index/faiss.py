@@ -1,0 +1,132 @@
+"""Dense vectors in Faiss: flat (exact) by default, IVF, IVF-PQ or HNSW by factory string."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from torch import Tensor
+
+from ..errors import ConfigError, require
+from .base import IndexConfig, Indexer, Searcher
+
+INDEX_FILE = "index.faiss"
+
+
+def _faiss():
+    return require("faiss", "faiss-cpu", "the Faiss index")
+
+
+@dataclass
+class FaissIndexConfig(IndexConfig):
+    """A Faiss index described by its factory string, as Faiss itself describes indexes.
+
+    Attributes:
+        factory: ``"Flat"`` (exact), ``"IVF4096,Flat"``, ``"IVF4096,PQ32"``, ``"HNSW32"``, ... — any Faiss factory string.
+        train_size: vectors gathered to train IVF/PQ quantisers before the rest streams in.
+        nprobe: IVF lists visited per query at search time (None: Faiss's default of 1 is raised to 32).
+        ef_search: HNSW candidate list size at search time.
+    """
+
+    engine: ClassVar[str] = "faiss"
+
+    factory: str = "Flat"
+    train_size: int = 262_144
+    nprobe: int | None = None
+    ef_search: int | None = None
+
+    def indexer(self, directory: str | os.PathLike[str], model: Any) -> FaissIndexer:
+        return FaissIndexer(directory, self, model)
+
+    def searcher(self, directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> FaissSearcher:
+        from .base import read_manifest
+
+        return FaissSearcher(directory, self, manifest or read_manifest(directory))
+
+
+def _as_float32(vectors: Tensor | np.ndarray, normalize: bool) -> np.ndarray:
+    array = vectors.detach().float().cpu().numpy() if isinstance(vectors, Tensor) else np.asarray(vectors, np.float32)
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if normalize:
+        _faiss().normalize_L2(array)
+    return array
+
+
+class FaissIndexer(Indexer):
+    representation: ClassVar[str] = "dense"
+    config: FaissIndexConfig
+
+    def __init__(self, directory: str | os.PathLike[str], config: FaissIndexConfig, model: Any) -> None:
+        super().__init__(directory, config, model)
+        faiss = _faiss()
+        similarity = self.fingerprint["similarity"]
+        self.normalize = similarity == "cosine"
+        self.metric = faiss.METRIC_L2 if similarity == "l2" else faiss.METRIC_INNER_PRODUCT
+        self.dim = int(self.fingerprint["dim"])
+        try:
+            self.index = faiss.index_factory(self.dim, config.factory, self.metric)
+        except RuntimeError as exc:
+            raise ConfigError(f"index_config.factory='{config.factory}' is not a valid Faiss factory string: {exc}") from None
+        self._pending: list[np.ndarray] = []  # vectors held back until an untrained index can be trained
+        self._pending_count = 0
+
+    def _add(self, embeddings: Tensor) -> None:
+        vectors = _as_float32(embeddings, self.normalize)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ConfigError(f"expected vectors of dim {self.dim}, got shape {tuple(vectors.shape)}")
+        if self.index.is_trained:
+            self.index.add(vectors)
+            return
+        self._pending.append(vectors)
+        self._pending_count += len(vectors)
+        if self._pending_count >= self.config.train_size:
+            self._train_and_flush()
+
+    def _train_and_flush(self) -> None:
+        sample = np.concatenate(self._pending)
+        try:
+            self.index.train(sample)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"Faiss could not train '{self.config.factory}' on {len(sample)} vectors ({exc}); "
+                "use fewer IVF lists or a 'Flat' index for a collection this small."
+            ) from None
+        self.index.add(sample)
+        self._pending, self._pending_count = [], 0
+
+    def _write(self, directory: Path) -> dict[str, Any]:
+        if self._pending:
+            self._train_and_flush()
+        _faiss().write_index(self.index, str(directory / INDEX_FILE))
+        return {"dim": self.dim, "metric": "l2" if self.metric == _faiss().METRIC_L2 else "ip"}
+
+
+class FaissSearcher(Searcher):
+    config: FaissIndexConfig
+
+    def __init__(self, directory: str | os.PathLike[str], config: FaissIndexConfig, manifest: dict[str, Any]) -> None:
+        super().__init__(directory, config, manifest)
+        faiss = _faiss()
+        self.index = faiss.read_index(str(self.directory / INDEX_FILE))
+        self.normalize = manifest["fingerprint"]["similarity"] == "cosine"
+        self.l2 = manifest.get("metric") == "l2"
+        params = faiss.extract_index_ivf(self.index) if "IVF" in manifest["index_config"]["factory"] else None
+        if params is not None:
+            params.nprobe = config.nprobe or max(params.nprobe, 32)
+        if config.ef_search is not None and hasattr(self.index, "hnsw"):
+            self.index.hnsw.efSearch = config.ef_search
+
+    def search(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
+        queries = _as_float32(query_embeddings, self.normalize)
+        if queries.shape[1] != self.index.d:
+            raise ConfigError(f"query vectors have dim {queries.shape[1]} but the index holds dim {self.index.d}.")
+        distances, positions = self.index.search(queries, min(k, self.index.ntotal))
+        scores = -distances if self.l2 else distances
+        ids = [[self.doc_ids[p] for p in row if p >= 0] for row in positions]
+        return scores, ids
+
+
+__all__ = ["FaissIndexConfig", "FaissIndexer", "FaissSearcher"]

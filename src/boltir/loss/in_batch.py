@@ -1,0 +1,71 @@
+"""In-batch negatives for bi-encoders: every query is scored against every document of the batch.
+
+Documents arrive grouped per query, ``docs_per_query`` rows each, the first of each group the query's positive.
+A query's negatives are the rest of its own group plus every other query's documents (their positives included:
+duplicates across queries are not detected). The scores and targets feed :class:`InfoNCELoss`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from boltir.errors import ConfigError
+from boltir.loss.listwise import InfoNCELoss
+
+
+def in_batch_scores(
+    query_embeddings: Tensor,
+    doc_embeddings: Tensor,
+    docs_per_query: int,
+    similarity: Callable[[Tensor, Tensor], Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Scores ``[Q, Q * N]`` of ``[Q, D]`` queries against ``[Q * N, D]`` documents, and targets with a 1 at the
+    positive (column ``q * N``) of each query. ``similarity(queries, docs)`` must return ``[Q, Q * N]``; the
+    default is the dot product (normalise embeddings first for cosine)."""
+    if query_embeddings.dim() != 2 or doc_embeddings.dim() != 2:
+        raise ConfigError(
+            "query and document embeddings must be 2-D, got shapes "
+            f"{tuple(query_embeddings.shape)} and {tuple(doc_embeddings.shape)}"
+        )
+    num_queries = query_embeddings.shape[0]
+    if docs_per_query < 1:
+        raise ConfigError(f"docs_per_query must be >= 1, got {docs_per_query}")
+    expected = (num_queries * docs_per_query, query_embeddings.shape[1])
+    if tuple(doc_embeddings.shape) != expected:
+        raise ConfigError(
+            f"doc_embeddings must be [num_queries * docs_per_query, dim], expected {expected}, "
+            f"got {tuple(doc_embeddings.shape)}"
+        )
+    if similarity is None:
+        scores = query_embeddings @ doc_embeddings.T
+    else:
+        scores = similarity(query_embeddings, doc_embeddings)
+    targets = torch.zeros(num_queries, num_queries * docs_per_query, dtype=scores.dtype, device=scores.device)
+    rows = torch.arange(num_queries, device=scores.device)
+    targets[rows, rows * docs_per_query] = 1.0
+    return scores, targets
+
+
+class InBatchCrossEntropy(nn.Module):
+    """InfoNCE over in-batch negatives: ``docs_per_query`` is read from the shapes (documents / queries)."""
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.loss = InfoNCELoss(temperature)
+
+    def forward(
+        self,
+        query_embeddings: Tensor,
+        doc_embeddings: Tensor,
+        similarity: Callable[[Tensor, Tensor], Tensor] | None = None,
+    ) -> Tensor:
+        num_queries, num_docs = query_embeddings.shape[0], doc_embeddings.shape[0]
+        if num_queries == 0 or num_docs % num_queries != 0:
+            raise ConfigError(
+                f"doc_embeddings must hold the same number of documents for each of the {num_queries} queries, "
+                f"got {num_docs} documents"
+            )
+        return self.loss(*in_batch_scores(query_embeddings, doc_embeddings, num_docs // num_queries, similarity))

@@ -1,0 +1,41 @@
+"""Model families: each a config (saved beside the weights) plus a model."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import ConfigError
+from .bi_encoder import BiEncoderConfig, BiEncoderModel
+from .config import BoltirConfig, read_family
+from .model import BoltirModel
+from .resolve import resolve_model_dir
+
+# The families a saved directory can name; a new family adds its row here.
+MODEL_FAMILIES: dict[str, type[BoltirModel]] = {
+    BiEncoderConfig.family: BiEncoderModel,
+}
+
+
+def load_model(name_or_path: str | os.PathLike[str], default: type[BoltirModel] | None = None, **overrides: Any) -> BoltirModel:
+    """Load any saved boltir model by the family its directory names; plain HF directories need ``default``."""
+    directory = resolve_model_dir(name_or_path)
+    family = read_family(directory)
+    if family is None:
+        if default is None:
+            raise ConfigError(f"{directory} is not a saved boltir model: load it with a family's class instead.")
+        return default.from_pretrained(name_or_path, **overrides)
+    if family not in MODEL_FAMILIES:
+        raise ConfigError(f"{directory} names the unknown model family '{family}'; known: {sorted(MODEL_FAMILIES)}.")
+    return MODEL_FAMILIES[family].from_pretrained(name_or_path, **overrides)
+
+
+__all__ = [
+    "MODEL_FAMILIES",
+    "BiEncoderConfig",
+    "BiEncoderModel",
+    "BoltirConfig",
+    "BoltirModel",
+    "load_model",
+    "resolve_model_dir",
+]

@@ -1,0 +1,55 @@
+"""Hyper-parameters of the bi-encoder family (dense single-vector; sparse and multi-vector variants extend it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ...errors import ConfigError
+from ..config import BoltirConfig
+from ..layers import POOLING_STRATEGIES, check_similarity
+
+
+@dataclass
+class BiEncoderConfig(BoltirConfig):
+    """A bi-encoder: queries and documents are encoded apart and compared by a similarity function.
+
+    Attributes:
+        query_pooling / doc_pooling: how token states become one vector (cls, first, mean, max, last).
+        similarity: dot, cosine or l2 between query and document vectors.
+        normalize: L2-normalise the vectors the encoder outputs (what is indexed).
+        embedding_dim: add a linear projection to this size; None keeps the backbone's hidden size.
+        query_length / doc_length: maximum tokens; longer texts are truncated.
+        query_prefix / doc_prefix: text put before every query / document (e.g. "query: ").
+        tied: one backbone for both sides; False trains a separate query encoder.
+        append_eos: add the tokenizer's EOS token to every text (decoder LLMs with last-token pooling).
+    """
+
+    family: ClassVar[str] = "bi-encoder"
+
+    query_pooling: str = "mean"
+    doc_pooling: str = "mean"
+    similarity: str = "cosine"
+    normalize: bool = False
+    embedding_dim: int | None = None
+    query_length: int = 64
+    doc_length: int = 256
+    query_prefix: str = ""
+    doc_prefix: str = ""
+    tied: bool = True
+    append_eos: bool = False
+
+    def validate(self) -> None:
+        for option in ("query_pooling", "doc_pooling"):
+            if getattr(self, option) not in POOLING_STRATEGIES:
+                raise ConfigError(f"{option}='{getattr(self, option)}' does not exist; choose one of {list(POOLING_STRATEGIES)}.")
+        check_similarity(self.similarity)
+        if self.embedding_dim is not None and self.embedding_dim <= 0:
+            raise ConfigError(f"embedding_dim must be positive, got {self.embedding_dim}.")
+        if self.query_length <= 0 or self.doc_length <= 0:
+            raise ConfigError("query_length and doc_length must be positive.")
+
+    @property
+    def index_similarity(self) -> str:
+        """How an index compares stored vectors: cosine is inner product over normalised vectors."""
+        return "l2" if self.similarity == "l2" else "ip"

@@ -1,0 +1,132 @@
+"""The bi-encoder model: backbone → pooling → optional projection → optional normalisation."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..layers import Pooling, pairwise_similarity
+from ..model import BoltirModel, is_decoder, read_json
+from .config import BiEncoderConfig
+
+_ST_POOLING_MODES = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_lasttoken": "last",
+}
+
+
+def sentence_transformers_config(directory: Path) -> BiEncoderConfig | None:
+    """Read a sentence-transformers folder (modules.json, pooling config, Normalize) into a config."""
+    modules = read_json(directory / "modules.json")
+    if not modules:
+        return None
+    pooling, normalize = "mean", False
+    for module in modules:
+        kind = module.get("type", "")
+        if kind.endswith("Pooling"):
+            settings = read_json(directory / module.get("path", "") / "config.json")
+            pooling = next((name for key, name in _ST_POOLING_MODES.items() if settings.get(key)), pooling)
+        elif kind.endswith("Normalize"):
+            normalize = True
+    st = read_json(directory / "sentence_bert_config.json")
+    max_length = int(st.get("max_seq_length", 256))
+    prompts = read_json(directory / "config_sentence_transformers.json").get("prompts") or {}
+    return BiEncoderConfig(
+        query_pooling=pooling,
+        doc_pooling=pooling,
+        similarity="cosine" if normalize else "dot",
+        normalize=normalize,
+        query_length=max_length,
+        doc_length=max_length,
+        query_prefix=prompts.get("query", ""),
+        doc_prefix=prompts.get("document", prompts.get("passage", "")),
+    )
+
+
+class BiEncoderModel(BoltirModel[BiEncoderConfig]):
+    """Encodes queries and documents apart into vectors; ``score`` compares them."""
+
+    config_class: ClassVar[type[BiEncoderConfig]] = BiEncoderConfig
+    representation: ClassVar[str] = "dense"
+
+    def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: BiEncoderConfig) -> None:
+        super().__init__(backbone, tokenizer, config)
+        self.query_backbone = None if config.tied else copy.deepcopy(backbone)
+        self.query_pooling = Pooling(config.query_pooling)
+        self.doc_pooling = Pooling(config.doc_pooling)
+        hidden = backbone.config.hidden_size
+        self.projection = nn.Linear(hidden, config.embedding_dim) if config.embedding_dim else None
+        if is_decoder(backbone.config) and "last" in (config.query_pooling, config.doc_pooling):
+            tokenizer.padding_side = "left"  # keeps every last token at the same position
+
+    @classmethod
+    def default_config(cls, directory: Path) -> BiEncoderConfig:
+        return sentence_transformers_config(directory) or BiEncoderConfig()
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.embedding_dim or self.backbone.config.hidden_size
+
+    def index_fingerprint(self) -> dict:
+        """What decides the meaning of stored document vectors; a searching model must agree on all of it."""
+        c = self.config
+        return {
+            "dim": self.embedding_dim,
+            "similarity": c.similarity,
+            "doc_pooling": c.doc_pooling,
+            "normalize": c.normalize,
+            "backbone": self.backbone.config.model_type,
+        }
+
+    def tokenize_queries(self, queries: list[str]) -> dict[str, Tensor]:
+        c = self.config
+        return self.tokenize(queries, c.query_length, c.query_prefix, c.append_eos)
+
+    def tokenize_docs(self, docs: list[str]) -> dict[str, Tensor]:
+        c = self.config
+        return self.tokenize(docs, c.doc_length, c.doc_prefix, c.append_eos)
+
+    def _embed(self, backbone: nn.Module, pooling: Pooling, encoding: dict[str, Tensor]) -> Tensor:
+        states = backbone(**encoding).last_hidden_state
+        vectors = pooling(states, encoding["attention_mask"])
+        if self.projection is not None:
+            vectors = self.projection(vectors)
+        if self.config.normalize:
+            vectors = F.normalize(vectors, dim=-1)
+        return vectors
+
+    def encode_queries(self, encoding: dict[str, Tensor]) -> Tensor:
+        """``[batch, dim]`` query vectors from a tokenised batch."""
+        return self._embed(self.query_backbone or self.backbone, self.query_pooling, encoding)
+
+    def encode_docs(self, encoding: dict[str, Tensor]) -> Tensor:
+        """``[batch, dim]`` document vectors from a tokenised batch."""
+        return self._embed(self.backbone, self.doc_pooling, encoding)
+
+    def score(self, query_vectors: Tensor, doc_vectors: Tensor) -> Tensor:
+        """``[Q, N]`` similarity of every query to every document."""
+        return pairwise_similarity(self.config.similarity, query_vectors, doc_vectors)
+
+    def save_into(self, directory: Path) -> None:
+        super().save_into(directory)
+        if self.query_backbone is not None:
+            self.query_backbone.save_pretrained(directory / "query_encoder")
+
+    def head_state_dict(self) -> dict[str, Tensor]:
+        return {k: v for k, v in super().head_state_dict().items() if not k.startswith("query_backbone.")}
+
+    def load_saved_parts(self, directory: Path) -> None:
+        super().load_saved_parts(directory)
+        if self.query_backbone is not None and (directory / "query_encoder").is_dir():
+            self.query_backbone = self.backbone_class.from_pretrained(directory / "query_encoder")
+
+
+__all__ = ["BiEncoderModel", "sentence_transformers_config"]

@@ -1,0 +1,43 @@
+"""Pooling of token states into one vector: small modules chosen by name in a config."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ...errors import ConfigError
+
+POOLING_STRATEGIES = ("cls", "first", "mean", "max", "last", "none")
+
+
+class Pooling(nn.Module):
+    """Reduce ``[batch, tokens, dim]`` states to ``[batch, dim]`` under an attention mask.
+
+    ``cls`` and ``first`` take position 0 (the same thing, named for encoders and for decoders);
+    ``last`` takes the last real token whichever side the padding is on, as decoder LLMs need;
+    ``none`` keeps every token (multi-vector models).
+    """
+
+    def __init__(self, strategy: str) -> None:
+        super().__init__()
+        if strategy not in POOLING_STRATEGIES:
+            raise ConfigError(f"pooling '{strategy}' does not exist; choose one of {list(POOLING_STRATEGIES)}.")
+        self.strategy = strategy
+
+    def forward(self, states: Tensor, attention_mask: Tensor) -> Tensor:
+        if self.strategy in ("cls", "first"):
+            return states[:, 0]
+        if self.strategy == "none":
+            return states
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        if self.strategy == "mean":
+            return (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        if self.strategy == "max":
+            return states.masked_fill(mask == 0, torch.finfo(states.dtype).min).amax(1)
+        # last: the highest position holding a real token, so left and right padding both work
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        last = (attention_mask.bool() * positions).amax(1)
+        return states[torch.arange(states.shape[0], device=states.device), last]
+
+    def extra_repr(self) -> str:
+        return self.strategy

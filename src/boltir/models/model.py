@@ -1,0 +1,148 @@
+"""The base of every model family: a backbone held by composition, a tokenizer, and a boltir config.
+
+A saved model is a plain HF directory (``config.json``, weights, tokenizer files) plus ``boltir_config.json``
+and, when the family has layers of its own, ``boltir_heads.safetensors``. The backbone part still loads
+with ``transformers.AutoModel``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .._io import atomic_dir
+from ..errors import ConfigError, ModelNotFoundError
+from .config import BoltirConfig
+from .resolve import resolve_model_dir
+
+HEADS_NAME = "boltir_heads.safetensors"
+ConfigT = TypeVar("ConfigT", bound=BoltirConfig)
+ModelT = TypeVar("ModelT", bound="BoltirModel")
+
+
+def load_tokenizer(directory: Path) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    if tokenizer.pad_token is None:  # decoder LLMs ship without one; their EOS is the usual stand-in
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def is_decoder(backbone_config: Any) -> bool:
+    """True for causal LMs (Llama, Qwen2, GPT-2, ...), whose last token sees the whole sequence."""
+    architectures = getattr(backbone_config, "architectures", None) or []
+    return bool(getattr(backbone_config, "is_decoder", False)) or any("CausalLM" in a for a in architectures)
+
+
+class BoltirModel(nn.Module, Generic[ConfigT]):
+    """A model family's model: ``backbone`` (an HF model), ``tokenizer`` and ``config``."""
+
+    config_class: ClassVar[type[BoltirConfig]] = BoltirConfig
+    backbone_class: ClassVar[Any] = AutoModel
+
+    def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: ConfigT) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.config = config
+        self.name_or_path = str(getattr(backbone, "name_or_path", ""))
+
+    # -- loading -----------------------------------------------------------------------------------
+    @classmethod
+    def default_config(cls, directory: Path) -> BoltirConfig:
+        """The config for a plain HF directory without ``boltir_config.json``; families read hints there."""
+        return cls.config_class()
+
+    @classmethod
+    def from_pretrained(
+        cls: type[ModelT], name_or_path: str | os.PathLike[str], config: BoltirConfig | dict | None = None, **overrides: Any
+    ) -> ModelT:
+        """Load a saved boltir model, or wrap a plain HF / sentence-transformers directory or hub name."""
+        directory = resolve_model_dir(name_or_path)
+        saved = (directory / "boltir_config.json").is_file()
+        if isinstance(config, dict):
+            config = cls.config_class.from_dict(config)
+        if config is None:
+            config = cls.config_class.load(directory) if saved else cls.default_config(directory)
+        if overrides:
+            config = config.replace(**overrides)
+        backbone = cls.load_backbone(directory, config)
+        model = cls(backbone, load_tokenizer(directory), config)
+        model.name_or_path = str(name_or_path)
+        if saved:
+            model.load_saved_parts(directory)
+        return model
+
+    @classmethod
+    def from_backbone_config(cls: type[ModelT], backbone_config: Any, tokenizer: PreTrainedTokenizerBase, config: ConfigT) -> ModelT:
+        """A randomly initialised model of the given backbone shape (for tests and for training from scratch)."""
+        return cls(cls.backbone_class.from_config(backbone_config), tokenizer, config)
+
+    @classmethod
+    def load_backbone(cls, directory: Path, config: BoltirConfig) -> PreTrainedModel:
+        try:
+            return cls.backbone_class.from_pretrained(directory)
+        except (OSError, ValueError) as exc:
+            if not (directory / "config.json").is_file():
+                raise ModelNotFoundError(f"{directory} holds no config.json: pass a directory of HF model files.") from exc
+            raise
+
+    def load_saved_parts(self, directory: Path) -> None:
+        """Load what :meth:`save_into` wrote beside the backbone; families with more parts extend it."""
+        if not (directory / HEADS_NAME).is_file():
+            return
+        state = load_file(str(directory / HEADS_NAME))
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        unexpected = [k for k in unexpected if not k.startswith("backbone.")]
+        if unexpected:
+            raise ConfigError(f"{directory / HEADS_NAME} holds weights this model does not have: {unexpected[:5]}.")
+
+    # -- saving ------------------------------------------------------------------------------------
+    def head_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights outside the backbone (projections, scoring heads, ...)."""
+        return {k: v.contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
+        """Write backbone, tokenizer, boltir config and head weights into ``directory`` atomically."""
+        with atomic_dir(directory) as tmp:
+            self.save_into(tmp)
+
+    def save_into(self, directory: Path) -> None:
+        self.backbone.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        self.config.save(directory)
+        heads = self.head_state_dict()
+        if heads:
+            save_file(heads, str(directory / HEADS_NAME))
+
+    def describe(self) -> dict[str, Any]:
+        """What an index manifest records about the model that built it."""
+        return {"name_or_path": self.name_or_path, "class": type(self).__name__, "config": self.config.to_dict()}
+
+    # -- tokenizing --------------------------------------------------------------------------------
+    def tokenize(self, texts: list[str], max_length: int, prefix: str = "", append_eos: bool = False) -> dict[str, torch.Tensor]:
+        if prefix:
+            texts = [prefix + t for t in texts]
+        if append_eos and self.tokenizer.eos_token:
+            texts = [t + self.tokenizer.eos_token for t in texts]
+        encoding = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        return {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+__all__ = ["BoltirModel", "is_decoder", "load_tokenizer", "read_json"]

@@ -1,0 +1,6 @@
+"""LightningModules: a model family's model plus what Lightning needs to run and train it."""
+
+from .base import BoltirModule, EncodeOutput, ScoreOutput, SingleScoreOutput
+from .bi_encoder import BiEncoderModule
+
+__all__ = ["BiEncoderModule", "BoltirModule", "EncodeOutput", "ScoreOutput", "SingleScoreOutput"]
