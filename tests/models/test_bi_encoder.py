@@ -1,0 +1,71 @@
+"""The bi-encoder family: pooling, similarity, save/load round trips, sentence-transformers folders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from boltir import BiEncoderConfig, BiEncoderModule, ConfigError
+from boltir.models import BiEncoderModel, load_model
+
+TEXTS = ["berlin is the capital of germany", "paris is the capital of france", "the moon causes the ocean tide"]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_electra_dir", "tiny_llama_dir", "tiny_qwen2_dir"])
+def test_any_backbone_scores_and_round_trips(fixture, request, tmp_path):
+    directory = request.getfixturevalue(fixture)
+    pooling = "last" if "llama" in fixture or "qwen" in fixture else "mean"
+    config = BiEncoderConfig(query_pooling=pooling, doc_pooling=pooling, similarity="dot", embedding_dim=8)
+    module = BiEncoderModule(directory, config=config)
+    scores = module.score("capital of germany", TEXTS).scores
+    assert scores.shape == (3,) and torch.isfinite(scores).all()
+    module.save_pretrained(tmp_path / "saved")
+    reloaded = BiEncoderModule(tmp_path / "saved")
+    assert reloaded.config == module.config
+    torch.testing.assert_close(reloaded.score("capital of germany", TEXTS).scores, scores)
+
+
+def test_decoder_last_pooling_ignores_padding_side(tiny_llama_dir):
+    config = BiEncoderConfig(query_pooling="last", doc_pooling="last")
+    module = BiEncoderModule(tiny_llama_dir, config=config)
+    together = module.encode_docs(TEXTS)
+    alone = torch.cat([module.encode_docs([t]) for t in TEXTS])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+
+
+def test_batching_does_not_change_vectors(tiny_bert_dir):
+    module = BiEncoderModule(tiny_bert_dir)
+    torch.testing.assert_close(module.encode_docs(TEXTS, batch_size=1), module.encode_docs(TEXTS, batch_size=3), atol=1e-5, rtol=1e-4)
+
+
+def test_untied_encoders_round_trip(tiny_bert_dir, tmp_path):
+    module = BiEncoderModule(tiny_bert_dir, config=BiEncoderConfig(tied=False))
+    with torch.no_grad():
+        for p in module.model.query_backbone.parameters():
+            p.add_(0.1)
+    before = module.encode_queries(TEXTS)
+    module.save_pretrained(tmp_path / "untied")
+    reloaded = load_model(tmp_path / "untied")
+    assert isinstance(reloaded, BiEncoderModel) and reloaded.query_backbone is not None
+    after = BiEncoderModule(model=reloaded).encode_queries(TEXTS)
+    torch.testing.assert_close(before, after)
+
+
+def test_unknown_config_option_is_named():
+    with pytest.raises(ConfigError, match="poolng"):
+        BiEncoderConfig.from_dict({"poolng": "mean"})
+    with pytest.raises(ConfigError, match="query_pooling"):
+        BiEncoderConfig(query_pooling="average")
+    with pytest.raises(ConfigError, match="similarity"):
+        BiEncoderConfig(similarity="manhattan")
+
+
+@pytest.mark.slow
+def test_packaged_minilm_ranks_berlin_first(minilm_dir, tmp_path):
+    module = BiEncoderModule("sentence-transformers/all-MiniLM-L6-v2")
+    assert module.config.doc_pooling == "mean" and module.config.normalize and module.config.similarity == "cosine"
+    out = module.score("What is the capital of Germany?", ["Berlin is the capital of Germany.", "Paris is the capital of France."])
+    assert out.ranking() == [0, 1]
+    module.save_pretrained(tmp_path / "minilm")
+    torch.testing.assert_close(BiEncoderModule(tmp_path / "minilm").score(
+        "What is the capital of Germany?", ["Berlin is the capital of Germany.", "Paris is the capital of France."]).scores, out.scores)
