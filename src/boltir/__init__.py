@@ -12,17 +12,22 @@ from .errors import (
     UnknownIdError,
 )
 from .eval import evaluate, format_table
-from .index import FaissIndexConfig, open_searcher
-from .models import BiEncoderConfig, BiEncoderModel, load_model
-from .modules import BiEncoderModule
+from .index import BM25IndexConfig, FaissIndexConfig, open_searcher
+from .models import BiEncoderConfig, BiEncoderModel, CrossEncoderConfig, CrossEncoderModel, load_model
+from .modules import BiEncoderModule, BM25Module, CrossEncoderModule
 from .trainer import Trainer
 
 __all__ = [
+    "BM25IndexConfig",
+    "BM25Module",
     "BiEncoderConfig",
     "BiEncoderModel",
     "BiEncoderModule",
     "BoltirError",
     "ConfigError",
+    "CrossEncoderConfig",
+    "CrossEncoderModel",
+    "CrossEncoderModule",
     "DataFormatError",
     "DataModule",
     "DocDataset",

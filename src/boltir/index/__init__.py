@@ -6,11 +6,13 @@ import os
 
 from ..errors import IndexMismatchError
 from .base import IndexConfig, Indexer, Searcher, read_manifest
+from .bm25 import BM25IndexConfig, BM25Indexer, BM25Searcher
 from .faiss import FaissIndexConfig, FaissIndexer, FaissSearcher
 
 # Engines a manifest can name; a new engine adds its config class here.
 INDEX_ENGINES: dict[str, type[IndexConfig]] = {
     FaissIndexConfig.engine: FaissIndexConfig,
+    BM25IndexConfig.engine: BM25IndexConfig,
 }
 
 
@@ -26,6 +28,9 @@ def open_searcher(directory: str | os.PathLike[str], **search_settings) -> Searc
 
 __all__ = [
     "INDEX_ENGINES",
+    "BM25IndexConfig",
+    "BM25Indexer",
+    "BM25Searcher",
     "FaissIndexConfig",
     "FaissIndexer",
     "FaissSearcher",

