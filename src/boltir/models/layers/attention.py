@@ -5,7 +5,7 @@ layer; the pattern comes with the forward call as ``boltir_layout=...`` (a keywo
 the attention function), so one backbone serves every pattern and no dense ``tokens x tokens`` mask is built:
 
 - :class:`WindowedLayout` (sparse cross-encoder): query tokens attend to the query, document tokens to the query
-  and to a band of ``window`` document tokens on each side, the first token to everything. Documents are cut
+  and to a band of ``window`` document tokens on each side, the first token ([CLS]) to everything. Documents are cut
   into blocks of ``window`` tokens and each block is scored against the query and its three neighbouring blocks
   with batched matmuls, so memory grows with ``tokens x (query + 3 window)``, not ``tokens^2``.
 - :class:`SetLayout` (Set-Encoder): passages of one candidate list run in parallel as separate sequences; only
@@ -37,7 +37,8 @@ class WindowedLayout:
 
     Attributes:
         key_mask: ``[batch, tokens]``, True for real tokens (padding sits at the end of each segment).
-        query_tokens: length of the (padded) query segment at the front; its first token is global.
+        query_tokens: length of the (padded) query segment at the front (``[CLS] query [SEP]`` plus padding);
+            its first token is global: it attends to every token, and document tokens attend to it.
         window: document tokens attend to document tokens at most this many positions away; None: all of them.
         query_sees_doc: query tokens attend to the document too (False in the paper's asymmetric pattern).
     """
@@ -53,9 +54,10 @@ class WindowedLayout:
         keep = self.key_mask[:, None, None, :]
         if self.query_sees_doc:
             head = _sdpa(query[:, :, :p], key, value, keep, scaling, dropout)
-        else:  # the first token sees everything, so first-token pooling sees the document
+        else:  # the first token sees everything (so first-token pooling sees the document); the query only
+            # itself, not even the first token, which would carry the document into it from the second layer on
             first = _sdpa(query[:, :, :1], key, value, keep, scaling, dropout)
-            rest = _sdpa(query[:, :, 1:p], key[:, :, :p], value[:, :, :p], keep[..., :p], scaling, dropout)
+            rest = _sdpa(query[:, :, 1:p], key[:, :, 1:p], value[:, :, 1:p], keep[..., 1:p], scaling, dropout)
             head = torch.cat([first, rest], dim=2)
         doc_tokens = query.shape[2] - p
         if doc_tokens == 0:
