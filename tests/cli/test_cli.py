@@ -66,3 +66,14 @@ def test_missing_data_file_is_one_line(tiny_bert_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["index", "--config", str(_config(tmp_path, tiny_bert_dir, docs, index_dir=str(tmp_path / "i")))])
     assert "nowhere.jsonl" in capsys.readouterr().err
+
+
+def test_re_rank_a_run_with_a_bi_encoder(tiny_bert_dir, tiny_beir, tmp_path, capsys):
+    first_stage = tmp_path / "first.run"
+    Run({"q1": {"d2": 2.0, "d1": 1.0, "d3": 0.5}, "q2": {"d3": 1.0, "d4": 0.9}}).to_trec(first_stage)
+    runs = [{"class_path": "boltir.RunDataset",
+             "init_args": {"run": str(first_stage), "queries": str(tiny_beir), "corpus": str(tiny_beir), "depth": 2}}]
+    main(["re_rank", "--config", str(_config(tmp_path, tiny_bert_dir, runs, run_path=str(tmp_path / "re.run")))])
+    reranked = Run.from_trec(tmp_path / "re.run")
+    assert {q: sorted(d for d, _ in reranked[q]) for q in reranked} == {"q1": ["d1", "d2"], "q2": ["d3", "d4"]}
+    assert "nDCG@10" in capsys.readouterr().out

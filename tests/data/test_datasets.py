@@ -67,7 +67,7 @@ def test_empty_query_skipped(tmp_path, caplog):
 
 def test_run_dataset_and_unknown_ids(tiny_beir, tmp_path):
     run = Run({"q1": {"d1": 2.0, "d2": 1.0}, "q2": {"d3": 1.0}})
-    dataset = RunDataset(run, tiny_beir, tiny_beir)
+    dataset = RunDataset.from_run(run, QueryDataset(tiny_beir), DocDataset(tiny_beir))
     assert dataset[0].doc_ids == ["d1", "d2"] and dataset[0].query == "what is the capital of germany"
     path = tmp_path / "bad.run"
     Run({"q1": {"d1": 1.0, "zz": 0.5}}).to_trec(path)
