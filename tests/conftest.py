@@ -148,8 +148,8 @@ def tiny_beir(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """The packaged all-MiniLM-L6-v2 weights; tests using it skip only where the package is absent."""
-    from boltir.models import resolve_model_dir
     from boltir.errors import ModelNotFoundError
+    from boltir.models import resolve_model_dir
 
     try:
         return resolve_model_dir("sentence-transformers/all-MiniLM-L6-v2")

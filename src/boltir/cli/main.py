@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+
 from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
