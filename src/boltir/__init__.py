@@ -12,7 +12,7 @@ from .errors import (
     UnknownIdError,
 )
 from .eval import evaluate, format_table
-from .index import BM25IndexConfig, FaissIndexConfig, open_searcher
+from .index import BM25IndexConfig, FaissIndexConfig, TorchIndexConfig, open_searcher
 from .models import BiEncoderConfig, BiEncoderModel, CrossEncoderConfig, CrossEncoderModel, load_model
 from .modules import BiEncoderModule, BM25Module, CrossEncoderModule
 from .trainer import Trainer
@@ -41,6 +41,7 @@ __all__ = [
     "Run",
     "RunDataset",
     "SearchCallback",
+    "TorchIndexConfig",
     "Trainer",
     "UnknownIdError",
     "evaluate",

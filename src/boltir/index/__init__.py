@@ -8,11 +8,13 @@ from ..errors import IndexMismatchError
 from .base import IndexConfig, Indexer, Searcher, read_manifest
 from .bm25 import BM25IndexConfig, BM25Indexer, BM25Searcher
 from .faiss import FaissIndexConfig, FaissIndexer, FaissSearcher
+from .torch_exact import TorchIndexConfig, TorchIndexer, TorchSearcher
 
 # Engines a manifest can name; a new engine adds its config class here.
 INDEX_ENGINES: dict[str, type[IndexConfig]] = {
     FaissIndexConfig.engine: FaissIndexConfig,
     BM25IndexConfig.engine: BM25IndexConfig,
+    TorchIndexConfig.engine: TorchIndexConfig,
 }
 
 
@@ -37,6 +39,9 @@ __all__ = [
     "IndexConfig",
     "Indexer",
     "Searcher",
+    "TorchIndexConfig",
+    "TorchIndexer",
+    "TorchSearcher",
     "open_searcher",
     "read_manifest",
 ]
