@@ -48,16 +48,17 @@ def dense_reference(q, k, v, key_mask, query_tokens, window, query_sees_doc):
     window=st.one_of(st.none(), st.integers(1, 35)),
     query_sees_doc=st.booleans(),
     doc_padding=st.integers(0, 5),
+    min_block=st.sampled_from([1, 4, 16]),
     seed=st.integers(0, 1000),
 )
-def test_banded_kernel_equals_dense_mask(query_tokens, doc_tokens, window, query_sees_doc, doc_padding, seed):
+def test_banded_kernel_equals_dense_mask(query_tokens, doc_tokens, window, query_sees_doc, doc_padding, min_block, seed):
     generator = torch.Generator().manual_seed(seed)
     tokens = query_tokens + doc_tokens
     q, k, v = (torch.randn(2, 2, tokens, 4, generator=generator, dtype=torch.float64) for _ in range(3))
     key_mask = torch.ones(2, tokens, dtype=torch.bool)
     key_mask[1, tokens - min(doc_padding, doc_tokens - 1) :] = False  # padding at the end of the document segment
     key_mask[1, query_tokens - 1 : query_tokens] = query_tokens == 2  # and inside the query segment
-    layout = WindowedLayout(key_mask, query_tokens, window, query_sees_doc)
+    layout = WindowedLayout(key_mask, query_tokens, window, query_sees_doc, min_block=min_block)
     out = layout.attend(q, k, v, 4**-0.5, 0.0)
     expected = dense_reference(q, k, v, key_mask, query_tokens, window, query_sees_doc)
     real_rows = key_mask[:, None, :, None].expand_as(out)

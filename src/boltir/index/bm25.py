@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ConfigError, require
 from .base import IndexConfig, Indexer, Searcher
 
+
 def _bm25s():
     return require("bm25s", "bm25s", "the BM25 index", extra="bm25")
 

@@ -6,8 +6,8 @@ the attention function), so one backbone serves every pattern and no dense ``tok
 
 - :class:`WindowedLayout` (sparse cross-encoder): query tokens attend to the query, document tokens to the query
   and to a band of ``window`` document tokens on each side, the first token ([CLS]) to everything. Documents are cut
-  into blocks of ``window`` tokens and each block is scored against the query and its three neighbouring blocks
-  with batched matmuls, so memory grows with ``tokens x (query + 3 window)``, not ``tokens^2``.
+  into blocks of ``b = max(window, 16)`` tokens and each block is scored against the query and its three
+  neighbouring blocks with batched matmuls, so memory grows with ``tokens x (query + 3b)``, not ``tokens^2``.
 - :class:`SetLayout` (Set-Encoder): passages of one candidate list run in parallel as separate sequences; only
   each passage's first (interaction) token also attends to the interaction tokens of the other passages.
 """
@@ -41,12 +41,15 @@ class WindowedLayout:
             its first token is global: it attends to every token, and document tokens attend to it.
         window: document tokens attend to document tokens at most this many positions away; None: all of them.
         query_sees_doc: query tokens attend to the document too (False in the paper's asymmetric pattern).
+        min_block: documents are cut into blocks of ``max(window, min_block)`` tokens (an exact band mask
+            applies inside them); blocks narrower than this make the batched matmuls too small to run fast.
     """
 
     key_mask: Tensor
     query_tokens: int
     window: int | None = None
     query_sees_doc: bool = False
+    min_block: int = 16
 
     def attend(self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float) -> Tensor:
         """``[batch, heads, tokens, head_dim]`` outputs of the pattern."""
@@ -71,7 +74,8 @@ class WindowedLayout:
     def _banded(self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float) -> Tensor:
         """Document rows: attend to the query segment and to a band of ``window`` document tokens each side."""
         batch, heads, tokens, dim = query.shape
-        p, w = self.query_tokens, int(self.window)  # type: ignore[arg-type]
+        p, window = self.query_tokens, int(self.window)  # type: ignore[arg-type]
+        w = max(window, self.min_block)  # block width: blocks narrower than ~16 make matmuls too small to be fast
         doc = tokens - p
         blocks = math.ceil(doc / w)
         pad = blocks * w - doc
@@ -89,7 +93,7 @@ class WindowedLayout:
 
         rows = torch.arange(w, device=query.device)
         offsets = torch.arange(-w, 2 * w, device=query.device)
-        band = (offsets[None, :] - rows[:, None]).abs() <= w  # [w, 3w]: |i - j| <= window
+        band = (offsets[None, :] - rows[:, None]).abs() <= window  # [w, 3w]: |i - j| <= window
         band_keys = torch.cat([real[s] for s in neighbours], dim=-1)  # [blocks, B, 3w]
         keep = torch.cat(
             [
