@@ -65,6 +65,19 @@ def test_banded_kernel_equals_dense_mask(query_tokens, doc_tokens, window, query
     torch.testing.assert_close(out[real_rows], expected[real_rows], atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize("window", [1, 3, 20])
+def test_banded_kernel_gradients_equal_dense_mask(window):
+    generator = torch.Generator().manual_seed(window)
+    q, k, v = (torch.randn(2, 2, 40, 4, generator=generator, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    key_mask = torch.ones(2, 40, dtype=torch.bool)
+    key_mask[0, 33:] = False
+    weights = torch.randn(2, 2, 40, 4, generator=generator, dtype=torch.float64) * key_mask[:, None, :, None]
+    banded = torch.autograd.grad((WindowedLayout(key_mask, 5, window).attend(q, k, v, 0.5, 0.0) * weights).sum(), (q, k, v))
+    dense = torch.autograd.grad((dense_reference(q, k, v, key_mask, 5, window, False) * weights).sum(), (q, k, v))
+    for got, expected in zip(banded, dense):
+        torch.testing.assert_close(got, expected, atol=1e-10, rtol=1e-10)
+
+
 def _cross_encoder(directory, **config):
     return liven(CrossEncoderModule(directory, config=CrossEncoderConfig(**config))).eval()
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from ...errors import ConfigError
 
@@ -67,6 +68,10 @@ class WindowedLayout:
             return head
         if self.window is None or self.window >= doc_tokens:
             body = _sdpa(query[:, :, p:], key, value, keep, scaling, dropout)
+        elif torch.is_grad_enabled() and query.requires_grad:
+            # recompute the band in the backward pass instead of keeping its scores and block copies: the band
+            # is cheap to redo (tokens x window), and only query/key/value stay saved, as with a fused kernel
+            body = checkpoint(self._banded, query, key, value, scaling, dropout, use_reentrant=False)
         else:
             body = self._banded(query, key, value, scaling, dropout)
         return torch.cat([head, body], dim=2)
@@ -141,11 +146,10 @@ class SetLayout:
         member_mask = torch.zeros(key_mask.shape[0], others, dtype=torch.bool)
         start = 0
         for size in list_sizes:
-            group = torch.arange(start, start + size)
-            for i in range(size):
-                rest = torch.cat([group[:i], group[i + 1 :]])
-                members[start + i, : len(rest)] = rest
-                member_mask[start + i, : len(rest)] = True
+            if size > 1:  # row i: the list's other passages, in list order
+                others_of = torch.arange(size).repeat(size, 1)[~torch.eye(size, dtype=torch.bool)].view(size, size - 1)
+                members[start : start + size, : size - 1] = others_of + start
+                member_mask[start : start + size, : size - 1] = True
             start += size
         device = key_mask.device
         return cls(key_mask, members.to(device), member_mask.to(device))
