@@ -158,11 +158,14 @@ class RunDataset(Dataset):
     with the first unknown id, not re-ranked into nonsense.
     """
 
+    # Bare ``os.PathLike`` in these unions: with ``os.PathLike[str]`` jsonargparse takes a path given in YAML
+    # for a config file of the class (Run, QueryDataset, ...) and passes on the file's content instead.
+
     def __init__(
         self,
-        run: str | os.PathLike[str] | Run,
-        queries: QueryDataset | str | os.PathLike[str],
-        corpus: DocDataset | str | os.PathLike[str],
+        run: str | os.PathLike | Run,
+        queries: QueryDataset | str | os.PathLike,
+        corpus: DocDataset | str | os.PathLike,
         depth: int = 100,
         split: str | None = "test",
     ) -> None:
