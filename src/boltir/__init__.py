@@ -1,7 +1,17 @@
 """boltir: fine-tune and run transformer-based retrieval models — bi-encoders and cross-encoders, one API."""
 
-from .callbacks import IndexCallback, ReRankCallback, SearchCallback
-from .data import DataModule, DocDataset, QueryDataset, Run, RunDataset, read_qrels
+from .callbacks import IndexCallback, ModelDirCheckpoint, ReRankCallback, SearchCallback
+from .data import (
+    DataModule,
+    DocDataset,
+    MixedTupleDataset,
+    QueryDataset,
+    Run,
+    RunDataset,
+    RunTupleDataset,
+    TupleDataset,
+    read_qrels,
+)
 from .errors import (
     BoltirError,
     ConfigError,
@@ -14,7 +24,7 @@ from .errors import (
 from .eval import evaluate, format_table
 from .index import BM25IndexConfig, FaissIndexConfig, TorchIndexConfig, open_searcher
 from .models import BiEncoderConfig, BiEncoderModel, CrossEncoderConfig, CrossEncoderModel, load_model
-from .modules import BiEncoderModule, BM25Module, CrossEncoderModule
+from .modules import BiEncoderModule, BM25Module, CrossEncoderModule, LinearWarmupDecay
 from .trainer import Trainer
 
 __all__ = [
@@ -34,15 +44,20 @@ __all__ = [
     "FaissIndexConfig",
     "IndexCallback",
     "IndexMismatchError",
+    "LinearWarmupDecay",
     "MissingDependencyError",
+    "MixedTupleDataset",
+    "ModelDirCheckpoint",
     "ModelNotFoundError",
     "QueryDataset",
     "ReRankCallback",
     "Run",
     "RunDataset",
+    "RunTupleDataset",
     "SearchCallback",
     "TorchIndexConfig",
     "Trainer",
+    "TupleDataset",
     "UnknownIdError",
     "evaluate",
     "format_table",
