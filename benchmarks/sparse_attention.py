@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--batch-tokens", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--attention-dropout", type=float, default=0.1)
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--length", type=int, help=argparse.SUPPRESS)  # worker mode: one setting

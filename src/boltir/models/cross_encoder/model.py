@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,7 +36,7 @@ class PairBatch:
 
     inputs: dict[str, Tensor]
     query_tokens: int | None = None  # sparse: length of the query segment at the front of every row
-    list_sizes: list[int] | None = field(default=None)  # set: consecutive pairs forming one candidate list
+    list_sizes: list[int] | None = None  # set: consecutive pairs forming one candidate list
 
     def to(self, device: torch.device | str) -> PairBatch:
         inputs = {k: v.to(device, non_blocking=True) for k, v in self.inputs.items()}
