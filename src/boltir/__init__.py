@@ -22,7 +22,7 @@ from .errors import (
     UnknownIdError,
 )
 from .eval import evaluate, format_table
-from .index import FaissIndexConfig, open_searcher
+from .index import FaissIndexConfig, TorchIndexConfig, open_searcher
 from .models import BiEncoderConfig, BiEncoderModel, load_model
 from .modules import BiEncoderModule, LinearWarmupDecay
 from .trainer import Trainer
@@ -50,6 +50,7 @@ __all__ = [
     "RunDataset",
     "RunTupleDataset",
     "SearchCallback",
+    "TorchIndexConfig",
     "Trainer",
     "TupleDataset",
     "UnknownIdError",
