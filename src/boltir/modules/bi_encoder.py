@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -45,8 +45,9 @@ class BiEncoderModule(BoltirModule):
         doc_regulariser: Regulariser | None = None,
         val_measures: Sequence[str] = ("nDCG@10",),
         gradient_checkpointing: bool = False,
+        config_overrides: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing)
+        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing, config_overrides)
         self.in_batch_loss = build_loss(in_batch_loss) if in_batch_loss is not None else None
         if self.loss is None and self.in_batch_loss is None:
             raise ConfigError("BiEncoderModule needs loss_functions or in_batch_loss (or both) to train.")
