@@ -2,5 +2,15 @@
 
 from .base import BoltirModule, EncodeOutput, ScoreOutput, SingleScoreOutput
 from .bi_encoder import BiEncoderModule
+from .colbert import ColBERTModule
+from .splade import SpladeModule
 
-__all__ = ["BiEncoderModule", "BoltirModule", "EncodeOutput", "ScoreOutput", "SingleScoreOutput"]
+__all__ = [
+    "BiEncoderModule",
+    "BoltirModule",
+    "ColBERTModule",
+    "EncodeOutput",
+    "ScoreOutput",
+    "SingleScoreOutput",
+    "SpladeModule",
+]

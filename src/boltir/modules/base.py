@@ -13,14 +13,20 @@ from torch import Tensor
 from ..data.batches import DocBatch, QueryBatch, RankBatch
 from ..errors import ConfigError
 from ..models import BoltirConfig, BoltirModel
+from ..models.layers import TokenVectors
 
 
 @dataclass
 class EncodeOutput:
-    """Vectors of a batch of documents or queries, with their ids."""
+    """Vectors of a batch of documents or queries, with their ids.
+
+    ``embeddings`` is ``[batch, dim]`` for dense models, ``[batch, vocab]`` mostly-zero term weights for sparse
+    ones, and :class:`~boltir.models.layers.TokenVectors` (padded ``[batch, tokens, dim]`` + mask) for
+    multi-vector ones; the model's ``representation`` says which, and index engines check it.
+    """
 
     ids: list[str]
-    embeddings: Tensor
+    embeddings: Tensor | TokenVectors
     kind: str  # "query" or "doc"
 
 
