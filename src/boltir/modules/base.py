@@ -56,6 +56,7 @@ class BoltirModule(pl.LightningModule):
                 raise ConfigError("pass model_name_or_path (a model directory or hub name) or a model.")
             model = self.model_class.from_pretrained(model_name_or_path, config=config)
         self.model = model
+        self.eval()  # inference until Lightning's fit switches to training (HF loads backbones in eval mode too)
 
     @property
     def config(self) -> BoltirConfig:
