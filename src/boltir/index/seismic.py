@@ -37,11 +37,11 @@ class SeismicIndexConfig(IndexConfig):
         summary_energy: fraction of a block's weight its summary vector keeps.
         max_fraction: longest posting list, as a multiple of ``n_postings``.
         doc_cut: document terms used when clustering blocks.
-    Search (may be overridden per search):
+    Search (may be overridden per search; queries are answered one at a time):
         query_cut: query terms visited (the heaviest first).
-        heap_factor: a block is skipped if its summary bound is below ``heap_factor`` x the current k-th score;
-            closer to 1 is more exact and slower.
-        num_threads: threads for a batch of queries (0: all cores).
+        heap_factor: a block is scored only if its summary's score exceeds ``heap_factor`` x the current k-th
+            best score; lower is more exact and slower.
+        num_threads: threads that build the index (0: all cores).
     """
 
     engine: ClassVar[str] = "seismic"
@@ -53,7 +53,7 @@ class SeismicIndexConfig(IndexConfig):
     max_fraction: float = 1.5
     doc_cut: int = 15
     query_cut: int = 20
-    heap_factor: float = 0.9
+    heap_factor: float = 0.7
     num_threads: int = 0
 
     def __post_init__(self) -> None:
@@ -119,20 +119,14 @@ class SeismicSearcher(Searcher):
         queries = sparse_rows(query_embeddings, self.dim, self.config.engine)
         if self.index is None:  # every document was empty
             return pad_results([(np.zeros(0, np.float32), np.zeros(0, np.int64))] * len(queries), self.doc_ids, k)
-        components, values = [], []
+        # one query at a time: pyseismic-lsr 0.5.4's batch_search intermittently answers every query after
+        # the first with wrong documents (seen on identical inputs, even single-threaded); search() never did
+        c, rows = self.config, []
         for i in range(len(queries)):
             terms, weights = queries.row(i)
-            components.append(terms.astype(str).astype(self.string_type))
-            values.append(weights)
-        c = self.config
-        results = self.index.batch_search(
-            np.array([str(i) for i in range(len(queries))], dtype=self.string_type), components, values,
-            k=k, query_cut=c.query_cut, heap_factor=c.heap_factor, num_threads=c.num_threads,
-        )
-        rows = [
-            top_k(np.array([r[1] for r in hits], dtype=np.float32), np.array([int(r[2]) for r in hits], dtype=np.int64), k)
-            for hits in results
-        ]
+            hits = self.index.search(str(i), terms.astype(str).astype(self.string_type), np.ascontiguousarray(weights),
+                                     k=k, query_cut=c.query_cut, heap_factor=c.heap_factor)
+            rows.append(top_k(np.array([h[1] for h in hits], dtype=np.float32), np.array([int(h[2]) for h in hits], dtype=np.int64), k))
         return pad_results(rows, self.doc_ids, k)
 
 
