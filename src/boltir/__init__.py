@@ -12,9 +12,16 @@ from .errors import (
     UnknownIdError,
 )
 from .eval import evaluate, format_table
-from .index import FaissIndexConfig, open_searcher
-from .models import BiEncoderConfig, BiEncoderModel, load_model
-from .modules import BiEncoderModule
+from .index import (
+    FaissIndexConfig,
+    MultiVectorExactIndexConfig,
+    PlaidIndexConfig,
+    SeismicIndexConfig,
+    SparseExactIndexConfig,
+    open_searcher,
+)
+from .models import BiEncoderConfig, BiEncoderModel, ColBERTConfig, SpladeConfig, load_model
+from .modules import BiEncoderModule, ColBERTModule, SpladeModule
 from .trainer import Trainer
 
 __all__ = [
@@ -22,6 +29,8 @@ __all__ = [
     "BiEncoderModel",
     "BiEncoderModule",
     "BoltirError",
+    "ColBERTConfig",
+    "ColBERTModule",
     "ConfigError",
     "DataFormatError",
     "DataModule",
@@ -31,11 +40,17 @@ __all__ = [
     "IndexMismatchError",
     "MissingDependencyError",
     "ModelNotFoundError",
+    "MultiVectorExactIndexConfig",
+    "PlaidIndexConfig",
     "QueryDataset",
     "ReRankCallback",
     "Run",
     "RunDataset",
     "SearchCallback",
+    "SeismicIndexConfig",
+    "SparseExactIndexConfig",
+    "SpladeConfig",
+    "SpladeModule",
     "Trainer",
     "UnknownIdError",
     "evaluate",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from boltir import DataModule, DocDataset, QueryDataset, RunDataset, Trainer
-from boltir.index import MultiVectorExactIndexConfig, SeismicIndexConfig, SparseExactIndexConfig, open_searcher
+from boltir import DataModule, DocDataset, IndexMismatchError, QueryDataset, RunDataset, Trainer
+from boltir.index import FaissIndexConfig, MultiVectorExactIndexConfig, SeismicIndexConfig, SparseExactIndexConfig
 from boltir.models import ColBERTConfig
-from boltir.modules import ColBERTModule, SpladeModule
+from boltir.modules import BiEncoderModule, ColBERTModule, SpladeModule
 
 
 def _trainer() -> Trainer:
@@ -48,3 +48,18 @@ def test_colbert_indexes_searches_and_re_ranks(tiny_bert_dir, tiny_beir, tmp_pat
     # exact MaxSim from the index (float16 storage) and the model's MaxSim re-ranking agree on every score
     for query_id in run.query_ids:
         assert dict(reranked[query_id]) == pytest.approx(dict(run[query_id]), abs=2e-3)
+
+
+def test_searching_with_the_wrong_kind_of_model_fails_clearly(tiny_bert_dir, tiny_bert_mlm_dir, tiny_beir, tmp_path):
+    splade, dense = SpladeModule(tiny_bert_mlm_dir), BiEncoderModule(tiny_bert_dir)
+    trainer = _trainer()
+    trainer.index(splade, DataModule(DocDataset(tiny_beir)), tmp_path / "sparse", SparseExactIndexConfig())
+    trainer.index(dense, DataModule(DocDataset(tiny_beir)), tmp_path / "dense", FaissIndexConfig())
+    queries = DataModule(QueryDataset(tiny_beir, split="test"))
+    with pytest.raises(IndexMismatchError, match="holds sparse vectors .* BiEncoderModel makes dense ones"):
+        trainer.search(dense, queries, tmp_path / "sparse", run_dir=tmp_path / "runs")
+    with pytest.raises(IndexMismatchError, match="holds dense vectors .* SpladeModel makes sparse ones"):
+        trainer.search(splade, queries, tmp_path / "dense", run_dir=tmp_path / "runs")
+    with pytest.raises(IndexMismatchError, match="seismic engine stores sparse vectors, but the model makes dense"):
+        trainer.index(dense, DataModule(DocDataset(tiny_beir)), tmp_path / "x", SeismicIndexConfig())
+    assert not (tmp_path / "x").exists()
