@@ -24,15 +24,21 @@ class LogSaturation(nn.Module):
 class VocabularyPooling(nn.Module):
     """Reduce ``[batch, tokens, vocab]`` term weights to ``[batch, vocab]``: max (SPLADE v2+) or sum (SPLADE v1)."""
 
-    def __init__(self, strategy: str = "max") -> None:
+    def __init__(self, strategy: str = "max", overwrite: bool = False) -> None:
         super().__init__()
         if strategy not in SPARSE_POOLING:
             raise ConfigError(f"sparse pooling '{strategy}' does not exist; choose one of {list(SPARSE_POOLING)}.")
         self.strategy = strategy
+        self.overwrite = overwrite  # zero padded positions in place when no gradient is needed (saves a big copy)
 
     def forward(self, weights: Tensor, attention_mask: Tensor) -> Tensor:
-        # weights are >= 0, so zeroing padded positions removes them from both the max and the sum
-        weights = weights * attention_mask.unsqueeze(-1).to(weights.dtype)
+        # padded positions become 0: for weights >= 0 that removes them from the max and the sum; raw logits
+        # max-pooled before ReLU are also unaffected, since a max at 0 becomes 0 after the ReLU anyway
+        padding = attention_mask.unsqueeze(-1) == 0
+        if self.overwrite and not weights.requires_grad:
+            weights = weights.masked_fill_(padding, 0)
+        else:
+            weights = weights.masked_fill(padding, 0)
         return weights.amax(1) if self.strategy == "max" else weights.sum(1)
 
     def extra_repr(self) -> str:

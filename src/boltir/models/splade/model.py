@@ -27,8 +27,9 @@ class SpladeModel(BiEncoderModel):
     def build_layers(self) -> None:
         c = self.config
         self.activation = LogSaturation()
-        self.query_pooling = VocabularyPooling(c.query_pooling)
-        self.doc_pooling = VocabularyPooling(c.doc_pooling)
+        # the pooled tensors are the backbone's fresh logits (or their activations), free to overwrite
+        self.query_pooling = VocabularyPooling(c.query_pooling, overwrite=True)
+        self.doc_pooling = VocabularyPooling(c.doc_pooling, overwrite=True)
         self.query_pruning = TopKPruning(c.query_top_k) if c.query_top_k else None
         self.doc_pruning = TopKPruning(c.doc_top_k) if c.doc_top_k else None
         self.projection = None
@@ -50,7 +51,12 @@ class SpladeModel(BiEncoderModel):
         self, backbone: nn.Module, pooling: VocabularyPooling, pruning: TopKPruning | None, encoding: dict[str, Tensor], expand: bool
     ) -> Tensor:
         logits = backbone(**encoding).logits
-        vectors = pooling(self.activation(logits), encoding["attention_mask"])
+        if pooling.strategy == "max":
+            # log(1 + relu) never decreases, so max-pooling the logits first gives the same vectors (and the same
+            # gradients) with one pass over the [batch, tokens, vocab] logits instead of several
+            vectors = self.activation(pooling(logits, encoding["attention_mask"]))
+        else:
+            vectors = pooling(self.activation(logits), encoding["attention_mask"])
         if not expand:
             vectors = restrict_to_input_tokens(vectors, encoding["input_ids"], encoding["attention_mask"], self.tokenizer.all_special_ids)
         return pruning(vectors) if pruning is not None else vectors
