@@ -18,6 +18,7 @@ from .index import (
     PlaidIndexConfig,
     SeismicIndexConfig,
     SparseExactIndexConfig,
+    TorchIndexConfig,
     open_searcher,
 )
 from .models import BiEncoderConfig, BiEncoderModel, ColBERTConfig, SpladeConfig, load_model
@@ -51,6 +52,7 @@ __all__ = [
     "SparseExactIndexConfig",
     "SpladeConfig",
     "SpladeModule",
+    "TorchIndexConfig",
     "Trainer",
     "UnknownIdError",
     "evaluate",

@@ -11,6 +11,7 @@ from .multivector_exact import MultiVectorExactIndexConfig
 from .plaid import PlaidIndexConfig
 from .seismic import SeismicIndexConfig
 from .sparse_exact import SparseExactIndexConfig
+from .torch_exact import TorchIndexConfig, TorchIndexer, TorchSearcher
 
 # Engines a manifest can name; a new engine adds its config class here.
 INDEX_ENGINES: dict[str, type[IndexConfig]] = {
@@ -19,6 +20,7 @@ INDEX_ENGINES: dict[str, type[IndexConfig]] = {
     SparseExactIndexConfig.engine: SparseExactIndexConfig,
     PlaidIndexConfig.engine: PlaidIndexConfig,
     MultiVectorExactIndexConfig.engine: MultiVectorExactIndexConfig,
+    TorchIndexConfig.engine: TorchIndexConfig,
 }
 
 
@@ -44,6 +46,9 @@ __all__ = [
     "SeismicIndexConfig",
     "Searcher",
     "SparseExactIndexConfig",
+    "TorchIndexConfig",
+    "TorchIndexer",
+    "TorchSearcher",
     "open_searcher",
     "read_manifest",
 ]
