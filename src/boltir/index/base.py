@@ -27,7 +27,7 @@ DOC_IDS = "doc_ids.txt"
 FORMAT_VERSION = 1
 # which engine configs store each representation (named in errors)
 ENGINES_FOR = {
-    "dense": "FaissIndexConfig",
+    "dense": "FaissIndexConfig or TorchIndexConfig",
     "sparse": "SeismicIndexConfig or SparseExactIndexConfig",
     "multi-vector": "PlaidIndexConfig or MultiVectorExactIndexConfig",
 }
