@@ -70,7 +70,8 @@ def token_matrices(embeddings: Any, dim: int, engine: str) -> list[np.ndarray]:
         )
     if embeddings.dim != dim:
         raise IndexMismatchError(f"the {engine} index holds token vectors of dim {dim}, got {embeddings.dim}: use the model that built it.")
-    return [m.detach().float().cpu().numpy() for m in embeddings.unpadded()]
+    on_cpu = TokenVectors(embeddings.vectors.detach().float().cpu(), embeddings.mask.cpu())  # one transfer per batch
+    return [m.numpy() for m in on_cpu.unpadded()]
 
 
 def _describe(embeddings: Any) -> str:
