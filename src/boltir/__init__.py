@@ -1,7 +1,17 @@
 """boltir: fine-tune and run transformer-based retrieval models — bi-encoders and cross-encoders, one API."""
 
-from .callbacks import IndexCallback, ReRankCallback, SearchCallback
-from .data import DataModule, DocDataset, QueryDataset, Run, RunDataset, read_qrels
+from .callbacks import IndexCallback, ModelDirCheckpoint, ReRankCallback, SearchCallback
+from .data import (
+    DataModule,
+    DocDataset,
+    MixedTupleDataset,
+    QueryDataset,
+    Run,
+    RunDataset,
+    RunTupleDataset,
+    TupleDataset,
+    read_qrels,
+)
 from .errors import (
     BoltirError,
     ConfigError,
@@ -22,7 +32,7 @@ from .index import (
     open_searcher,
 )
 from .models import BiEncoderConfig, BiEncoderModel, ColBERTConfig, SpladeConfig, load_model
-from .modules import BiEncoderModule, ColBERTModule, SpladeModule
+from .modules import BiEncoderModule, ColBERTModule, LinearWarmupDecay, SpladeModule
 from .trainer import Trainer
 
 __all__ = [
@@ -39,7 +49,10 @@ __all__ = [
     "FaissIndexConfig",
     "IndexCallback",
     "IndexMismatchError",
+    "LinearWarmupDecay",
     "MissingDependencyError",
+    "MixedTupleDataset",
+    "ModelDirCheckpoint",
     "ModelNotFoundError",
     "MultiVectorExactIndexConfig",
     "PlaidIndexConfig",
@@ -47,6 +60,7 @@ __all__ = [
     "ReRankCallback",
     "Run",
     "RunDataset",
+    "RunTupleDataset",
     "SearchCallback",
     "SeismicIndexConfig",
     "SparseExactIndexConfig",
@@ -54,6 +68,7 @@ __all__ = [
     "SpladeModule",
     "TorchIndexConfig",
     "Trainer",
+    "TupleDataset",
     "UnknownIdError",
     "evaluate",
     "format_table",

@@ -3,6 +3,7 @@
 from .base import BoltirModule, EncodeOutput, ScoreOutput, SingleScoreOutput
 from .bi_encoder import BiEncoderModule
 from .colbert import ColBERTModule
+from .schedulers import LinearWarmupDecay
 from .splade import SpladeModule
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "BoltirModule",
     "ColBERTModule",
     "EncodeOutput",
+    "LinearWarmupDecay",
     "ScoreOutput",
     "SingleScoreOutput",
     "SpladeModule",
