@@ -45,9 +45,9 @@ class TokenVectors:
         return [v[m] for v, m in zip(self.vectors, self.mask)]
 
     @staticmethod
-    def cat(parts: list[TokenVectors]) -> TokenVectors:
-        """Concatenate batches of different token lengths (shorter ones are padded)."""
-        length = max(p.vectors.shape[1] for p in parts)
+    def cat(parts: list[TokenVectors], length: int | None = None) -> TokenVectors:
+        """Concatenate batches of different token lengths, padded to the longest (or to ``length``)."""
+        length = max([p.vectors.shape[1] for p in parts] + [length or 0])
         vectors = torch.cat([F.pad(p.vectors, (0, 0, 0, length - p.vectors.shape[1])) for p in parts])
         mask = torch.cat([F.pad(p.mask, (0, length - p.mask.shape[1])) for p in parts])
         return TokenVectors(vectors, mask)
