@@ -22,9 +22,17 @@ from .errors import (
     UnknownIdError,
 )
 from .eval import evaluate, format_table
-from .index import FaissIndexConfig, TorchIndexConfig, open_searcher
-from .models import BiEncoderConfig, BiEncoderModel, load_model
-from .modules import BiEncoderModule, LinearWarmupDecay
+from .index import (
+    FaissIndexConfig,
+    MultiVectorExactIndexConfig,
+    PlaidIndexConfig,
+    SeismicIndexConfig,
+    SparseExactIndexConfig,
+    TorchIndexConfig,
+    open_searcher,
+)
+from .models import BiEncoderConfig, BiEncoderModel, ColBERTConfig, SpladeConfig, load_model
+from .modules import BiEncoderModule, ColBERTModule, LinearWarmupDecay, SpladeModule
 from .trainer import Trainer
 
 __all__ = [
@@ -32,6 +40,8 @@ __all__ = [
     "BiEncoderModel",
     "BiEncoderModule",
     "BoltirError",
+    "ColBERTConfig",
+    "ColBERTModule",
     "ConfigError",
     "DataFormatError",
     "DataModule",
@@ -44,12 +54,18 @@ __all__ = [
     "MixedTupleDataset",
     "ModelDirCheckpoint",
     "ModelNotFoundError",
+    "MultiVectorExactIndexConfig",
+    "PlaidIndexConfig",
     "QueryDataset",
     "ReRankCallback",
     "Run",
     "RunDataset",
     "RunTupleDataset",
     "SearchCallback",
+    "SeismicIndexConfig",
+    "SparseExactIndexConfig",
+    "SpladeConfig",
+    "SpladeModule",
     "TorchIndexConfig",
     "Trainer",
     "TupleDataset",

@@ -7,11 +7,19 @@ import os
 from ..errors import IndexMismatchError
 from .base import IndexConfig, Indexer, Searcher, read_manifest
 from .faiss import FaissIndexConfig, FaissIndexer, FaissSearcher
+from .multivector_exact import MultiVectorExactIndexConfig
+from .plaid import PlaidIndexConfig
+from .seismic import SeismicIndexConfig
+from .sparse_exact import SparseExactIndexConfig
 from .torch_exact import TorchIndexConfig, TorchIndexer, TorchSearcher
 
 # Engines a manifest can name; a new engine adds its config class here.
 INDEX_ENGINES: dict[str, type[IndexConfig]] = {
     FaissIndexConfig.engine: FaissIndexConfig,
+    SeismicIndexConfig.engine: SeismicIndexConfig,
+    SparseExactIndexConfig.engine: SparseExactIndexConfig,
+    PlaidIndexConfig.engine: PlaidIndexConfig,
+    MultiVectorExactIndexConfig.engine: MultiVectorExactIndexConfig,
     TorchIndexConfig.engine: TorchIndexConfig,
 }
 
@@ -33,7 +41,11 @@ __all__ = [
     "FaissSearcher",
     "IndexConfig",
     "Indexer",
+    "MultiVectorExactIndexConfig",
+    "PlaidIndexConfig",
+    "SeismicIndexConfig",
     "Searcher",
+    "SparseExactIndexConfig",
     "TorchIndexConfig",
     "TorchIndexer",
     "TorchSearcher",

@@ -2,6 +2,17 @@
 
 from .base import BoltirModule, EncodeOutput, ScoreOutput, SingleScoreOutput
 from .bi_encoder import BiEncoderModule
+from .colbert import ColBERTModule
 from .schedulers import LinearWarmupDecay
+from .splade import SpladeModule
 
-__all__ = ["BiEncoderModule", "BoltirModule", "EncodeOutput", "LinearWarmupDecay", "ScoreOutput", "SingleScoreOutput"]
+__all__ = [
+    "BiEncoderModule",
+    "BoltirModule",
+    "ColBERTModule",
+    "EncodeOutput",
+    "LinearWarmupDecay",
+    "ScoreOutput",
+    "SingleScoreOutput",
+    "SpladeModule",
+]

@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..eval import evaluate, parse_measures
 from ..loss import build_loss
 from ..models import BoltirConfig, BoltirModel
+from ..models.layers import TokenVectors
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,15 @@ LossConfig = Union[str, dict[str, Any], list[Union[str, dict[str, Any]]]]
 
 @dataclass
 class EncodeOutput:
-    """Vectors of a batch of documents or queries, with their ids."""
+    """Vectors of a batch of documents or queries, with their ids.
+
+    ``embeddings`` is ``[batch, dim]`` for dense models, ``[batch, vocab]`` mostly-zero term weights for sparse
+    ones, and :class:`~boltir.models.layers.TokenVectors` (padded ``[batch, tokens, dim]`` + mask) for
+    multi-vector ones; the model's ``representation`` says which, and index engines check it.
+    """
 
     ids: list[str]
-    embeddings: Tensor
+    embeddings: Tensor | TokenVectors
     kind: str  # "query" or "doc"
 
 
@@ -91,6 +97,7 @@ class BoltirModule(pl.LightningModule):
         if gradient_checkpointing:
             self.enable_gradient_checkpointing()
         self._val_runs: dict[int, Run] = {}
+        self.eval()  # inference until Lightning's fit switches to training (HF loads backbones in eval mode too)
 
     @property
     def config(self) -> BoltirConfig:
