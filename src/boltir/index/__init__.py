@@ -6,6 +6,7 @@ import os
 
 from ..errors import IndexMismatchError
 from .base import IndexConfig, Indexer, Searcher, read_manifest
+from .bm25 import BM25IndexConfig, BM25Indexer, BM25Searcher
 from .faiss import FaissIndexConfig, FaissIndexer, FaissSearcher
 from .multivector_exact import MultiVectorExactIndexConfig
 from .plaid import PlaidIndexConfig
@@ -20,6 +21,7 @@ INDEX_ENGINES: dict[str, type[IndexConfig]] = {
     SparseExactIndexConfig.engine: SparseExactIndexConfig,
     PlaidIndexConfig.engine: PlaidIndexConfig,
     MultiVectorExactIndexConfig.engine: MultiVectorExactIndexConfig,
+    BM25IndexConfig.engine: BM25IndexConfig,
     TorchIndexConfig.engine: TorchIndexConfig,
 }
 
@@ -36,6 +38,9 @@ def open_searcher(directory: str | os.PathLike[str], **search_settings) -> Searc
 
 __all__ = [
     "INDEX_ENGINES",
+    "BM25IndexConfig",
+    "BM25Indexer",
+    "BM25Searcher",
     "FaissIndexConfig",
     "FaissIndexer",
     "FaissSearcher",

@@ -25,7 +25,7 @@ from ..models.layers import TokenVectors
 log = logging.getLogger(__name__)
 
 # What ``loss_functions`` accepts in YAML: a name, {name: ..., option: ...}, or a list of those with weights.
-LossConfig = Union[str, dict[str, Any], list[Union[str, dict[str, Any]]]]
+LossConfig = Union[str, dict[str, Any], list[str | dict[str, Any]]]
 
 
 @dataclass
@@ -33,12 +33,13 @@ class EncodeOutput:
     """Vectors of a batch of documents or queries, with their ids.
 
     ``embeddings`` is ``[batch, dim]`` for dense models, ``[batch, vocab]`` mostly-zero term weights for sparse
-    ones, and :class:`~boltir.models.layers.TokenVectors` (padded ``[batch, tokens, dim]`` + mask) for
-    multi-vector ones; the model's ``representation`` says which, and index engines check it.
+    ones, :class:`~boltir.models.layers.TokenVectors` (padded ``[batch, tokens, dim]`` + mask) for multi-vector
+    ones, and the texts themselves for lexical engines such as BM25; the model's ``representation`` says which,
+    and index engines check it.
     """
 
     ids: list[str]
-    embeddings: Tensor | TokenVectors
+    embeddings: Tensor | TokenVectors | list[str]
     kind: str  # "query" or "doc"
 
 
