@@ -36,7 +36,8 @@ def make_bert_tokenizer(directory: Path):
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vocab.txt").write_text("\n".join(_vocab()) + "\n")
-    return BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), model_max_length=512)
+    # transformers 5 reads the vocabulary from `vocab` (it ignores `vocab_file`, leaving only the special tokens)
+    return BertTokenizerFast(vocab=str(directory / "vocab.txt"), model_max_length=512)
 
 
 def make_decoder_tokenizer():

@@ -7,6 +7,7 @@ import os
 from ..errors import IndexMismatchError
 from .base import IndexConfig, Indexer, Searcher, read_manifest
 from .faiss import FaissIndexConfig, FaissIndexer, FaissSearcher
+from .segments import SegmentSearcher
 
 # Engines a manifest can name; a new engine adds its config class here.
 INDEX_ENGINES: dict[str, type[IndexConfig]] = {
@@ -21,7 +22,8 @@ def open_searcher(directory: str | os.PathLike[str], **search_settings) -> Searc
     if engine not in INDEX_ENGINES:
         raise IndexMismatchError(f"{directory} was built by the unknown engine '{engine}'; known: {sorted(INDEX_ENGINES)}.")
     config = INDEX_ENGINES[engine].from_dict({**manifest["index_config"], **search_settings})
-    return config.searcher(directory, manifest)
+    searcher = config.searcher(directory, manifest)
+    return SegmentSearcher(searcher) if manifest.get("segments") else searcher
 
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "FaissSearcher",
     "IndexConfig",
     "Indexer",
+    "SegmentSearcher",
     "Searcher",
     "open_searcher",
     "read_manifest",

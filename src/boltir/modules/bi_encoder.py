@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..models import BiEncoderModel
+from ..models.layers.segments import SegmentedVectors, cat_vectors
 from .base import BoltirModule
 
 
@@ -22,7 +23,7 @@ class BiEncoderModule(BoltirModule):
     model_class: ClassVar[type[BiEncoderModel]] = BiEncoderModel
     model: BiEncoderModel
 
-    def _encode(self, texts: list[str], side: str, batch_size: int) -> Tensor:
+    def _encode(self, texts: list[str], side: str, batch_size: int) -> Tensor | SegmentedVectors:
         """Encode texts in length-sorted batches (little padding), returned in input order."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
@@ -31,15 +32,16 @@ class BiEncoderModule(BoltirModule):
         for start in range(0, len(order), batch_size):
             batch = [texts[i] for i in order[start : start + batch_size]]
             chunks.append(encode(self._to_device(tokenize(batch))))
-        vectors = torch.cat(chunks)
-        result = torch.empty_like(vectors)
-        result[torch.tensor(order, device=vectors.device)] = vectors
-        return result
+        vectors = cat_vectors(chunks)
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+        return vectors[inverse.to(vectors.device)]
 
     def embed_queries(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        return self._encode(texts, "query", batch_size)
+        return self._encode(texts, "query", batch_size)  # type: ignore[return-value]
 
-    def embed_docs(self, texts: list[str], batch_size: int = 256) -> Tensor:
+    def embed_docs(self, texts: list[str], batch_size: int = 256) -> Tensor | SegmentedVectors:
+        """Document vectors; one per segment (:class:`SegmentedVectors`) when the model splits long documents."""
         return self._encode(texts, "doc", batch_size)
 
     @torch.inference_mode()
@@ -48,8 +50,8 @@ class BiEncoderModule(BoltirModule):
         return self.embed_queries(texts, batch_size)
 
     @torch.inference_mode()
-    def encode_docs(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        """``[len(texts), dim]`` document vectors (no gradients)."""
+    def encode_docs(self, texts: list[str], batch_size: int = 256) -> Tensor | SegmentedVectors:
+        """``[len(texts), dim]`` document vectors (no gradients); segment vectors for segmented models."""
         return self.embed_docs(texts, batch_size)
 
     def rank_scores(self, queries: list[str], docs: list[list[str]]) -> list[Tensor]:
