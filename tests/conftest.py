@@ -36,7 +36,7 @@ def make_bert_tokenizer(directory: Path):
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vocab.txt").write_text("\n".join(_vocab()) + "\n")
-    # transformers 5 reads the vocabulary from `vocab` (it ignores `vocab_file`, leaving only the special tokens)
+    # transformers 5 takes the vocabulary as `vocab` (a path or dict); `vocab_file=` is silently ignored
     return BertTokenizerFast(vocab=str(directory / "vocab.txt"), model_max_length=512)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from boltir import BiEncoderConfig, BiEncoderModule, DataModule, DocDataset, QueryDataset, Trainer, open_searcher
-from boltir.index import FaissIndexConfig, SegmentSearcher
+from boltir.index import FaissIndexConfig, SegmentSearcher, TorchIndexConfig
 from boltir.models.layers.segments import SegmentedVectors
 
 
@@ -23,9 +23,11 @@ def maxp(tiny_bert_dir) -> BiEncoderModule:
     return BiEncoderModule(tiny_bert_dir, config=config)
 
 
-def test_index_stores_segments_and_search_returns_documents(maxp, tiny_beir, tmp_path):
+@pytest.mark.parametrize("index_config", [FaissIndexConfig(), TorchIndexConfig(device="cpu")], ids=["faiss", "torch"])
+def test_index_stores_segments_and_search_returns_documents(index_config, maxp, tiny_beir, tmp_path):
     index_dir = tmp_path / "index"
-    trainer().index(maxp, DataModule(DocDataset(tiny_beir), inference_batch_size=4), index_dir=index_dir)
+    datamodule = DataModule(DocDataset(tiny_beir), inference_batch_size=4)
+    trainer().index(maxp, datamodule, index_dir=index_dir, index_config=index_config)
     manifest = json.loads((index_dir / "manifest.json").read_text())
     assert manifest["segments"] is True and manifest["documents"] == 6 and manifest["count"] > 6
     searcher = open_searcher(index_dir)

@@ -8,10 +8,12 @@ from ..errors import IndexMismatchError
 from .base import IndexConfig, Indexer, Searcher, read_manifest
 from .faiss import FaissIndexConfig, FaissIndexer, FaissSearcher
 from .segments import SegmentSearcher
+from .torch_exact import TorchIndexConfig, TorchIndexer, TorchSearcher
 
 # Engines a manifest can name; a new engine adds its config class here.
 INDEX_ENGINES: dict[str, type[IndexConfig]] = {
     FaissIndexConfig.engine: FaissIndexConfig,
+    TorchIndexConfig.engine: TorchIndexConfig,
 }
 
 
@@ -35,6 +37,9 @@ __all__ = [
     "Indexer",
     "SegmentSearcher",
     "Searcher",
+    "TorchIndexConfig",
+    "TorchIndexer",
+    "TorchSearcher",
     "open_searcher",
     "read_manifest",
 ]
