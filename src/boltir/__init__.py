@@ -14,6 +14,7 @@ from .errors import (
 from .eval import evaluate, format_table
 from .index import FaissIndexConfig, TorchIndexConfig, open_searcher
 from .models import BiEncoderConfig, BiEncoderModel, load_model
+from .models.layers import SegmentConfig, SegmentedVectors
 from .modules import BiEncoderModule
 from .trainer import Trainer
 
@@ -36,6 +37,8 @@ __all__ = [
     "Run",
     "RunDataset",
     "SearchCallback",
+    "SegmentConfig",
+    "SegmentedVectors",
     "TorchIndexConfig",
     "Trainer",
     "UnknownIdError",
