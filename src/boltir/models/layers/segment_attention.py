@@ -1,11 +1,12 @@
 """SeDR's segment interaction, as an attention function in transformers' attention interface.
 
 The segments of a batch run in parallel as ordinary sequences. In every layer, attention is first computed
-as usual with PyTorch's fused SDPA (each token sees its own segment). Then, for the one representation token
-of each segment, attention is recomputed over its own segment's keys *plus* the representation tokens' keys of
-the other segments of the same document, and written over that token's output. So only representation tokens
-exchange information across segments, and the extra work is one query per segment over ``length + segments``
-keys: no dense (all tokens x all tokens) mask, no copy of the key tensor.
+as usual with PyTorch's fused SDPA (each token sees its own segment). Then the one representation token of
+each segment also attends to the representation tokens of the other segments of the same document: its own
+scores' log-sum-exp merges the SDPA output with the other segments' keys and values (as flash attention merges
+key blocks), and the result is written over that token's output. So only representation tokens exchange
+information across segments, and the extra work per layer is one query per segment against its own keys
+plus ``segments`` more: no dense (all tokens x all tokens) mask, no second pass over the values.
 
 Why an attention function rather than a patched layer: transformers 5 routes every modern model's attention
 (BERT, RoBERTa, ELECTRA, DistilBERT, Llama, Qwen2, …) through ``ALL_ATTENTION_FUNCTIONS`` and forwards
@@ -89,29 +90,36 @@ def representation_attention(
     key: Tensor,
     value: Tensor,
     attention_mask: Tensor | None,
+    own_output: Tensor,
     layout: SegmentLayout,
     dropout: float,
     scaling: float | None,
 ) -> Tensor:
-    """``[N, heads, dim]``: each representation token attending to its segment and the document's other ones."""
+    """``[N, heads, dim]``: each representation token attending to its own segment and the document's other ones.
+
+    The plain attention already gave each representation token ``own_output``, the softmax-weighted values of its
+    own segment; only the log-sum-exp of its own scores is still needed to merge in the other segments' keys and
+    values (the same merge flash attention does between key blocks). So the own values are never read again.
+    """
     segments, heads, length, dim = query.shape
     kv_heads = key.shape[1]
-    rows = torch.arange(segments, device=query.device)
-    positions = layout.positions
+    groups = heads // kv_heads  # grouped-query attention: query head h reads key/value head h // groups
+    rows, positions = torch.arange(segments, device=query.device), layout.positions
     scale = scaling if scaling is not None else dim**-0.5
-    # grouped-query attention: query head h reads key/value head h // groups (as transformers' repeat_kv)
-    q = query[rows, :, positions].reshape(segments, kv_heads, heads // kv_heads, dim)
-    rep_keys, rep_values = key[rows, :, positions], value[rows, :, positions]  # [N, kv_heads, dim]
+    # [N, L, heads, dim] is how the projections are laid out: gathering one position per segment there is cheap
+    q = query.transpose(1, 2)[rows, positions].reshape(segments, kv_heads, groups, dim)
+    rep_keys, rep_values = key.transpose(1, 2)[rows, positions], value.transpose(1, 2)[rows, positions]
     other_keys, other_values = rep_keys[layout.others], rep_values[layout.others]  # [N, S, kv_heads, dim]
-    own = torch.einsum("nkgd,nkld->nkgl", q, key)
-    other = torch.einsum("nkgd,nskd->nkgs", q, other_keys)
-    scores = torch.cat([own, other], -1).float() * scale
-    visible = torch.cat([_visible_row(attention_mask, module, positions, length), layout.others_mask], -1)
-    scores = scores.masked_fill(~visible[:, None, None, :], float("-inf"))
-    probs = F.dropout(scores.softmax(-1), p=dropout, training=dropout > 0).to(value.dtype)
-    out = torch.einsum("nkgl,nkld->nkgd", probs[..., :length], value)
-    out = out + torch.einsum("nkgs,nskd->nkgd", probs[..., length:], other_values)
-    return out.reshape(segments, heads, dim)
+    own = torch.matmul(q, key.contiguous().transpose(-1, -2)).float() * scale  # [N, kv_heads, groups, L]
+    own = own.masked_fill(~_visible_row(attention_mask, module, positions, length)[:, None, None, :], float("-inf"))
+    other = torch.einsum("nkgd,nskd->nkgs", q, other_keys).float() * scale  # [N, kv_heads, groups, S]
+    other = other.masked_fill(~layout.others_mask[:, None, None, :], float("-inf"))
+    own_lse = own.logsumexp(-1, keepdim=True)
+    total_lse = torch.cat([own_lse, other], -1).logsumexp(-1, keepdim=True)
+    other_probs = F.dropout((other - total_lse).exp(), p=dropout, training=dropout > 0)
+    merged = (own_lse - total_lse).exp() * own_output.reshape(segments, kv_heads, groups, dim).float()
+    merged = merged + torch.einsum("nkgs,nskd->nkgd", other_probs, other_values.float())
+    return merged.reshape(segments, heads, dim)
 
 
 def segment_attention(
@@ -134,10 +142,14 @@ def segment_attention(
     if segment_layout is None:
         return output, weights
     segment_layout.calls += 1
-    interacted = representation_attention(module, query, key, value, attention_mask, segment_layout, dropout, scaling)
     rows = torch.arange(output.shape[0], device=output.device)
-    # output is [N, L, heads, dim]; index_put (not in place) keeps autograd's saved tensors intact
-    return output.index_put((rows, segment_layout.positions), interacted.to(output.dtype)), weights
+    index = (rows, segment_layout.positions)  # output is [N, L, heads, dim]
+    interacted = representation_attention(
+        module, query, key, value, attention_mask, output[index], segment_layout, dropout, scaling
+    ).to(output.dtype)
+    if torch.is_grad_enabled():  # out of place: autograd may have saved the attention output
+        return output.index_put(index, interacted), weights
+    return output.index_put_(index, interacted), weights
 
 
 def enable_segment_attention(backbone: nn.Module) -> None:
