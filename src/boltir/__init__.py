@@ -1,7 +1,17 @@
 """boltir: fine-tune and run transformer-based retrieval models — bi-encoders and cross-encoders, one API."""
 
-from .callbacks import IndexCallback, ReRankCallback, SearchCallback
-from .data import DataModule, DocDataset, QueryDataset, Run, RunDataset, read_qrels
+from .callbacks import IndexCallback, ModelDirCheckpoint, ReRankCallback, SearchCallback
+from .data import (
+    DataModule,
+    DocDataset,
+    MixedTupleDataset,
+    QueryDataset,
+    Run,
+    RunDataset,
+    RunTupleDataset,
+    TupleDataset,
+    read_qrels,
+)
 from .errors import (
     BoltirError,
     ConfigError,
@@ -15,7 +25,7 @@ from .eval import evaluate, format_table
 from .index import FaissIndexConfig, TorchIndexConfig, open_searcher
 from .models import BiEncoderConfig, BiEncoderModel, load_model
 from .models.layers import SegmentConfig, SegmentedVectors
-from .modules import BiEncoderModule
+from .modules import BiEncoderModule, LinearWarmupDecay
 from .trainer import Trainer
 
 __all__ = [
@@ -30,17 +40,22 @@ __all__ = [
     "FaissIndexConfig",
     "IndexCallback",
     "IndexMismatchError",
+    "LinearWarmupDecay",
     "MissingDependencyError",
+    "MixedTupleDataset",
+    "ModelDirCheckpoint",
     "ModelNotFoundError",
     "QueryDataset",
     "ReRankCallback",
     "Run",
     "RunDataset",
+    "RunTupleDataset",
     "SearchCallback",
     "SegmentConfig",
     "SegmentedVectors",
     "TorchIndexConfig",
     "Trainer",
+    "TupleDataset",
     "UnknownIdError",
     "evaluate",
     "format_table",

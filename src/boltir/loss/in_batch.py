@@ -25,7 +25,10 @@ def in_batch_scores(
     """Scores ``[Q, Q * N]`` of ``[Q, D]`` queries against ``[Q * N, D]`` documents, and targets with a 1 at the
     positive (column ``q * N``) of each query. ``similarity(queries, docs)`` must return ``[Q, Q * N]``; the
     default is the dot product (normalise embeddings first for cosine)."""
-    if query_embeddings.dim() != 2 or doc_embeddings.dim() != 2:
+    # documents split into segments (SegmentedVectors, [docs, segments, dim]) are scored by ``similarity``
+    doc_shape = tuple(doc_embeddings.vectors.shape) if hasattr(doc_embeddings, "vectors") else tuple(doc_embeddings.shape)
+    doc_shape = (doc_shape[0], doc_shape[-1])
+    if query_embeddings.dim() != 2 or (not hasattr(doc_embeddings, "vectors") and doc_embeddings.dim() != 2):
         raise ConfigError(
             "query and document embeddings must be 2-D, got shapes "
             f"{tuple(query_embeddings.shape)} and {tuple(doc_embeddings.shape)}"
@@ -34,10 +37,9 @@ def in_batch_scores(
     if docs_per_query < 1:
         raise ConfigError(f"docs_per_query must be >= 1, got {docs_per_query}")
     expected = (num_queries * docs_per_query, query_embeddings.shape[1])
-    if tuple(doc_embeddings.shape) != expected:
+    if doc_shape != expected:
         raise ConfigError(
-            f"doc_embeddings must be [num_queries * docs_per_query, dim], expected {expected}, "
-            f"got {tuple(doc_embeddings.shape)}"
+            f"doc_embeddings must be [num_queries * docs_per_query, dim], expected {expected}, got {doc_shape}"
         )
     if similarity is None:
         scores = query_embeddings @ doc_embeddings.T

@@ -4,7 +4,8 @@ Long documents leave room for few documents per batch, so few in-batch negatives
 (detached, hence "late": made by an earlier state of the model) vectors of recent batches' documents in a
 first-in-first-out queue and offers them as more negatives. Rules that keep it correct:
 
-- it never offers a document that is a positive of the current batch (compared by a stable hash of its id);
+- it never offers a document that is a positive of the current batch (compared by a stable hash of its key,
+  the document's text for :class:`~boltir.modules.BiEncoderModule`);
 - it starts empty at every epoch and whenever the model moves to another device;
 - under DDP the module enqueues the *gathered* batch, so every rank holds the same cache.
 """
@@ -24,7 +25,7 @@ Vectors = Tensor | SegmentedVectors
 
 
 def stable_keys(ids: Sequence[str]) -> Tensor:
-    """``[len(ids)]`` int64 keys, equal for equal ids in every process (Python's ``hash`` is salted per process)."""
+    """``[len(ids)]`` int64 keys, equal for equal strings in every process (Python's ``hash`` is salted per process)."""
     return torch.tensor(
         [int.from_bytes(hashlib.blake2b(i.encode("utf-8"), digest_size=8).digest(), "little", signed=True) for i in ids],
         dtype=torch.long,
