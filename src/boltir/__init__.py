@@ -41,6 +41,7 @@ from .models import (
     SpladeConfig,
     load_model,
 )
+from .models.layers import SegmentConfig, SegmentedVectors
 from .modules import BiEncoderModule, BM25Module, ColBERTModule, CrossEncoderModule, LinearWarmupDecay, SpladeModule
 from .trainer import Trainer
 
@@ -80,6 +81,8 @@ __all__ = [
     "SparseExactIndexConfig",
     "SpladeConfig",
     "SpladeModule",
+    "SegmentConfig",
+    "SegmentedVectors",
     "TorchIndexConfig",
     "Trainer",
     "TupleDataset",

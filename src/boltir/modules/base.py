@@ -21,6 +21,7 @@ from ..eval import evaluate, parse_measures
 from ..loss import build_loss
 from ..models import BoltirConfig, BoltirModel
 from ..models.layers import TokenVectors
+from ..models.layers.segments import SegmentedVectors
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +156,13 @@ class BoltirModule(pl.LightningModule):
             raise ConfigError(f"{type(self).__name__} has no loss: set model.init_args.loss_functions (e.g. infonce).")
         return self.loss(scores.float(), targets.to(device=scores.device, dtype=torch.float32))
 
-    def gather(self, tensor: Tensor) -> Tensor:
+    def gather(self, tensor: Tensor | SegmentedVectors) -> Tensor | SegmentedVectors:
         """``tensor`` of every device concatenated along dim 0 (DDP); gradients flow through this device's part."""
         trainer = self._trainer
         if trainer is None or trainer.world_size == 1:
             return tensor
+        if isinstance(tensor, SegmentedVectors):  # both parts have the same shape on every device (max_segments wide)
+            return SegmentedVectors(self.gather(tensor.vectors), self.gather(tensor.mask.to(torch.uint8)).bool())
         parts = list(self.all_gather(tensor.detach()).unbind(0))
         parts[self.global_rank] = tensor
         return torch.cat(parts)
