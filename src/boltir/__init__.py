@@ -1,7 +1,7 @@
 """boltir: fine-tune and run transformer-based retrieval models — bi-encoders and cross-encoders, one API."""
 
 from .callbacks import IndexCallback, ReRankCallback, SearchCallback
-from .data import DataModule, DocDataset, QueryDataset, Run, RunDataset, read_qrels
+from .data import DataModule, DocDataset, QueryDataset, Run, RunDataset, fuse_runs, read_qrels
 from .errors import (
     BoltirError,
     ConfigError,
@@ -13,8 +13,8 @@ from .errors import (
 )
 from .eval import evaluate, format_table
 from .index import FaissIndexConfig, open_searcher
-from .models import BiEncoderConfig, BiEncoderModel, load_model
-from .modules import BiEncoderModule
+from .models import BiEncoderConfig, BiEncoderModel, LightRetrieverConfig, LightRetrieverModel, load_model
+from .modules import BiEncoderModule, LightRetrieverModule
 from .trainer import Trainer
 
 __all__ = [
@@ -29,6 +29,9 @@ __all__ = [
     "FaissIndexConfig",
     "IndexCallback",
     "IndexMismatchError",
+    "LightRetrieverConfig",
+    "LightRetrieverModel",
+    "LightRetrieverModule",
     "MissingDependencyError",
     "ModelNotFoundError",
     "QueryDataset",
@@ -40,6 +43,7 @@ __all__ = [
     "UnknownIdError",
     "evaluate",
     "format_table",
+    "fuse_runs",
     "load_model",
     "open_searcher",
     "read_qrels",

@@ -26,6 +26,7 @@ class BoltirCLI(LightningCLI):
             "index": _LINKED,
             "search": _LINKED,
             "re_rank": _LINKED,
+            "cache_embeddings": _LINKED,
         }
 
 
@@ -34,6 +35,7 @@ def main(args: list[str] | None = None) -> None:
     # configs are dataclasses; YAML picks a family's or engine's subclass by class_path
     set_parsing_settings(subclasses_enabled=[IndexConfig, BoltirConfig])
     defaults = {"logger": False, "enable_checkpointing": False}
+    args = _cache_embeddings_args(args)
     command = (args if args is not None else sys.argv[1:])[:1]
     BoltirCLI(
         model_class=BoltirModule,
@@ -46,6 +48,20 @@ def main(args: list[str] | None = None) -> None:
         trainer_defaults=defaults if command and command[0] != "fit" else {},
         auto_configure_optimizers=False,
     )
+
+
+def _cache_embeddings_args(args: list[str] | None) -> list[str] | None:
+    """``cache-embeddings`` reads no data: spell it as the Trainer method and fill the CLI's required ``--data``."""
+    given = list(args if args is not None else sys.argv[1:])
+    if given[:1] not in (["cache-embeddings"], ["cache_embeddings"]):
+        return args
+    given[0] = "cache_embeddings"
+    if not any(a == "--data" or a.startswith("--data=") for a in given):
+        given += ["--data", "boltir.DataModule"]
+    if args is None:  # Lightning warns when both args and sys.argv are given
+        sys.argv[1:] = given
+        return None
+    return given
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from .batches import Doc, DocBatch, Query, QueryBatch, RankBatch, RankSample, collate
 from .datamodule import DataModule
 from .datasets import DocDataset, QueryDataset, RunDataset, join_title
-from .run import Qrels, Run, read_qrels
+from .run import Qrels, Run, fuse_runs, read_qrels
 
 __all__ = [
     "DataModule",
@@ -19,6 +19,7 @@ __all__ = [
     "Run",
     "RunDataset",
     "collate",
+    "fuse_runs",
     "join_title",
     "read_qrels",
 ]

@@ -8,12 +8,14 @@ from typing import Any
 from ..errors import ConfigError
 from .bi_encoder import BiEncoderConfig, BiEncoderModel
 from .config import BoltirConfig, read_family
+from .light_retriever import LightRetrieverConfig, LightRetrieverModel
 from .model import BoltirModel
 from .resolve import resolve_model_dir
 
 # The families a saved directory can name; a new family adds its row here.
 MODEL_FAMILIES: dict[str, type[BoltirModel]] = {
     BiEncoderConfig.family: BiEncoderModel,
+    LightRetrieverConfig.family: LightRetrieverModel,
 }
 
 
@@ -36,6 +38,8 @@ __all__ = [
     "BiEncoderModel",
     "BoltirConfig",
     "BoltirModel",
+    "LightRetrieverConfig",
+    "LightRetrieverModel",
     "load_model",
     "resolve_model_dir",
 ]

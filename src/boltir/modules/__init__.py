@@ -2,5 +2,6 @@
 
 from .base import BoltirModule, EncodeOutput, ScoreOutput, SingleScoreOutput
 from .bi_encoder import BiEncoderModule
+from .light_retriever import LightRetrieverModule
 
-__all__ = ["BiEncoderModule", "BoltirModule", "EncodeOutput", "ScoreOutput", "SingleScoreOutput"]
+__all__ = ["BiEncoderModule", "BoltirModule", "EncodeOutput", "LightRetrieverModule", "ScoreOutput", "SingleScoreOutput"]
