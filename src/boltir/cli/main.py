@@ -8,6 +8,7 @@ from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
 from ..data import DataModule
+from ..errors import BoltirError
 from ..index import IndexConfig
 from ..models import BoltirConfig
 from ..modules import BoltirModule
@@ -31,6 +32,29 @@ class BoltirCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> None:
+    """Run the CLI; an error the user caused ends it with one line naming what to change, not a traceback."""
+    try:
+        _run(args)
+    except Exception as exc:
+        cause = _user_error(exc)
+        if cause is None:
+            raise
+        print(f"boltir: error: {cause}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
+def _user_error(exc: BaseException | None) -> BoltirError | None:
+    """The BoltirError behind ``exc``; jsonargparse wraps errors raised while it instantiates classes."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, BoltirError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _run(args: list[str] | None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # configs are dataclasses; YAML picks a family's or engine's subclass by class_path
     set_parsing_settings(subclasses_enabled=[IndexConfig, BoltirConfig])
