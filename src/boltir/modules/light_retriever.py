@@ -38,7 +38,7 @@ class LightRetrieverModule(BiEncoderModule):
         cache_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if model is None and query_only and model_name_or_path is not None:
-            model = LightRetrieverModel.for_queries(model_name_or_path, cache_path)
+            model = LightRetrieverModel.for_queries(model_name_or_path, cache_path, config)
         super().__init__(model_name_or_path, config, model)
         self.cache_path = cache_path
 

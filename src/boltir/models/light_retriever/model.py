@@ -225,10 +225,18 @@ class LightRetrieverModel(BoltirModel[LightRetrieverConfig]):
         return path
 
     @classmethod
-    def for_queries(cls, name_or_path: str | os.PathLike[str], cache_path: str | os.PathLike[str] | None = None) -> LightRetrieverModel:
+    def for_queries(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        cache_path: str | os.PathLike[str] | None = None,
+        config: LightRetrieverConfig | dict | None = None,
+    ) -> LightRetrieverModel:
         """The query encoder alone: tokenizer plus the cached EmbeddingBag (dense) or nothing (sparse); no LLM."""
         directory = resolve_model_dir(name_or_path)
-        config = cls.config_class.load(directory) if (directory / CONFIG_NAME).is_file() else cls.config_class()
+        if isinstance(config, dict):
+            config = cls.config_class.from_dict(config)
+        if config is None:
+            config = cls.config_class.load(directory) if (directory / CONFIG_NAME).is_file() else cls.config_class()
         if config.symmetric:
             raise ConfigError(f"{directory} encodes queries with the LLM (symmetric=True): load it fully, not for_queries.")
         model = cls(None, load_tokenizer(directory), config, backbone_config=AutoConfig.from_pretrained(directory))

@@ -1,0 +1,248 @@
+"""LightRetriever on SciFact: LoRA fine-tuning of a decoder LLM, then test nDCG@10 and end-to-end queries/s of
+symmetric dense (the LLM encodes queries too), asymmetric dense (EmbeddingBag queries), sparse (token-count
+queries) and the hybrid of the last two (min-max fused run).
+
+Each variant is fine-tuned on the SciFact train queries (positive documents, in-batch negatives, InfoNCE) through
+``Trainer.fit``, saved (LoRA merged), documents are encoded by its LLM, and the 300 test queries are searched:
+dense through the exact Faiss index (``index_config``), sparse by an exact sparse matrix product (scipy; the
+Seismic / exact sparse engines replace it once merged). End-to-end time = query encoding + search (+ fusion),
+with the query-only model (no LLM loaded) for the asymmetric variants.
+
+    python benchmarks/light_retriever_scifact.py --device cuda --data .carry/scifact --model <SmolLM2 dir>   # H100
+    python benchmarks/light_retriever_scifact.py --device cpu --tiny --model <tiny LLM dir> --data <BEIR dir>  # test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from boltir import (
+    DataModule,
+    DocDataset,
+    FaissIndexConfig,
+    LightRetrieverModule,
+    QueryDataset,
+    Run,
+    Trainer,
+    evaluate,
+    fuse_runs,
+    open_searcher,
+)
+from boltir.data import read_qrels
+from boltir.index import INDEX_ENGINES
+from boltir.data.tuples import TupleDataset
+
+VARIANTS = {
+    "symmetric dense": {"symmetric": True},
+    "asymmetric dense": {},
+    "sparse": {"representation": "sparse"},
+}
+MEASURES = ["nDCG@10", "R@100"]
+
+
+class _Module(LightRetrieverModule):
+    """AdamW over the trainable (LoRA) weights at the benchmark's learning rate."""
+
+    lr = 1e-4
+
+    def configure_optimizers(self):  # type: ignore[override]
+        return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=self.lr)
+
+
+def train_tuples(data: Path, work: Path, max_queries: int | None) -> TupleDataset:
+    """SciFact train qrels as tuples (query, positives); negatives come from the batch."""
+    qrels = read_qrels(data / "qrels" / "train.tsv")
+    queries = {q.query_id: q.text for q in QueryDataset(data, split="train")}
+    path = work / "train-tuples.jsonl"
+    with open(path, "w") as handle:
+        for qid in list(qrels)[:max_queries]:
+            positives = [d for d, r in qrels[qid].items() if r > 0]
+            if positives and qid in queries:
+                handle.write(json.dumps({"query_id": qid, "query": queries[qid], "pos": positives}) + "\n")
+    return TupleDataset(path, list_size=1, corpus=str(data))
+
+
+def trainer(args: argparse.Namespace, **kwargs) -> Trainer:
+    gpu = args.device.startswith("cuda")
+    return Trainer(
+        accelerator="gpu" if gpu else "cpu",
+        devices=1,
+        precision="bf16-mixed" if gpu else "32-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
+
+
+def fine_tune(name: str, args: argparse.Namespace, tuples: TupleDataset, work: Path) -> tuple[Path, float]:
+    """LoRA fine-tuning of one variant; returns the saved model directory and the training seconds."""
+    config = {
+        **VARIANTS[name],
+        "lora_r": args.lora_r,
+        "query_length": args.query_length,
+        "doc_length": args.doc_length,
+        "doc_top_k": args.doc_top_k,
+    }
+    temperature = args.sparse_temperature if config.get("representation") == "sparse" else args.dense_temperature
+    module = _Module(args.model, config=config, loss_functions=None, in_batch_loss={"name": "infonce", "temperature": temperature})
+    module.lr = args.lr
+    torch.manual_seed(args.seed)
+    start = time.perf_counter()
+    trainer(args, max_steps=args.steps, gradient_clip_val=1.0).fit(module, datamodule=DataModule(train_dataset=tuples, batch_size=args.batch_size))
+    seconds = time.perf_counter() - start
+    directory = work / name.replace(" ", "-")
+    module.save_pretrained(directory)
+    return directory, seconds
+
+
+def encode_corpus(directory: Path, docs: list[tuple[str, str]], args: argparse.Namespace) -> tuple[LightRetrieverModule, torch.Tensor, float]:
+    module = LightRetrieverModule(directory).to(args.device).eval()
+    start = time.perf_counter()
+    with torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.device.startswith("cuda")):
+        vectors = module.encode_docs([t for _, t in docs], batch_size=args.encode_batch_size).float()
+    return module, vectors, time.perf_counter() - start
+
+
+def to_csr(vectors: torch.Tensor) -> sp.csr_matrix:
+    return sp.csr_matrix(vectors.cpu().numpy())
+
+
+def sparse_search(queries: torch.Tensor, docs: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by sparse matrix product (token counts × document term weights)."""
+    scores = (to_csr(queries) @ docs.T).toarray()
+    top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
+    return np.take_along_axis(scores, top, 1), top
+
+
+def evaluate_variant(name: str, directory: Path, docs: list[tuple[str, str]], queries: QueryDataset, args: argparse.Namespace, work: Path) -> dict:
+    """Encode the corpus with the LLM, then time query encoding + search for the test queries."""
+    full, doc_vectors, encode_seconds = encode_corpus(directory, docs, args)
+    sparse = full.model.representation == "sparse"
+    symmetric = full.model.config.symmetric
+    cache_seconds = 0.0
+    if symmetric:
+        query_module = full
+    else:
+        if not sparse:
+            start = time.perf_counter()
+            trainer(args).cache_embeddings(full, batch_size=args.cache_batch_size)
+            cache_seconds = time.perf_counter() - start
+        query_module = LightRetrieverModule(directory, query_only=True).to(args.device).eval()
+        del full
+    engine = INDEX_ENGINES.get("sparse-exact") if sparse else FaissIndexConfig
+    searcher = None
+    if engine is not None:
+        indexer = engine().indexer(work / f"index-{directory.name}", query_module.model)
+        indexer.add([d for d, _ in docs], doc_vectors.cpu())
+        searcher = open_searcher(indexer.finish())
+        searcher.check_model(query_module.model)
+    else:  # until the sparse engines are merged: the same exact product, here
+        index = to_csr(doc_vectors)
+    texts = [q.text for q in queries]
+    run, seconds = Run(name=name), 0.0
+    for repeat in range(2):  # the first pass warms up; the second is timed
+        start = time.perf_counter()
+        with torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.device.startswith("cuda") and symmetric):
+            vectors = query_module.encode_queries(texts, batch_size=args.search_batch_size).float()
+        if searcher is not None:
+            scores, ids = searcher.search(vectors, args.k)
+        else:
+            scores, positions = sparse_search(vectors, index, args.k)
+            ids = [[docs[p][0] for p in row] for row in positions]
+        seconds = time.perf_counter() - start
+    for query, row_scores, row_ids in zip(queries, scores, ids):
+        run.add(query.query_id, row_ids, row_scores[: len(row_ids)].tolist())
+    return {"run": run, "search_seconds": seconds, "doc_encode_seconds": encode_seconds, "cache_seconds": cache_seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
+    parser.add_argument("--data", default="../shared/data/scifact", help="BEIR folder with qrels/train.tsv and qrels/test.tsv")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=300, help="training steps per variant")
+    parser.add_argument("--batch-size", type=int, default=32, help="training queries per step (in-batch negatives)")
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--dense-temperature", type=float, default=0.02)
+    parser.add_argument("--sparse-temperature", type=float, default=1.0)
+    parser.add_argument("--query-length", type=int, default=64)
+    parser.add_argument("--doc-length", type=int, default=256)
+    parser.add_argument("--doc-top-k", type=int, default=256, help="terms kept per sparse document vector")
+    parser.add_argument("--hybrid-weights", type=float, nargs=2, default=[1.0, 1.0], help="dense, sparse (min-max scaled)")
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--encode-batch-size", type=int, default=64)
+    parser.add_argument("--search-batch-size", type=int, default=300)
+    parser.add_argument("--cache-batch-size", type=int, default=4096)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tiny", action="store_true", help="CPU smoke run: 40 train queries, 200 documents, 10 test queries")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    data = Path(args.data)
+    test = QueryDataset(data, split="test")
+    docs = [(d.doc_id, d.text) for d in DocDataset(data)]
+    queries = list(test)
+    if args.tiny:
+        queries = queries[:10]
+        wanted = {d for q in queries for d in test.qrels.get(q.query_id, {})}
+        docs = [d for d in docs if d[0] in wanted] + [d for d in docs if d[0] not in wanted][: max(0, 200 - len(wanted))]
+    qrels = {q.query_id: test.qrels[q.query_id] for q in queries}
+
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="light-scifact-") as tmp:
+        work = Path(tmp)
+        tuples = train_tuples(data, work, 40 if args.tiny else None)
+        for name in VARIANTS:
+            directory, train_seconds = fine_tune(name, args, tuples, work)
+            outcome = evaluate_variant(name, directory, docs, queries, args, work)
+            results[name] = {**outcome, "train_seconds": train_seconds}
+            print(name, {k: v for k, v in results[name].items() if k != "run"}, flush=True)
+    start = time.perf_counter()
+    hybrid = fuse_runs([results["asymmetric dense"]["run"], results["sparse"]["run"]], args.hybrid_weights, name="hybrid")
+    fusion_seconds = time.perf_counter() - start
+    results["hybrid"] = {
+        "run": hybrid,
+        "search_seconds": results["asymmetric dense"]["search_seconds"] + results["sparse"]["search_seconds"] + fusion_seconds,
+    }
+    rows = []
+    for name, result in results.items():
+        metrics = evaluate(result["run"], qrels, MEASURES)
+        rows.append({"variant": name, **metrics, "queries_per_s": len(queries) / result["search_seconds"],
+                     **{k: v for k, v in result.items() if k not in ("run",)}})
+    write_report(rows, args, len(queries), len(docs))
+
+
+def write_report(rows: list[dict], args: argparse.Namespace, num_queries: int, num_docs: int) -> None:
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    (out / "light_retriever_scifact.json").write_text(json.dumps({"device": device, "settings": settings, "results": rows}, indent=2) + "\n")
+    lines = [
+        f"SciFact test ({num_queries} queries, {num_docs} documents), {args.model} + LoRA r={args.lora_r}, "
+        f"{args.steps} steps × {args.batch_size} queries, on {device}",
+        "",
+        "| variant | nDCG@10 | R@100 | queries/s (encode + search) | train s | doc encode s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['nDCG@10']:.4f} | {r['R@100']:.4f} | {r['queries_per_s']:,.0f} | "
+            f"{r.get('train_seconds', 0):.0f} | {r.get('doc_encode_seconds', 0):.1f} |"
+        )
+    (out / "light_retriever_scifact.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
