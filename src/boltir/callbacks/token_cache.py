@@ -31,6 +31,8 @@ class TokenCacheCallback(pl.Callback):
         model = pl_module.model
         if getattr(model, "token_vectors", None) is None or model.config.symmetric or model.representation != "dense":
             raise ConfigError("cache-embeddings needs an asymmetric dense LightRetriever model (symmetric=False, representation='dense').")
+        if trainer.world_size > 1:
+            raise ConfigError("cache-embeddings runs on one device (trainer.devices=1): the vocabulary takes seconds on one GPU.")
         self.directory = self._model_dir(model)
         self.vectors = None
 
