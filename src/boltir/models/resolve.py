@@ -45,7 +45,7 @@ def convert_gguf(gguf_path: Path) -> Path:
 
     Transformers loads GGUF only dequantised and refuses to save it, so the weights are copied into a fresh model.
     """
-    target = cache_dir() / gguf_path.name.split(".")[0]
+    target = cache_dir() / gguf_path.stem
     if (target / "config.json").is_file():
         return target
     require("gguf", "gguf", "loading a GGUF checkpoint")
@@ -97,10 +97,15 @@ def _from_hub(name: str, local_files_only: bool) -> Path | None:
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
-    """A local directory holding the model's files, or :class:`ModelNotFoundError` saying what to pass."""
+    """A local directory holding the model's files, or :class:`ModelNotFoundError` saying what to pass.
+
+    A ``.gguf`` file is converted once into a plain HF directory in the boltir cache (see :func:`convert_gguf`).
+    """
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
+    if path.is_file() and path.suffix == ".gguf":
+        return convert_gguf(path)
     name = str(name_or_path)
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelNotFoundError(f"model path '{name}' is not a directory: pass a directory of HF model files.")
