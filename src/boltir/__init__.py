@@ -12,7 +12,7 @@ from .errors import (
     UnknownIdError,
 )
 from .eval import evaluate, format_table
-from .index import FaissIndexConfig, open_searcher
+from .index import FaissIndexConfig, TorchIndexConfig, open_searcher
 from .models import BiEncoderConfig, BiEncoderModel, LightRetrieverConfig, LightRetrieverModel, load_model
 from .modules import BiEncoderModule, LightRetrieverModule
 from .trainer import Trainer
@@ -39,6 +39,7 @@ __all__ = [
     "Run",
     "RunDataset",
     "SearchCallback",
+    "TorchIndexConfig",
     "Trainer",
     "UnknownIdError",
     "evaluate",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
+
 from jsonargparse import set_parsing_settings
 from lightning.pytorch.cli import LightningCLI
 
@@ -56,6 +58,10 @@ def _user_error(exc: BaseException | None) -> BoltirError | None:
 
 def _run(args: list[str] | None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # DocDataset shards itself across workers, so Lightning's length caveat does not apply; the pytree notice
+    # is Lightning's own deprecation. Neither is something a user can act on.
+    warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined")
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
     # configs are dataclasses; YAML picks a family's or engine's subclass by class_path
     set_parsing_settings(subclasses_enabled=[IndexConfig, BoltirConfig])
     defaults = {"logger": False, "enable_checkpointing": False}
