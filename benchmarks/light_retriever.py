@@ -85,7 +85,6 @@ def main() -> None:
     parser.add_argument("--cache-batch-size", type=int, default=2048, help="vocabulary tokens per LLM batch when caching")
     parser.add_argument("--out", default="benchmarks/results", help="folder for light_retriever.json / .md")
     args = parser.parse_args()
-    torch.set_grad_enabled(False)
     gpu = args.device.startswith("cuda")
     repeats = args.repeats or (50 if gpu else 5)
     llm_repeats = args.llm_repeats or repeats
