@@ -75,7 +75,7 @@ def trainer(args: argparse.Namespace, **kwargs) -> Trainer:
     return Trainer(
         accelerator="gpu" if gpu else "cpu",
         devices=1,
-        precision="bf16-mixed" if gpu else "32-true",
+        precision=args.precision,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -105,10 +105,15 @@ def fine_tune(name: str, args: argparse.Namespace, tuples: TupleDataset, work: P
     return directory, seconds
 
 
+def _autocast(args: argparse.Namespace, enabled: bool = True) -> torch.autocast:
+    """bf16 autocast for LLM forwards when the run's precision is bf16-mixed."""
+    return torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=enabled and args.precision == "bf16-mixed")
+
+
 def encode_corpus(directory: Path, docs: list[tuple[str, str]], args: argparse.Namespace) -> tuple[LightRetrieverModule, torch.Tensor, float]:
     module = LightRetrieverModule(directory).to(args.device).eval()
     start = time.perf_counter()
-    with torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.device.startswith("cuda")):
+    with _autocast(args):
         vectors = module.encode_docs([t for _, t in docs], batch_size=args.encode_batch_size).float()
     return module, vectors, time.perf_counter() - start
 
@@ -152,7 +157,7 @@ def evaluate_variant(name: str, directory: Path, docs: list[tuple[str, str]], qu
     run, seconds = Run(name=name), 0.0
     for repeat in range(2):  # the first pass warms up; the second is timed
         start = time.perf_counter()
-        with torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.device.startswith("cuda") and symmetric):
+        with _autocast(args, symmetric):
             vectors = query_module.encode_queries(texts, batch_size=args.search_batch_size).float()
         if searcher is not None:
             scores, ids = searcher.search(vectors, args.k)
@@ -170,6 +175,7 @@ def main() -> None:
     parser.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
     parser.add_argument("--data", default="../shared/data/scifact", help="BEIR folder with qrels/train.tsv and qrels/test.tsv")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default=None, help="Lightning precision (default: bf16-mixed on cuda, else 32-true)")
     parser.add_argument("--steps", type=int, default=300, help="training steps per variant")
     parser.add_argument("--batch-size", type=int, default=32, help="training queries per step (in-batch negatives)")
     parser.add_argument("--lr", type=float, default=2e-4)
@@ -188,6 +194,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="CPU smoke run: 40 train queries, 200 documents, 10 test queries")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
+    args.precision = args.precision or ("bf16-mixed" if args.device.startswith("cuda") else "32-true")
     data = Path(args.data)
     test = QueryDataset(data, split="test")
     docs = [(d.doc_id, d.text) for d in DocDataset(data)]
