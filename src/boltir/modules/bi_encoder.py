@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from ..data.batches import TrainBatch
 from ..errors import ConfigError
 from ..loss import Regulariser, build_loss, in_batch_scores
-from ..data.batches import TrainBatch
 from ..models import BiEncoderConfig, BiEncoderModel
+from ..models.layers import TokenVectors, cat_batches
 from .base import BoltirModule, LossConfig
 
 
@@ -33,6 +34,8 @@ class BiEncoderModule(BoltirModule):
 
     model_class: ClassVar[type[BiEncoderModel]] = BiEncoderModel
     model: BiEncoderModel
+    # texts per forward pass when encoding; families with large outputs (SPLADE's vocabulary logits) lower it
+    encode_batch_size: ClassVar[int] = 256
 
     def __init__(
         self,
@@ -45,8 +48,9 @@ class BiEncoderModule(BoltirModule):
         doc_regulariser: Regulariser | None = None,
         val_measures: Sequence[str] = ("nDCG@10",),
         gradient_checkpointing: bool = False,
+        config_overrides: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing)
+        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing, config_overrides)
         self.in_batch_loss = build_loss(in_batch_loss) if in_batch_loss is not None else None
         if self.loss is None and self.in_batch_loss is None:
             raise ConfigError("BiEncoderModule needs loss_functions or in_batch_loss (or both) to train.")
@@ -78,8 +82,9 @@ class BiEncoderModule(BoltirModule):
                 losses[name] = regulariser.weight_at(self.global_step) * regulariser(vectors.float())
         return losses
 
-    def _encode(self, texts: list[str], side: str, batch_size: int) -> Tensor:
+    def _encode(self, texts: list[str], side: str, batch_size: int | None) -> Tensor | TokenVectors:
         """Encode texts in length-sorted batches (little padding), returned in input order."""
+        batch_size = batch_size or self.encode_batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
         encode = self.model.encode_queries if side == "query" else self.model.encode_docs
@@ -87,25 +92,24 @@ class BiEncoderModule(BoltirModule):
         for start in range(0, len(order), batch_size):
             batch = [texts[i] for i in order[start : start + batch_size]]
             chunks.append(encode(self._to_device(tokenize(batch))))
-        vectors = torch.cat(chunks)
-        result = torch.empty_like(vectors)
-        result[torch.tensor(order, device=vectors.device)] = vectors
-        return result
+        vectors = cat_batches(chunks)
+        inverse = torch.argsort(torch.tensor(order, device=self.device))
+        return vectors[inverse]
 
-    def embed_queries(self, texts: list[str], batch_size: int = 256) -> Tensor:
+    def embed_queries(self, texts: list[str], batch_size: int | None = None) -> Tensor | TokenVectors:
         return self._encode(texts, "query", batch_size)
 
-    def embed_docs(self, texts: list[str], batch_size: int = 256) -> Tensor:
+    def embed_docs(self, texts: list[str], batch_size: int | None = None) -> Tensor | TokenVectors:
         return self._encode(texts, "doc", batch_size)
 
     @torch.inference_mode()
-    def encode_queries(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        """``[len(texts), dim]`` query vectors (no gradients)."""
+    def encode_queries(self, texts: list[str], batch_size: int | None = None) -> Tensor | TokenVectors:
+        """Query vectors (no gradients): ``[len(texts), dim]``, or token vectors for multi-vector models."""
         return self.embed_queries(texts, batch_size)
 
     @torch.inference_mode()
-    def encode_docs(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        """``[len(texts), dim]`` document vectors (no gradients)."""
+    def encode_docs(self, texts: list[str], batch_size: int | None = None) -> Tensor | TokenVectors:
+        """Document vectors (no gradients): ``[len(texts), dim]``, or token vectors for multi-vector models."""
         return self.embed_docs(texts, batch_size)
 
     def rank_scores(self, queries: list[str], docs: list[list[str]]) -> list[Tensor]:

@@ -59,12 +59,17 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
     def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: BiEncoderConfig) -> None:
         super().__init__(backbone, tokenizer, config)
         self.query_backbone = None if config.tied else copy.deepcopy(backbone)
+        self.build_layers()
+
+    def build_layers(self) -> None:
+        """The layers between backbone and vectors; the sparse and multi-vector variants build their own."""
+        config = self.config
         self.query_pooling = Pooling(config.query_pooling)
         self.doc_pooling = Pooling(config.doc_pooling)
-        hidden = backbone.config.hidden_size
+        hidden = self.backbone.config.hidden_size
         self.projection = nn.Linear(hidden, config.embedding_dim) if config.embedding_dim else None
-        if is_decoder(backbone.config) and "last" in (config.query_pooling, config.doc_pooling):
-            tokenizer.padding_side = "left"  # keeps every last token at the same position
+        if is_decoder(self.backbone.config) and "last" in (config.query_pooling, config.doc_pooling):
+            self.tokenizer.padding_side = "left"  # keeps every last token at the same position
 
     @classmethod
     def default_config(cls, directory: Path) -> BiEncoderConfig:

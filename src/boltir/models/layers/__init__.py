@@ -1,6 +1,22 @@
-"""Small modules that model families compose: pooling, similarity, projection."""
+"""Small modules that model families compose: pooling, similarity, projection, sparsifiers, late interaction."""
 
+from .multivector import TokenVectors, cat_batches, maxsim
 from .pooling import POOLING_STRATEGIES, Pooling
 from .similarity import SIMILARITIES, check_similarity, pairwise_similarity
+from .sparse import SPARSE_POOLING, LogSaturation, TopKPruning, VocabularyPooling, restrict_to_input_tokens
 
-__all__ = ["POOLING_STRATEGIES", "SIMILARITIES", "Pooling", "check_similarity", "pairwise_similarity"]
+__all__ = [
+    "POOLING_STRATEGIES",
+    "SIMILARITIES",
+    "SPARSE_POOLING",
+    "LogSaturation",
+    "Pooling",
+    "TokenVectors",
+    "TopKPruning",
+    "VocabularyPooling",
+    "cat_batches",
+    "check_similarity",
+    "maxsim",
+    "pairwise_similarity",
+    "restrict_to_input_tokens",
+]
