@@ -146,6 +146,24 @@ def test_query_only_model_searches_the_full_models_index(cached_dir, tiny_beir, 
     assert len(run) == 3 and all(len(run[q]) == 3 for q in run)
 
 
+def test_sparse_model_indexes_into_a_sparse_engine_and_searches_without_the_llm(tiny_llama_dir, tiny_beir, tmp_path):
+    from boltir import DataModule, DocDataset, QueryDataset, SparseExactIndexConfig
+
+    LightRetrieverModule(tiny_llama_dir, config={"representation": "sparse", "doc_top_k": 16}).save_pretrained(tmp_path / "m")
+    _trainer().index(LightRetrieverModule(tmp_path / "m"), DataModule(DocDataset(tiny_beir)), tmp_path / "index", SparseExactIndexConfig())
+    light = LightRetrieverModule(tmp_path / "m", query_only=True)
+    callback = _trainer().search(light, DataModule(QueryDataset(tiny_beir, split="test")), tmp_path / "index", k=3, run_dir=tmp_path / "runs")
+    run = next(iter(callback.runs.values()))
+    assert len(run) == 3 and light.model.backbone is None
+    # the run's scores are the token-count query times the LLM's document term weights, exactly
+    full = LightRetrieverModule(tmp_path / "m")
+    docs = list(DocDataset(tiny_beir))
+    scores = full.model.score(full.encode_queries(["what is the capital of germany"]), full.encode_docs([d.text for d in docs]))[0]
+    top = sorted(((float(s), d.doc_id) for s, d in zip(scores, docs) if s > 0), key=lambda x: (-x[0], x[1]))[:3]
+    assert [d for d, _ in run["q1"]] == [d for _, d in top]
+    assert [s for _, s in run["q1"]] == pytest.approx([s for s, _ in top], rel=1e-4)
+
+
 def test_cache_from_another_tokenizer_is_refused(cached_dir, tmp_path):
     other = tmp_path / "other-tokenizer"
     shutil.copytree(cached_dir, other)
