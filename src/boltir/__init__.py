@@ -44,7 +44,15 @@ from .models import (
     SpladeConfig,
     load_model,
 )
-from .modules import BiEncoderModule, BM25Module, ColBERTModule, CrossEncoderModule, LightRetrieverModule, LinearWarmupDecay, SpladeModule
+from .modules import (
+    BiEncoderModule,
+    BM25Module,
+    ColBERTModule,
+    CrossEncoderModule,
+    LightRetrieverModule,
+    LinearWarmupDecay,
+    SpladeModule,
+)
 from .trainer import Trainer
 
 __all__ = [
