@@ -238,3 +238,51 @@ def test_smollm2_resolves_from_its_gguf_package_and_ranks(tmp_path):
     module = LightRetrieverModule(directory, config={"representation": "sparse"})
     out = module.score("What is the capital of Germany?", ["Berlin is the capital of Germany.", "Tides follow the moon."])
     assert out.ranking() == [0, 1]
+
+
+FIT_CONFIG = """
+model:
+  class_path: boltir.LightRetrieverModule
+  init_args:
+    model_name_or_path: {model}
+    config:
+      class_path: boltir.LightRetrieverConfig
+      init_args: {{lora_r: 2, representation: {representation}}}
+    loss_functions: null
+    in_batch_loss: {{name: infonce, temperature: 0.05}}
+optimizer:
+  class_path: torch.optim.AdamW
+  init_args: {{lr: 0.001}}
+data:
+  class_path: boltir.DataModule
+  init_args:
+    train_dataset:
+      class_path: boltir.TupleDataset
+      init_args: {{path: {tuples}, list_size: 1}}
+    batch_size: 3
+trainer:
+  max_steps: 2
+  logger: false
+  enable_progress_bar: false
+  accelerator: cpu
+  callbacks:
+    - class_path: boltir.ModelDirCheckpoint
+      init_args: {{dirpath: {out}, save_last: true}}
+"""
+
+
+@pytest.mark.parametrize("representation", ["dense", "sparse"])
+def test_fit_from_yaml_trains_lora_and_saves_a_plain_model(representation, tiny_llama_dir, tmp_path):
+    import json
+
+    from boltir.cli.main import main
+
+    pairs = [("capital of germany", "berlin is the capital"), ("ocean tide", "the moon causes the tide"), ("cancer risk", "genes increase cancer risk")]
+    (tmp_path / "tuples.jsonl").write_text("".join(json.dumps({"query": q, "pos": [p]}) + "\n" for q, p in pairs))
+    config = FIT_CONFIG.format(model=tiny_llama_dir, representation=representation, tuples=tmp_path / "tuples.jsonl", out=tmp_path / "ckpt")
+    (tmp_path / "fit.yaml").write_text(config)
+    before = LightRetrieverModule(tiny_llama_dir, config={"representation": representation}).score("ocean tide", TEXTS).scores
+    main(["fit", "--config", str(tmp_path / "fit.yaml")])
+    trained = LightRetrieverModule(tmp_path / "ckpt" / "last")  # LoRA merged into a plain checkpoint
+    assert trained.config.lora_r == 2 and trained.config.representation == representation
+    assert not torch.allclose(trained.score("ocean tide", TEXTS).scores, before)
