@@ -49,8 +49,8 @@ def time_encoder(module: LightRetrieverModule, queries: list[str], batch_size: i
     return {"batch_size": batch_size, "repeats": repeats, "latency_ms": 1000 * median, "queries_per_s": batch_size / median}
 
 
-def light_module(directory: Path, random_cache: bool, device: str, batch_size: int) -> LightRetrieverModule:
-    """The query-only asymmetric dense encoder: the real cache (built here if missing) or a random one."""
+def light_module(directory: Path, random_cache: bool, device: str, batch_size: int) -> tuple[LightRetrieverModule, float | None]:
+    """The query-only asymmetric dense encoder, and the seconds it took to build the real cache (None if not built here)."""
     if random_cache:
         from transformers import AutoConfig
 
@@ -60,7 +60,8 @@ def light_module(directory: Path, random_cache: bool, device: str, batch_size: i
         tokenizer = load_tokenizer(directory)
         backbone_config = AutoConfig.from_pretrained(directory)
         weights = torch.randn(len(tokenizer), backbone_config.hidden_size)
-        return LightRetrieverModule(model=LightRetrieverModel(None, tokenizer, config, backbone_config, token_cache=weights))
+        return LightRetrieverModule(model=LightRetrieverModel(None, tokenizer, config, backbone_config, token_cache=weights)), None
+    seconds = None
     if not (directory / CACHE_NAME).is_file():
         from boltir import Trainer
 
@@ -68,8 +69,9 @@ def light_module(directory: Path, random_cache: bool, device: str, batch_size: i
         trainer = Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, precision=precision, logger=False)
         start = time.perf_counter()
         trainer.cache_embeddings(LightRetrieverModule(directory), batch_size=batch_size)
-        print(f"built the query token cache in {time.perf_counter() - start:.1f} s", flush=True)
-    return LightRetrieverModule(directory, query_only=True)
+        seconds = time.perf_counter() - start
+        print(f"built the query token cache in {seconds:.1f} s", flush=True)
+    return LightRetrieverModule(directory, query_only=True), seconds
 
 
 def main() -> None:
@@ -94,7 +96,8 @@ def main() -> None:
 
     dtype = getattr(torch, args.dtype)
     llm = LightRetrieverModule(directory, config={"symmetric": True}).to(args.device, dtype).eval()
-    light = light_module(directory, args.random_cache, args.device, args.cache_batch_size).to(args.device).eval()
+    light, cache_seconds = light_module(directory, args.random_cache, args.device, args.cache_batch_size)
+    light = light.to(args.device).eval()
     sparse = LightRetrieverModule(directory, config={"representation": "sparse"}, query_only=True).to(args.device).eval()
 
     rows = []
@@ -118,6 +121,7 @@ def main() -> None:
         "dtype": args.dtype,
         "queries": f"{args.data} test ({len(queries)})",
         "random_cache": args.random_cache,
+        "cache_build_seconds": cache_seconds,
         "results": rows,
     }
     out = Path(args.out)
@@ -126,7 +130,8 @@ def main() -> None:
     (out / f"light_retriever_{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"Query encoding, {args.model} ({args.dtype}) on {device_name}"
-        + (" — EmbeddingBag filled with random vectors of the real shape" if args.random_cache else ""),
+        + (" — EmbeddingBag filled with random vectors of the real shape" if args.random_cache else "")
+        + (f" — query token cache ({len(light.model.tokenizer):,} tokens) built in {cache_seconds:.1f} s" if cache_seconds else ""),
         "",
         "| encoder | batch | latency (ms/batch) | queries/s | speed-up vs LLM |",
         "|---|---:|---:|---:|---:|",
