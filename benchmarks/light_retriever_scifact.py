@@ -92,9 +92,9 @@ def fine_tune(name: str, args: argparse.Namespace, tuples: TupleDataset, work: P
         "doc_top_k": args.doc_top_k,
     }
     temperature = args.sparse_temperature if config.get("representation") == "sparse" else args.dense_temperature
+    torch.manual_seed(args.seed)  # LoRA's initialisation and the batches
     module = _Module(args.model, config=config, loss_functions=None, in_batch_loss={"name": "infonce", "temperature": temperature})
     module.lr = args.lr
-    torch.manual_seed(args.seed)
     start = time.perf_counter()
     trainer(args, max_steps=args.steps, gradient_clip_val=1.0).fit(module, datamodule=DataModule(train_dataset=tuples, batch_size=args.batch_size))
     seconds = time.perf_counter() - start
