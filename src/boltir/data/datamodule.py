@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -34,6 +35,28 @@ class LengthSorted(IterableDataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
 
+class StreamLoader(DataLoader):
+    """A DataLoader over a stream its workers shard by position (as DocDataset does).
+
+    Every worker ends with its own partial batch, so there are up to ``num_workers`` more batches than
+    ``ceil(len / batch_size)``; Lightning stops after ``len(loader)`` batches, so the count must include them.
+    """
+
+    def __len__(self) -> int:
+        count, workers, size = len(self.dataset), max(1, self.num_workers), self.batch_size or 1  # type: ignore[arg-type]
+        return sum(math.ceil(math.ceil((count - w) / workers) / size) for w in range(min(workers, count)))
+
+
+class TransformedCollate:
+    """Collate, then apply the module's batch transform (tokenisation) inside the DataLoader's worker processes."""
+
+    def __init__(self, collate_fn: Callable[[list], Any], transform: Callable[[Any], Any]) -> None:
+        self.collate_fn, self.transform = collate_fn, transform
+
+    def __call__(self, samples: list) -> Any:
+        return self.transform(self.collate_fn(samples))
+
+
 class DataModule(pl.LightningDataModule):
     """Serves ``inference_datasets`` to index/search/re-rank, and ``train_dataset`` to ``fit``.
 
@@ -44,6 +67,9 @@ class DataModule(pl.LightningDataModule):
         inference_batch_size: texts (or queries, for re-ranking) per inference batch.
         num_workers: DataLoader worker processes.
         sort_window: batches of a streamed corpus are formed from windows of this many length-sorted documents.
+
+    The module being run sets ``batch_transform`` (see ``BoltirModule.setup``): batches are then tokenised in
+    the workers, beside the accelerator's work, and page-locked so copies to a GPU overlap its computation.
     """
 
     def __init__(
@@ -64,17 +90,26 @@ class DataModule(pl.LightningDataModule):
         self.inference_batch_size = inference_batch_size
         self.num_workers = num_workers
         self.sort_window = sort_window
+        self.batch_transform: Callable[[Any], Any] | None = None
+
+    def _pin_memory(self) -> bool:
+        trainer = getattr(self, "trainer", None)
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False) -> DataLoader:
         if isinstance(dataset, IterableDataset) and self.sort_window > 1:
             dataset = LengthSorted(dataset, self.sort_window)
         collate_fn = getattr(dataset, "collate", None) or collate
-        return DataLoader(
+        if self.batch_transform is not None:
+            collate_fn = TransformedCollate(collate_fn, self.batch_transform)
+        loader = StreamLoader if isinstance(dataset, IterableDataset) else DataLoader
+        return loader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle and not isinstance(dataset, IterableDataset),
             num_workers=self.num_workers,
             collate_fn=collate_fn,
+            pin_memory=self._pin_memory(),
             persistent_workers=False,
         )
 

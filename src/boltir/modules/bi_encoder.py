@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from ..data.batches import DocBatch, Encoding, QueryBatch
 from ..models import BiEncoderModel
 from .base import BoltirModule
+
+
+class TokenizeBatch:
+    """Tokenises query and document batches with the model's own tokenize methods (in DataLoader workers)."""
+
+    def __init__(self, model: BiEncoderModel) -> None:
+        self.tokenize_queries, self.tokenize_docs = model.tokenize_queries, model.tokenize_docs
+
+    def __call__(self, batch: Any) -> Any:
+        if isinstance(batch, DocBatch) and batch.encoding is None:
+            batch.encoding = self.tokenize_docs(batch.texts)
+        elif isinstance(batch, QueryBatch) and batch.encoding is None:
+            batch.encoding = self.tokenize_queries(batch.texts)
+        return batch
 
 
 class BiEncoderModule(BoltirModule):
@@ -22,11 +38,20 @@ class BiEncoderModule(BoltirModule):
     model_class: ClassVar[type[BiEncoderModel]] = BiEncoderModel
     model: BiEncoderModel
 
-    def _encode(self, texts: list[str], side: str, batch_size: int) -> Tensor:
-        """Encode texts in length-sorted batches (little padding), returned in input order."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
+    def batch_transform(self) -> Callable[[Any], Any]:
+        return TokenizeBatch(self.model)
+
+    def _encode(self, texts: list[str], side: str, batch_size: int, encoding: Encoding | None = None) -> Tensor:
+        """Encode texts in length-sorted batches (little padding), returned in input order.
+
+        Vectors stay on the model's device until the end: nothing waits for the GPU, so the CPU tokenises the
+        next batch while the GPU encodes this one.
+        """
         encode = self.model.encode_queries if side == "query" else self.model.encode_docs
+        if encoding is not None:  # a batch the DataLoader's workers tokenised (and length-sorted)
+            return encode(self._to_device(encoding))
+        tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         chunks = []
         for start in range(0, len(order), batch_size):
             batch = [texts[i] for i in order[start : start + batch_size]]
@@ -36,21 +61,21 @@ class BiEncoderModule(BoltirModule):
         result[torch.tensor(order, device=vectors.device)] = vectors
         return result
 
-    def embed_queries(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        return self._encode(texts, "query", batch_size)
+    def embed_queries(self, texts: list[str], encoding: Encoding | None = None, batch_size: int = 256) -> Tensor:
+        return self._encode(texts, "query", batch_size, encoding)
 
-    def embed_docs(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        return self._encode(texts, "doc", batch_size)
+    def embed_docs(self, texts: list[str], encoding: Encoding | None = None, batch_size: int = 256) -> Tensor:
+        return self._encode(texts, "doc", batch_size, encoding)
 
     @torch.inference_mode()
     def encode_queries(self, texts: list[str], batch_size: int = 256) -> Tensor:
         """``[len(texts), dim]`` query vectors (no gradients)."""
-        return self.embed_queries(texts, batch_size)
+        return self.embed_queries(texts, batch_size=batch_size)
 
     @torch.inference_mode()
     def encode_docs(self, texts: list[str], batch_size: int = 256) -> Tensor:
         """``[len(texts), dim]`` document vectors (no gradients)."""
-        return self.embed_docs(texts, batch_size)
+        return self.embed_docs(texts, batch_size=batch_size)
 
     def rank_scores(self, queries: list[str], docs: list[list[str]]) -> list[Tensor]:
         query_vectors = self.embed_queries(queries)
