@@ -165,9 +165,9 @@ def random_weights_copy(model_dir: str | os.PathLike[str]) -> Path:
         else:
             shutil.copy(item, target / item.name)
     torch.manual_seed(0)
-    config = AutoConfig.from_pretrained(source)
-    config.torch_dtype = "float32"
-    AutoModel.from_config(config).save_pretrained(target)
+    model = AutoModel.from_config(AutoConfig.from_pretrained(source)).float()
+    model.config.dtype = torch.float32  # the source may be a float16 copy; loaders read this back
+    model.save_pretrained(target)
     return target
 
 

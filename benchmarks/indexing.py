@@ -106,8 +106,9 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="64,256")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--doc-length", type=int, default=256)
-    parser.add_argument("--num-workers", type=int, default=min(8, max(0, (os.cpu_count() or 1) - 2)))
+    parser.add_argument("--num-workers", type=int, default=max(0, (os.cpu_count() or 1) - 2))
     parser.add_argument("--tag", default="", help="free text copied into the result (e.g. the row name)")
+    parser.add_argument("--points", default="", help="then time one run per LIMITxREPEAT collection (scaling rows)")
     args = parser.parse_args()
 
     corpus = scifact_corpus(args.data, args.limit, args.repeat_corpus)
@@ -131,6 +132,12 @@ def main() -> None:
             "versions": {**versions(), **extra},
         }
     )
+    for point in filter(None, args.points.split(",")):
+        limit, repeat = (int(x) for x in point.split("x"))
+        run_point, count, _ = SYSTEMS[args.system](args, scifact_corpus(args.data, limit, repeat))
+        seconds = run_point(timing["batch_size"])
+        emit({"row": "scaling", "system": args.system, "device": args.device, "precision": args.precision,
+              "docs": count, "median_s": seconds, "docs_per_s": count / seconds, "batch_size": timing["batch_size"]})
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="256,1024")
     parser.add_argument("--precisions", default="bf16")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tokenize-only", action="store_true")
     args = parser.parse_args()
 
     import torch
@@ -52,6 +53,12 @@ def main() -> None:
               "s": _median(lambda: tok(return_token_type_ids=False), args.repeats, "cpu")})
         emit({"what": "tokenize rust only", "batch": size,
               "s": _median(lambda: [tokenizer._tokenizer.encode_batch(b) for b in batches], args.repeats, "cpu")})
+        from boltir.models.layers import tokenize_texts
+
+        emit({"what": "boltir tokenize_texts", "batch": size,
+              "s": _median(lambda: [tokenize_texts(tokenizer, b, 256) for b in batches], args.repeats, "cpu")})
+        if args.tokenize_only:
+            continue
         encodings = [{k: v.to(args.device) for k, v in e.items()} for e in tok(return_token_type_ids=False)]
         for precision in args.precisions.split(","):
             for attention in ("sdpa", "eager"):

@@ -21,7 +21,7 @@ from .common import machine, prepare_model, run_child, scifact_corpus, scifact_t
 from .report import render, token_flops
 from .scaling import plot
 
-ROWS = ("indexing", "search", "scaling", "training", "reranking")
+ROWS = ("indexing", "search", "scaling", "training", "reranking")  # scaling: extra points of the indexing row
 
 
 def _indexing_args(
@@ -45,28 +45,19 @@ def _lir(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
     return run_child(argv, env={"PYTHONPATH": args.lir_path} if args.lir_path else None, python=args.lir_python)
 
 
-def indexing_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+def indexing_rows(args: argparse.Namespace, scaling: bool) -> list[dict[str, Any]]:
+    """Every system at every precision; the last precision's st and boltir-index also time the scaling points."""
     results: list[dict[str, Any]] = []
-    for precision in args.precisions.split(","):
-        results += run_child(_indexing_args(args, "st", precision, args.st_batch_sizes))
+    precisions = args.precisions.split(",")
+    for precision in precisions:
+        points = {"points": args.scaling_points} if scaling and precision == precisions[-1] else {}
+        results += run_child(_indexing_args(args, "st", precision, args.st_batch_sizes, **points))
         results += run_child(_indexing_args(args, "boltir-encode", precision, args.boltir_batch_sizes))
-        results += run_child(_indexing_args(args, "boltir-index", precision, args.boltir_batch_sizes))
+        results += run_child(_indexing_args(args, "boltir-index", precision, args.index_batch_sizes, **points))
         if args.lir_python:
             results += _lir(args, _indexing_args(args, "lir-index", precision, args.lir_batch_sizes))
     if args.device.startswith("cuda") and args.st_fp16:
         results += run_child(_indexing_args(args, "st", "fp16", args.st_batch_sizes))  # the issue's reference setting
-    return results
-
-
-def scaling_rows(args: argparse.Namespace, indexing: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    precision = args.precisions.split(",")[-1]
-    best = {r["system"]: r["batch_size"] for r in indexing if "error" not in r and r.get("precision") == precision}
-    results = []
-    for limit, repeat in [tuple(int(x) for x in point.split("x")) for point in args.scaling_points.split(",")]:
-        for system in ("boltir-index", "st"):
-            argv = _indexing_args(args, system, precision, str(best.get(system, 256)), limit, 1, repeat_corpus=repeat)
-            for row in run_child(argv):
-                results.append({**row, "row": "scaling"})
     return results
 
 
@@ -81,14 +72,15 @@ def main() -> None:
     parser.add_argument("--precisions", default=None, help="default: fp32,bf16 on cuda, fp32 on cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--st-batch-sizes", default="32,128,512")
-    parser.add_argument("--boltir-batch-sizes", default="256,1024")
+    parser.add_argument("--boltir-batch-sizes", default="512,2048")
+    parser.add_argument("--index-batch-sizes", default="256,1024")
     parser.add_argument("--lir-batch-sizes", default="64,256")
     parser.add_argument("--st-fp16", action="store_true", help="also time sentence-transformers in fp16 (cuda)")
     parser.add_argument("--num-workers", type=int, default=None)
     parser.add_argument("--lir-python", default=None, help="python of a Lightning IR environment")
     parser.add_argument("--lir-path", default=None, help="PYTHONPATH for it (e.g. a pip --target folder)")
     parser.add_argument("--search-args", default="", help="extra arguments for benchmarks.search")
-    parser.add_argument("--scaling-points", default="1000x1,5183x1,5183x4", help="LIMITxREPEAT collection sizes")
+    parser.add_argument("--scaling-points", default="1000x1,5183x4", help="LIMITxREPEAT collection sizes (with --rows scaling)")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--md", default="benchmarks/RESULTS-bench.md")
     args = parser.parse_args()
@@ -106,11 +98,9 @@ def main() -> None:
     started = time.time()
     results: list[dict[str, Any]] = []
     if "indexing" in rows:
-        results += indexing_rows(args)
+        results += indexing_rows(args, scaling="scaling" in rows)
     if "search" in rows:
         results += run_child(["-m", "benchmarks.search", *shlex.split(args.search_args)])
-    if "scaling" in rows:
-        results += scaling_rows(args, results)
     for row in ("training", "reranking"):
         if row in rows:
             results.append({"row": row, "error": "not built yet: waits for its model family in main"})

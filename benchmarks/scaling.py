@@ -17,6 +17,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path | None:
         print("matplotlib is missing: no plot (pip install matplotlib)")
         return None
     scaling = [r for r in results if r.get("row") == "scaling" and "error" not in r]
+    systems = {(r["system"], r["precision"], r["device"]) for r in scaling}
+    scaling += [r for r in results if r.get("row") == "indexing" and "error" not in r  # the full-corpus point
+                and (r["system"], r["precision"], r["device"]) in systems]
     search = [r for r in results if r.get("row") == "search" and "error" not in r]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label in sorted({_label(r) for r in scaling}):

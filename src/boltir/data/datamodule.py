@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -45,6 +46,11 @@ class StreamLoader(DataLoader):
     def __len__(self) -> int:
         count, workers, size = len(self.dataset), max(1, self.num_workers), self.batch_size or 1  # type: ignore[arg-type]
         return sum(math.ceil(math.ceil((count - w) / workers) / size) for w in range(min(workers, count)))
+
+
+def single_threaded_tokenizers(worker_id: int) -> None:
+    """Workers are the parallelism: each tokenises on one core (and HF tokenizers stop warning about forks)."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 
 class TransformedCollate:
@@ -110,6 +116,7 @@ class DataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=collate_fn,
             pin_memory=self._pin_memory(),
+            worker_init_fn=single_threaded_tokenizers if self.num_workers else None,
             persistent_workers=False,
         )
 

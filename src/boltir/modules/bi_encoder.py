@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import torch
@@ -44,18 +45,32 @@ class BiEncoderModule(BoltirModule):
     def _encode(self, texts: list[str], side: str, batch_size: int, encoding: Encoding | None = None) -> Tensor:
         """Encode texts in length-sorted batches (little padding), returned in input order.
 
-        Vectors stay on the model's device until the end: nothing waits for the GPU, so the CPU tokenises the
-        next batch while the GPU encodes this one.
+        Vectors stay on the model's device until the end, and a helper thread tokenises the next batch (into
+        page-locked memory on a GPU) while this one is encoded: the host and the device work side by side.
         """
         encode = self.model.encode_queries if side == "query" else self.model.encode_docs
         if encoding is not None:  # a batch the DataLoader's workers tokenised (and length-sorted)
             return encode(self._to_device(encoding))
         tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        batches = [[texts[i] for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size)]
+        pin = self.device.type == "cuda"
+
+        def prepare(batch: list[str]) -> Encoding:
+            encoding = tokenize(batch)
+            return {k: v.pin_memory() for k, v in encoding.items()} if pin else encoding
+
         chunks = []
-        for start in range(0, len(order), batch_size):
-            batch = [texts[i] for i in order[start : start + batch_size]]
-            chunks.append(encode(self._to_device(tokenize(batch))))
+        # a helper thread tokenises the next batch while this one runs (the Rust tokenizer releases the GIL)
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            upcoming = helper.submit(prepare, batches[0]) if batches else None
+            for index in range(len(batches)):
+                encoding = upcoming.result()  # type: ignore[union-attr]
+                if index + 1 < len(batches):
+                    upcoming = helper.submit(prepare, batches[index + 1])
+                chunks.append(encode(self._to_device(encoding)))
+        if not chunks:
+            return torch.empty(0, self.model.embedding_dim, device=self.device)
         vectors = torch.cat(chunks)
         result = torch.empty_like(vectors)
         result[torch.tensor(order, device=vectors.device)] = vectors
