@@ -34,7 +34,7 @@ def fp32_copy(model_dir: str) -> Path:
     for item in source.iterdir():
         if item.suffix in (".safetensors", ".bin") or item.name.startswith("."):
             continue
-        (shutil.copytree if item.is_dir() else shutil.copy)(item, target / item.name)
+        (shutil.copytree if item.is_dir() else shutil.copy)(item, target / item.name)  # type: ignore[operator]
     model = AutoModel.from_pretrained(source, dtype=torch.float32)
     model.config.dtype = torch.float32
     model.save_pretrained(target)
@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="SciFact BEIR folder")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precisions", default="fp32", help="boltir precisions, e.g. fp32,bf16")
+    parser.add_argument("--cpu-precisions", default="", help="also run boltir on the CPU at these, e.g. bf16")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--tolerance", type=float, default=0.002)
     parser.add_argument("--out", default="benchmarks/results")
@@ -104,10 +105,13 @@ def main() -> None:
     qrels = QueryDataset(data, split="test").qrels
     st_run, st_s = sentence_transformers_run(model_dir, data, args.device, args.batch_size)
     reference = evaluate(st_run, qrels, ["nDCG@10"])["nDCG@10"]
-    runs = [{"system": "sentence-transformers encode + exact", "precision": "fp32", "ndcg@10": reference, "encode_s": st_s}]
-    for precision in args.precisions.split(","):
-        ndcg, seconds = boltir_ndcg(model_dir, data, args.device, precision, args.batch_size, workdir)
-        runs.append({"system": "boltir index + search", "precision": precision, "ndcg@10": ndcg, "encode_s": seconds})
+    runs = [{"system": f"sentence-transformers encode + exact ({args.device})", "precision": "fp32", "ndcg@10": reference,
+             "encode_s": st_s}]
+    boltir_runs = [(args.device, p) for p in args.precisions.split(",")]
+    boltir_runs += [("cpu", p) for p in filter(None, args.cpu_precisions.split(","))]
+    for device, precision in boltir_runs:
+        ndcg, seconds = boltir_ndcg(model_dir, data, device, precision, args.batch_size, workdir / device)
+        runs.append({"system": f"boltir index + search ({device})", "precision": precision, "ndcg@10": ndcg, "encode_s": seconds})
     worst = max(abs(r["ndcg@10"] - reference) for r in runs)
     result = {
         "meta": {"machine": machine(args.device), "versions": versions(), "device": args.device,

@@ -4,7 +4,7 @@ Examples (from the repository root):
   python -m benchmarks.run --device cuda --rows indexing,search,scaling --model MODEL_DIR --data SCIFACT_DIR
   python -m benchmarks.run --device cpu --rows indexing --limit 1000 --model MODEL_DIR --data SCIFACT_DIR
 Lightning IR rows run when ``--lir-python`` (and, for a --target install, ``--lir-path``) name its environment.
-Results: ``--out``/results-<device>.json, re-rendered with every other saved row into ``--md``.
+Results: ``--out``/results-<device>-<rows>.json, re-rendered with every other saved file into ``--md``.
 """
 
 from __future__ import annotations
@@ -51,9 +51,13 @@ def indexing_rows(args: argparse.Namespace, scaling: bool) -> list[dict[str, Any
     precisions = args.precisions.split(",")
     for precision in precisions:
         points = {"points": args.scaling_points} if scaling and precision == precisions[-1] else {}
-        results += run_child(_indexing_args(args, "st", precision, args.st_batch_sizes, **points))
-        results += run_child(_indexing_args(args, "boltir-encode", precision, args.boltir_batch_sizes))
-        results += run_child(_indexing_args(args, "boltir-index", precision, args.index_batch_sizes, **points))
+        systems = args.systems.split(",")
+        if "st" in systems:
+            results += run_child(_indexing_args(args, "st", precision, args.st_batch_sizes, **points))
+        if "boltir-encode" in systems:
+            results += run_child(_indexing_args(args, "boltir-encode", precision, args.boltir_batch_sizes))
+        if "boltir-index" in systems:
+            results += run_child(_indexing_args(args, "boltir-index", precision, args.index_batch_sizes, **points))
         if args.lir_python:
             results += _lir(args, _indexing_args(args, "lir-index", precision, args.lir_batch_sizes))
     if args.device.startswith("cuda") and args.st_fp16:
@@ -70,6 +74,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="SciFact BEIR folder")
     parser.add_argument("--limit", type=int, default=None, help="index only the first N documents (CPU)")
     parser.add_argument("--precisions", default=None, help="default: fp32,bf16 on cuda, fp32 on cpu")
+    parser.add_argument("--systems", default="st,boltir-encode,boltir-index", help="of the indexing row")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--st-batch-sizes", default="32,128,512")
     parser.add_argument("--boltir-batch-sizes", default="512,2048")
@@ -116,7 +121,7 @@ def main() -> None:
         "corpus_docs": len(scifact_texts(corpus)[1]),
         "corpus_flops": token_flops(args.model_dir, scifact_texts(corpus)[1]),
     }
-    path = out / f"results-{args.device.split(':')[0]}.json"
+    path = out / f"results-{args.device.split(':')[0]}-{'-'.join(rows)}.json"  # one file per device and row set
     path.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     saved = [json.loads(p.read_text()) for p in sorted(out.glob("results-*.json"))]
     png = plot([r for s in saved for r in s["results"]], Path(args.md).parent / "scaling.png")

@@ -37,15 +37,19 @@ class LengthSorted(IterableDataset):
 
 
 class StreamLoader(DataLoader):
-    """A DataLoader over a stream its workers shard by position (as DocDataset does).
+    """A DataLoader over a stream its workers (and processes) shard by position (as DocDataset does).
 
     Every worker ends with its own partial batch, so there are up to ``num_workers`` more batches than
     ``ceil(len / batch_size)``; Lightning stops after ``len(loader)`` batches, so the count must include them.
     """
 
     def __len__(self) -> int:
+        import torch.distributed as dist
+
         count, workers, size = len(self.dataset), max(1, self.num_workers), self.batch_size or 1  # type: ignore[arg-type]
-        return sum(math.ceil(math.ceil((count - w) / workers) / size) for w in range(min(workers, count)))
+        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+        shards = [rank * workers + w for w in range(workers)]  # as data.datasets.stream_shard numbers them
+        return sum(math.ceil(math.ceil((count - s) / (workers * world)) / size) for s in shards if s < count)
 
 
 def single_threaded_tokenizers(worker_id: int) -> None:
