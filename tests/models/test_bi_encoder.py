@@ -69,3 +69,19 @@ def test_packaged_minilm_ranks_berlin_first(minilm_dir, tmp_path):
     module.save_pretrained(tmp_path / "minilm")
     torch.testing.assert_close(BiEncoderModule(tmp_path / "minilm").score(
         "What is the capital of Germany?", ["Berlin is the capital of Germany.", "Paris is the capital of France."]).scores, out.scores)
+
+
+def test_score_refuses_empty_query_and_empty_candidates(tiny_bert_dir):
+    module = BiEncoderModule(tiny_bert_dir)
+    with pytest.raises(ConfigError, match="a query is empty"):
+        module.score("  ", TEXTS)
+    with pytest.raises(ConfigError, match="candidate list .* is empty"):
+        module.score("capital", [])
+
+
+def test_unknown_hub_name_says_what_to_pass(monkeypatch):
+    from boltir import ModelNotFoundError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError, match="pass the path of a local model directory"):
+        BiEncoderModule("nobody/no-such-model")

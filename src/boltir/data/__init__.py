@@ -1,13 +1,15 @@
 """Datasets, file formats, the run type and the DataModule."""
 
-from .batches import Doc, DocBatch, Query, QueryBatch, RankBatch, RankSample, collate
+from .batches import Doc, DocBatch, Query, QueryBatch, RankBatch, RankSample, TrainBatch, TrainSample, collate
 from .datamodule import DataModule
 from .datasets import DocDataset, QueryDataset, RunDataset, join_title
 from .run import Qrels, Run, read_qrels
+from .tuples import MixedTupleDataset, RunTupleDataset, TupleDataset
 
 __all__ = [
     "DataModule",
     "Doc",
+    "MixedTupleDataset",
     "DocBatch",
     "DocDataset",
     "Qrels",
@@ -18,6 +20,10 @@ __all__ = [
     "RankSample",
     "Run",
     "RunDataset",
+    "RunTupleDataset",
+    "TrainBatch",
+    "TrainSample",
+    "TupleDataset",
     "collate",
     "join_title",
     "read_qrels",

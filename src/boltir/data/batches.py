@@ -8,6 +8,11 @@ from torch import Tensor
 
 Encoding = dict[str, Tensor]
 
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+
 
 @dataclass
 class Doc:
@@ -35,6 +40,20 @@ class RankSample:
 def pin_encoding(encoding: Encoding | None) -> Encoding | None:
     """Page-locked copies of a tokenised batch, so copies to the GPU can overlap its work."""
     return None if encoding is None else {k: v.pin_memory() for k, v in encoding.items()}
+
+
+@dataclass
+class TrainSample:
+    """One training list: a query, ``N`` documents (the first a positive) and a target per document.
+
+    Targets are relevance labels (from qrels or a tuple file) or a teacher's scores (for distillation).
+    """
+
+    query_id: str
+    query: str
+    doc_ids: list[str]
+    docs: list[str]
+    targets: list[float]
 
 
 @dataclass
@@ -69,7 +88,18 @@ class RankBatch:
     docs: list[list[str]]
 
 
-def collate(samples: list) -> DocBatch | QueryBatch | RankBatch:
+@dataclass
+class TrainBatch:
+    """Training lists of equal length ``N``; ``targets`` is ``[num_queries, N]``, column 0 holding the positives."""
+
+    query_ids: list[str]
+    queries: list[str]
+    doc_ids: list[list[str]]
+    docs: list[list[str]]
+    targets: Tensor
+
+
+def collate(samples: list) -> DocBatch | QueryBatch | RankBatch | TrainBatch:
     """Turn a list of samples of one kind into its batch type."""
     first = samples[0]
     if isinstance(first, Doc):
@@ -79,5 +109,16 @@ def collate(samples: list) -> DocBatch | QueryBatch | RankBatch:
     if isinstance(first, RankSample):
         return RankBatch(
             [s.query_id for s in samples], [s.query for s in samples], [s.doc_ids for s in samples], [s.docs for s in samples]
+        )
+    if isinstance(first, TrainSample):
+        sizes = {len(s.docs) for s in samples}
+        if len(sizes) != 1:
+            raise ConfigError(f"training lists in one batch must have one length, got lengths {sorted(sizes)}; set list_size.")
+        return TrainBatch(
+            [s.query_id for s in samples],
+            [s.query for s in samples],
+            [s.doc_ids for s in samples],
+            [s.docs for s in samples],
+            torch.tensor([s.targets for s in samples], dtype=torch.float32),
         )
     raise TypeError(f"cannot batch samples of type {type(first).__name__}")

@@ -8,9 +8,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from ..errors import ConfigError
 from .batches import Doc, collate
+from .samplers import EpochSampler, ResumableDataLoader, SkippingBatchSampler
 
 
 class LengthSorted(IterableDataset):
@@ -68,11 +71,12 @@ class TransformedCollate:
 
 
 class DataModule(pl.LightningDataModule):
-    """Serves ``inference_datasets`` to index/search/re-rank, and ``train_dataset`` to ``fit``.
+    """Serves ``inference_datasets`` to index/search/re-rank, and ``train_dataset`` and ``val_datasets`` to ``fit``.
 
     Args:
         inference_datasets: DocDataset (index), QueryDataset (search) or RunDataset (re-rank) instances.
-        train_dataset: a dataset of training samples (see the training docs).
+        train_dataset: training lists: TupleDataset, RunTupleDataset or MixedTupleDataset.
+        val_datasets: RunDataset instances re-ranked during ``fit`` to log ir-measures metrics.
         batch_size: training batch size (queries per batch).
         inference_batch_size: texts (or queries, for re-ranking) per inference batch.
         num_workers: DataLoader worker processes.
@@ -86,6 +90,7 @@ class DataModule(pl.LightningDataModule):
         self,
         inference_datasets: Sequence[Dataset] | Dataset | None = None,
         train_dataset: Dataset | None = None,
+        val_datasets: Sequence[Dataset] | Dataset | None = None,
         batch_size: int = 32,
         inference_batch_size: int = 64,
         num_workers: int = 0,
@@ -96,6 +101,7 @@ class DataModule(pl.LightningDataModule):
             inference_datasets = [inference_datasets]
         self.inference_datasets = list(inference_datasets or [])
         self.train_dataset = train_dataset
+        self.val_datasets = [val_datasets] if isinstance(val_datasets, Dataset) else list(val_datasets or [])
         self.batch_size = batch_size
         self.inference_batch_size = inference_batch_size
         self.num_workers = num_workers
@@ -106,7 +112,7 @@ class DataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
         if isinstance(dataset, IterableDataset) and self.sort_window > 1:
             dataset = LengthSorted(dataset, self.sort_window)
         collate_fn = getattr(dataset, "collate", None) or collate
@@ -116,7 +122,6 @@ class DataModule(pl.LightningDataModule):
         return loader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle and not isinstance(dataset, IterableDataset),
             num_workers=self.num_workers,
             collate_fn=collate_fn,
             pin_memory=self._pin_memory(),
@@ -131,11 +136,21 @@ class DataModule(pl.LightningDataModule):
         return self.predict_dataloader()
 
     def train_dataloader(self) -> DataLoader:
-        if self.train_dataset is None:
-            from ..errors import ConfigError
-
+        """Shuffled by (seed, epoch) and resumable mid-epoch; the seed is the training set's ``seed``."""
+        dataset = self.train_dataset
+        if dataset is None:
             raise ConfigError("fit needs data.train_dataset; set it in the config or on the command line.")
-        return self._loader(self.train_dataset, self.batch_size, shuffle=True)
+        if isinstance(dataset, IterableDataset):
+            raise ConfigError("data.train_dataset must be a map-style dataset (TupleDataset, RunTupleDataset, ...).")
+        seed = getattr(dataset, "seed", 0)
+        return ResumableDataLoader(
+            dataset,
+            batch_sampler=SkippingBatchSampler(EpochSampler(dataset, seed=seed), self.batch_size, drop_last=False),  # type: ignore[arg-type]
+            num_workers=self.num_workers,
+            collate_fn=getattr(dataset, "collate", None) or collate,
+            # its own generator: starting an epoch then draws nothing from the global one (dropout stays in step)
+            generator=torch.Generator().manual_seed(seed),
+        )
 
     def val_dataloader(self) -> list[DataLoader]:
-        return self.predict_dataloader()
+        return [self._loader(d, self.inference_batch_size) for d in self.val_datasets]

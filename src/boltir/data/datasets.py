@@ -165,49 +165,52 @@ class RunDataset(Dataset):
     """Candidates of a first-stage run, with query and document texts, for re-ranking.
 
     Every run id must exist in the queries and the corpus: a run against the wrong collection is reported
-    with the first unknown id, not re-ranked into nonsense.
+    with the first unknown id, not re-ranked into nonsense. Build one from files here, or from objects
+    already in memory with :meth:`from_run`.
     """
 
     def __init__(
         self,
-        run: str | os.PathLike[str] | Run,
-        queries: QueryDataset | str | os.PathLike[str],
-        corpus: DocDataset | str | os.PathLike[str],
+        run: str | os.PathLike[str],
+        queries: str | os.PathLike[str],
+        corpus: str | os.PathLike[str],
         depth: int = 100,
         split: str | None = "test",
     ) -> None:
-        self.run_path = None if isinstance(run, Run) else Path(run)
-        self.run = (run.top_k(depth) if isinstance(run, Run) else Run.from_trec(run, depth=depth))
-        self.queries = queries if isinstance(queries, QueryDataset) else QueryDataset(queries, split=split)
-        self.corpus = corpus if isinstance(corpus, DocDataset) else DocDataset(corpus)
-        self.qrels = self.queries.qrels
-        query_texts = self.queries.texts()
+        self.run_path: Path | None = Path(run)
+        self._build(Run.from_trec(run, depth=depth), QueryDataset(queries, split=split), DocDataset(corpus))
+
+    @classmethod
+    def from_run(cls, run: Run, queries: QueryDataset, corpus: DocDataset, depth: int = 100) -> RunDataset:
+        dataset = cls.__new__(cls)
+        dataset.run_path = None
+        dataset._build(run.top_k(depth), queries, corpus)
+        return dataset
+
+    def _build(self, run: Run, queries: QueryDataset, corpus: DocDataset) -> None:
+        self.run, self.queries, self.corpus, self.qrels = run, queries, corpus, queries.qrels
+        query_texts = queries.texts()
         source = self.run_path or "the run"
-        unknown_queries = [q for q in self.run if q not in query_texts]
+        unknown_queries = [q for q in run if q not in query_texts]
         if unknown_queries:
             raise UnknownIdError(
-                f"{source}: {len(unknown_queries)} query id(s) are not among the queries of {self.queries.source} "
+                f"{source}: {len(unknown_queries)} query id(s) are not among the queries of {queries.source} "
                 f"(first: '{unknown_queries[0]}'); pass the queries the run was made for."
             )
-        wanted = {d for q in self.run for d in self.run.rankings[q]}
-        doc_texts = self.corpus.texts(wanted)
+        wanted = {d for q in run for d in run.rankings[q]}
+        doc_texts = corpus.texts(wanted)
         unknown_docs = sorted(wanted - set(doc_texts))
         if unknown_docs:
             raise UnknownIdError(
-                f"{source}: {len(unknown_docs)} document id(s) are not in the corpus {self.corpus.source} "
+                f"{source}: {len(unknown_docs)} document id(s) are not in the corpus {corpus.source} "
                 f"(first: '{unknown_docs[0]}'); pass the corpus the run was made for."
             )
         self.samples: list[RankSample] = []
-        for query_id in self.run:
-            ranked = self.run.ranked(query_id)
+        for query_id in run:
+            ranked = run.ranked(query_id)
             self.samples.append(
-                RankSample(
-                    query_id,
-                    query_texts[query_id],
-                    [d for d, _ in ranked],
-                    [doc_texts[d] for d, _ in ranked],
-                    [s for _, s in ranked],
-                )
+                RankSample(query_id, query_texts[query_id], [d for d, _ in ranked], [doc_texts[d] for d, _ in ranked],
+                           [s for _, s in ranked])
             )
 
     def __len__(self) -> int:

@@ -72,7 +72,7 @@ class Run:
         with atomic_file(path) as handle:
             for qid in self.rankings:
                 for rank, (doc_id, score) in enumerate(self.ranked(qid), start=1):
-                    handle.write(f"{qid} Q0 {doc_id} {rank} {score:.6f} {self.name}\n")
+                    handle.write(f"{qid} Q0 {doc_id} {rank} {score!r} {self.name}\n")  # repr: exact round trip
         return Path(path)
 
 

@@ -7,10 +7,12 @@ import os
 from ..errors import IndexMismatchError
 from .base import IndexConfig, Indexer, Searcher, read_manifest
 from .faiss import FaissIndexConfig, FaissIndexer, FaissSearcher
+from .torch_exact import TorchIndexConfig, TorchIndexer, TorchSearcher
 
 # Engines a manifest can name; a new engine adds its config class here.
 INDEX_ENGINES: dict[str, type[IndexConfig]] = {
     FaissIndexConfig.engine: FaissIndexConfig,
+    TorchIndexConfig.engine: TorchIndexConfig,
 }
 
 
@@ -32,6 +34,9 @@ __all__ = [
     "IndexConfig",
     "Indexer",
     "Searcher",
+    "TorchIndexConfig",
+    "TorchIndexer",
+    "TorchSearcher",
     "open_searcher",
     "read_manifest",
 ]

@@ -2,5 +2,6 @@
 
 from .base import BoltirModule, EncodeOutput, ScoreOutput, SingleScoreOutput
 from .bi_encoder import BiEncoderModule
+from .schedulers import LinearWarmupDecay
 
-__all__ = ["BiEncoderModule", "BoltirModule", "EncodeOutput", "ScoreOutput", "SingleScoreOutput"]
+__all__ = ["BiEncoderModule", "BoltirModule", "EncodeOutput", "LinearWarmupDecay", "ScoreOutput", "SingleScoreOutput"]

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor
+from transformers import PreTrainedModel
 
-from ..data.batches import DocBatch, Encoding, QueryBatch, RankBatch
+from ..data.batches import DocBatch, Encoding, QueryBatch, RankBatch, TrainBatch
 from ..data.datamodule import DataModule
+from ..data.run import Run
 from ..errors import ConfigError
+from ..eval import evaluate, parse_measures
+from ..loss import build_loss
 from ..models import BoltirConfig, BoltirModel
+
+log = logging.getLogger(__name__)
+
+# What ``loss_functions`` accepts in YAML: a name, {name: ..., option: ...}, or a list of those with weights.
+LossConfig = Union[str, dict[str, Any], list[Union[str, dict[str, Any]]]]
 
 
 @dataclass
@@ -36,7 +47,22 @@ class ScoreOutput:
 
 
 class BoltirModule(pl.LightningModule):
-    """Holds a model and its tokenizer; batching, padding, truncation and device placement happen here."""
+    """Holds a model and its tokenizer; batching, padding, truncation and device placement happen here.
+
+    Training (``boltir fit``): :meth:`training_step` scores each batch's lists with :meth:`rank_scores` (with
+    gradients) and applies ``loss_functions`` against the batch's targets, so a family that implements
+    ``rank_scores`` can be fine-tuned. The optimiser and LR schedule come from the config's ``optimizer:`` and
+    ``lr_scheduler:`` sections (AdamW at lr 2e-5 without them).
+
+    Args:
+        model_name_or_path: a saved boltir model, an HF / sentence-transformers directory, or a hub name.
+        config: the family's config (or a dict of its options) replacing the saved one.
+        model: an already built model (instead of ``model_name_or_path``).
+        loss_functions: the ranking loss, as :func:`boltir.loss.build_loss` takes it: ``infonce``,
+            ``{name: kl_divergence, temperature: 2}`` or a list of those with ``weight`` keys.
+        val_measures: ir-measures names logged as ``val/<measure>`` after re-ranking ``data.val_datasets``.
+        gradient_checkpointing: recompute activations in the backward pass (less memory, ~30% slower).
+    """
 
     model_class: ClassVar[type[BoltirModel]] = BoltirModel
 
@@ -45,6 +71,9 @@ class BoltirModule(pl.LightningModule):
         model_name_or_path: str | os.PathLike[str] | None = None,
         config: BoltirConfig | dict | None = None,
         model: BoltirModel | None = None,
+        loss_functions: LossConfig | None = "infonce",
+        val_measures: Sequence[str] = ("nDCG@10",),
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if model is None:
@@ -52,6 +81,12 @@ class BoltirModule(pl.LightningModule):
                 raise ConfigError("pass model_name_or_path (a model directory or hub name) or a model.")
             model = self.model_class.from_pretrained(model_name_or_path, config=config)
         self.model = model
+        self.loss = build_loss(loss_functions) if loss_functions is not None else None
+        self.val_measures = list(val_measures)
+        parse_measures(self.val_measures)  # an unknown measure fails before training starts
+        if gradient_checkpointing:
+            self.enable_gradient_checkpointing()
+        self._val_runs: dict[int, Run] = {}
 
     @property
     def config(self) -> BoltirConfig:
@@ -73,12 +108,6 @@ class BoltirModule(pl.LightningModule):
         """What the DataLoader's workers apply to each batch (tokenisation); None keeps batches as text."""
         return None
 
-    def setup(self, stage: str) -> None:
-        """Hand :meth:`batch_transform` to boltir's DataModule, so batches arrive tokenised."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if isinstance(datamodule, DataModule):
-            datamodule.batch_transform = self.batch_transform()
-
     # -- Lightning's predict loop drives index / search / re-rank (see boltir.callbacks) -----------
     def predict_step(self, batch: Any, batch_idx: int = 0, dataloader_idx: int = 0) -> EncodeOutput | ScoreOutput:
         if isinstance(batch, DocBatch):
@@ -99,6 +128,121 @@ class BoltirModule(pl.LightningModule):
     def rank_scores(self, queries: list[str], docs: list[list[str]]) -> list[Tensor]:
         """One score per candidate document of each query; families implement it."""
         raise NotImplementedError
+
+    # -- training: Lightning's fit loop ------------------------------------------------------------
+    def training_step(self, batch: TrainBatch, batch_idx: int = 0) -> Tensor:
+        """Sum of the batch's loss terms; each term is logged as ``train/<name>``, the sum as ``train/loss``."""
+        if not isinstance(batch, TrainBatch):
+            raise ConfigError(f"fit needs training lists (TupleDataset, RunTupleDataset) in data.train_dataset, got a {type(batch).__name__}.")
+        losses = self.training_losses(batch)
+        total = torch.stack(list(losses.values())).sum()
+        size = len(batch.queries)
+        for name, value in losses.items():
+            self.log(f"train/{name}", value.detach(), batch_size=size)
+        self.log("train/loss", total.detach(), prog_bar=True, batch_size=size)
+        return total
+
+    def training_losses(self, batch: TrainBatch) -> dict[str, Tensor]:
+        """The named loss terms of a batch; families with more terms (in-batch negatives, regularisers) extend it."""
+        scores = torch.stack(self.rank_scores(batch.queries, batch.docs))
+        return {"ranking": self.ranking_loss(scores, batch.targets)}
+
+    def ranking_loss(self, scores: Tensor, targets: Tensor) -> Tensor:
+        """``loss_functions`` of ``[Q, N]`` scores against targets, computed in float32 whatever the precision."""
+        if self.loss is None:
+            raise ConfigError(f"{type(self).__name__} has no loss: set model.init_args.loss_functions (e.g. infonce).")
+        return self.loss(scores.float(), targets.to(device=scores.device, dtype=torch.float32))
+
+    def gather(self, tensor: Tensor) -> Tensor:
+        """``tensor`` of every device concatenated along dim 0 (DDP); gradients flow through this device's part."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return tensor
+        parts = list(self.all_gather(tensor.detach()).unbind(0))
+        parts[self.global_rank] = tensor
+        return torch.cat(parts)
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Turn on activation checkpointing in every HF backbone of the model."""
+        for module in self.model.modules():
+            if isinstance(module, PreTrainedModel) and module.supports_gradient_checkpointing:
+                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def setup(self, stage: str) -> None:
+        """Hand :meth:`batch_transform` to boltir's DataModule (batches arrive tokenised); train in float32."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if isinstance(datamodule, DataModule):
+            datamodule.batch_transform = self.batch_transform()
+        if stage != "fit":
+            return
+        self.model.train()  # HF loads models in eval mode; Lightning keeps each submodule's mode (dropout stays off)
+        # Weights saved in fp16/bf16 are trained in float32 (mixed precision keeps float32 master weights).
+        if any(p.dtype in (torch.float16, torch.bfloat16) for p in self.parameters()):
+            log.info("casting the %s weights to float32 for training", next(self.parameters()).dtype)
+            self.float()
+
+    def configure_optimizers(self) -> Any:
+        """AdamW at lr 2e-5; the config's ``optimizer:`` / ``lr_scheduler:`` sections replace it."""
+        return torch.optim.AdamW(self.parameters(), lr=2e-5)
+
+    def on_train_start(self) -> None:
+        # Schedules that decay to the end of training learn its length here (see LinearWarmupDecay).
+        for scheduler_config in self.trainer.lr_scheduler_configs:
+            fit_to = getattr(scheduler_config.scheduler, "fit_to", None)
+            if callable(fit_to):
+                fit_to(int(self.trainer.estimated_stepping_batches))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning does not save random states; with them a resumed run draws the same dropout masks.
+        states = _collect_rng_states()
+        kind, keys, *rest = states["numpy"]  # as a tensor, so checkpoints still load with weights_only=True
+        states["numpy"] = (kind, torch.from_numpy(keys.astype("int64")), *rest)
+        checkpoint["boltir_rng_states"] = states
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("boltir_rng_states")
+        if states:
+            kind, keys, *rest = states["numpy"]
+            _set_rng_states({**states, "numpy": (kind, keys.numpy().astype("uint32"), *rest)})
+
+    # -- validation during fit: re-rank data.val_datasets and evaluate -----------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_runs = {}
+
+    def validation_step(self, batch: Any, batch_idx: int = 0, dataloader_idx: int = 0) -> None:
+        if not isinstance(batch, RankBatch):
+            raise ConfigError("validation re-ranks candidates: put RunDataset instances in data.val_datasets.")
+        output = self.predict_step(batch, batch_idx, dataloader_idx)
+        run = self._val_runs.setdefault(dataloader_idx, Run(name="validation"))
+        for query_id, doc_ids, scores in zip(output.query_ids, output.doc_ids, output.scores):
+            run.add(query_id, doc_ids, scores.float().cpu().tolist())
+
+    def on_validation_epoch_end(self) -> None:
+        from ..callbacks.run_writer import dataset_name  # callbacks import this module
+
+        loaders = self.trainer.val_dataloaders
+        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+        for idx, run in sorted(self._gathered_val_runs().items()):
+            dataset = loaders[idx].dataset
+            qrels = getattr(dataset, "qrels", None)
+            if not qrels:
+                continue
+            prefix = "val" if len(loaders) == 1 else f"val/{dataset_name(dataset, idx)}"
+            for measure, value in evaluate(run, qrels, self.val_measures).items():
+                self.log(f"{prefix}/{measure}", value, prog_bar=True)
+
+    def _gathered_val_runs(self) -> dict[int, Run]:
+        """Under DDP each device re-ranked a share of the queries: collect them all on every device."""
+        if self.trainer.world_size == 1:
+            return self._val_runs
+        shares: list[Any] = [None] * self.trainer.world_size
+        torch.distributed.all_gather_object(shares, {i: r.rankings for i, r in self._val_runs.items()})
+        runs: dict[int, Run] = {}
+        for share in shares:
+            for idx, rankings in share.items():
+                for query_id, ranking in rankings.items():
+                    runs.setdefault(idx, Run(name="validation")).add(query_id, ranking.keys(), ranking.values())
+        return runs
 
     # -- convenience for users outside a Trainer ---------------------------------------------------
     @torch.inference_mode()

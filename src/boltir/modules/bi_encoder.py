@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from ..data.batches import DocBatch, Encoding, QueryBatch
-from ..models import BiEncoderModel
-from .base import BoltirModule
+from ..data.batches import DocBatch, Encoding, QueryBatch, TrainBatch
+from ..errors import ConfigError
+from ..loss import Regulariser, build_loss, in_batch_scores
+from ..models import BiEncoderConfig, BiEncoderModel
+from .base import BoltirModule, LossConfig
 
 
 class TokenizeBatch:
@@ -34,41 +37,84 @@ class BiEncoderModule(BoltirModule):
     Example:
         >>> module = BiEncoderModule("sentence-transformers/all-MiniLM-L6-v2")
         >>> module.score("capital of Germany?", ["Berlin is ...", "Paris is ..."]).scores
+
+    Training adds, to the base module's options:
+        in_batch_loss: a loss (as ``loss_functions``) over every query against every document of the batch,
+            gathered across devices under DDP; the target is each query's own positive (its list's first
+            document), e.g. ``{name: infonce, temperature: 0.05}``. None turns in-batch negatives off.
+        query_regulariser / doc_regulariser: a sparsity penalty on the query / document vectors (SPLADE),
+            weighted by ``weight_at(global_step)``.
     """
 
     model_class: ClassVar[type[BiEncoderModel]] = BiEncoderModel
     model: BiEncoderModel
 
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike[str] | None = None,
+        config: BiEncoderConfig | dict | None = None,
+        model: BiEncoderModel | None = None,
+        loss_functions: LossConfig | None = "infonce",
+        in_batch_loss: LossConfig | None = None,
+        query_regulariser: Regulariser | None = None,
+        doc_regulariser: Regulariser | None = None,
+        val_measures: Sequence[str] = ("nDCG@10",),
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing)
+        self.in_batch_loss = build_loss(in_batch_loss) if in_batch_loss is not None else None
+        if self.loss is None and self.in_batch_loss is None:
+            raise ConfigError("BiEncoderModule needs loss_functions or in_batch_loss (or both) to train.")
+        self.query_regulariser = query_regulariser
+        self.doc_regulariser = doc_regulariser
+
+    def training_losses(self, batch: TrainBatch) -> dict[str, Tensor]:
+        """List loss, in-batch loss and regularisers, from one encoding of the batch's queries and documents."""
+        num_queries, list_size = batch.targets.shape
+        queries = self.embed_queries(batch.queries)
+        docs = self.embed_docs([d for ds in batch.docs for d in ds])
+        losses: dict[str, Tensor] = {}
+        if self.loss is not None:
+            scores = torch.stack(
+                [self.model.score(queries[i : i + 1], docs[i * list_size : (i + 1) * list_size])[0] for i in range(num_queries)]
+            )
+            losses["ranking"] = self.ranking_loss(scores, batch.targets)
+        if self.in_batch_loss is not None:
+            scores, targets = in_batch_scores(self.gather(queries), self.gather(docs), list_size, self.model.score)
+            # Each device back-propagates through its own vectors only and DDP averages the gradients over
+            # devices: scaling by the world size gives the gradient of the loss over the gathered batch.
+            world_size = self.trainer.world_size if self._trainer is not None else 1
+            losses["in_batch"] = self.in_batch_loss(scores.float(), targets.float()) * world_size
+        for name, regulariser, vectors in (
+            ("query_regulariser", self.query_regulariser, queries),
+            ("doc_regulariser", self.doc_regulariser, docs),
+        ):
+            if regulariser is not None:
+                losses[name] = regulariser.weight_at(self.global_step) * regulariser(vectors.float())
+        return losses
+
     def batch_transform(self) -> Callable[[Any], Any]:
         return TokenizeBatch(self.model)
 
-    def _encode(self, texts: list[str], side: str, batch_size: int, encoding: Encoding | None = None) -> Tensor:
+    def _encode(self, texts: list[str], side: str, batch_size: int | None, encoding: Encoding | None = None) -> Tensor:
         """Encode texts in length-sorted batches (little padding), returned in input order.
 
-        Vectors stay on the model's device until the end, and a helper thread tokenises the next batch (into
-        page-locked memory on a GPU) while this one is encoded: the host and the device work side by side.
+        On a GPU, vectors stay on the device until the end and a helper thread tokenises the next batch into
+        page-locked memory while this one is encoded: the host and the device work side by side. On a CPU
+        the model's matrix products already use every core, so tokenising beside them would only compete.
         """
         encode = self.model.encode_queries if side == "query" else self.model.encode_docs
         if encoding is not None:  # a batch the DataLoader's workers tokenised (and length-sorted)
             return encode(self._to_device(encoding))
         tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
+        on_gpu = self.device.type == "cuda"
+        size = batch_size or (256 if on_gpu else 32)  # CPUs prefer small batches that stay in cache
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        batches = [[texts[i] for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size)]
-        pin = self.device.type == "cuda"
-
-        def prepare(batch: list[str]) -> Encoding:
-            encoding = tokenize(batch)
-            return {k: v.pin_memory() for k, v in encoding.items()} if pin else encoding
-
-        chunks = []
-        # a helper thread tokenises the next batch while this one runs (the Rust tokenizer releases the GIL)
-        with ThreadPoolExecutor(max_workers=1) as helper:
-            upcoming = helper.submit(prepare, batches[0]) if batches else None
-            for index in range(len(batches)):
-                encoding = upcoming.result()  # type: ignore[union-attr]
-                if index + 1 < len(batches):
-                    upcoming = helper.submit(prepare, batches[index + 1])
-                chunks.append(encode(self._to_device(encoding)))
+        batches = [[texts[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
+        if on_gpu:
+            chunks = self._encode_overlapped(batches, tokenize, encode)
+        else:
+            chunks = [encode(self._to_device(tokenize(batch))) for batch in batches]
         if not chunks:
             return torch.empty(0, self.model.embedding_dim, device=self.device)
         vectors = torch.cat(chunks)
@@ -76,20 +122,38 @@ class BiEncoderModule(BoltirModule):
         result[torch.tensor(order, device=vectors.device)] = vectors
         return result
 
-    def embed_queries(self, texts: list[str], encoding: Encoding | None = None, batch_size: int = 256) -> Tensor:
+    def _encode_overlapped(
+        self, batches: list[list[str]], tokenize: Callable[[list[str]], Encoding], encode: Callable[[Encoding], Tensor]
+    ) -> list[Tensor]:
+        """Encode batches on the GPU while a helper thread tokenises the next one (Rust releases the GIL)."""
+
+        def prepare(batch: list[str]) -> Encoding:
+            return {k: v.pin_memory() for k, v in tokenize(batch).items()}
+
+        chunks = []
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            upcoming = helper.submit(prepare, batches[0]) if batches else None
+            for index in range(len(batches)):
+                encoding = upcoming.result()  # type: ignore[union-attr]
+                if index + 1 < len(batches):
+                    upcoming = helper.submit(prepare, batches[index + 1])
+                chunks.append(encode(self._to_device(encoding)))
+        return chunks
+
+    def embed_queries(self, texts: list[str], encoding: Encoding | None = None, batch_size: int | None = None) -> Tensor:
         return self._encode(texts, "query", batch_size, encoding)
 
-    def embed_docs(self, texts: list[str], encoding: Encoding | None = None, batch_size: int = 256) -> Tensor:
+    def embed_docs(self, texts: list[str], encoding: Encoding | None = None, batch_size: int | None = None) -> Tensor:
         return self._encode(texts, "doc", batch_size, encoding)
 
     @torch.inference_mode()
-    def encode_queries(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        """``[len(texts), dim]`` query vectors (no gradients)."""
+    def encode_queries(self, texts: list[str], batch_size: int | None = None) -> Tensor:
+        """``[len(texts), dim]`` query vectors (no gradients); batches of 256 on a GPU, 32 on a CPU by default."""
         return self.embed_queries(texts, batch_size=batch_size)
 
     @torch.inference_mode()
-    def encode_docs(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        """``[len(texts), dim]`` document vectors (no gradients)."""
+    def encode_docs(self, texts: list[str], batch_size: int | None = None) -> Tensor:
+        """``[len(texts), dim]`` document vectors (no gradients); batch size as in :meth:`encode_queries`."""
         return self.embed_docs(texts, batch_size=batch_size)
 
     def rank_scores(self, queries: list[str], docs: list[list[str]]) -> list[Tensor]:
