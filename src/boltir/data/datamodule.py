@@ -38,6 +38,10 @@ class LengthSorted(IterableDataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
+    @property
+    def process_shard(self) -> tuple[int, int]:
+        return getattr(self.dataset, "process_shard", (0, 1))
+
 
 class StreamLoader(DataLoader):
     """A DataLoader over a stream its workers (and processes) shard by position (as DocDataset does).
@@ -47,10 +51,8 @@ class StreamLoader(DataLoader):
     """
 
     def __len__(self) -> int:
-        import torch.distributed as dist
-
         count, workers, size = len(self.dataset), max(1, self.num_workers), self.batch_size or 1  # type: ignore[arg-type]
-        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+        rank, world = getattr(self.dataset, "process_shard", (0, 1))
         shards = [rank * workers + w for w in range(workers)]  # as data.datasets.stream_shard numbers them
         return sum(math.ceil(math.ceil((count - s) / (workers * world)) / size) for s in shards if s < count)
 
@@ -108,11 +110,18 @@ class DataModule(pl.LightningDataModule):
         self.sort_window = sort_window
         self.batch_transform: Callable[[Any], Any] | None = None
 
+    def _process_shard(self) -> tuple[int, int]:
+        """(rank, world size) of this process: under DDP each process reads its own share of a stream."""
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def _pin_memory(self) -> bool:
         trainer = getattr(self, "trainer", None)
         return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
+        if isinstance(dataset, IterableDataset) and hasattr(dataset, "process_shard"):
+            dataset.process_shard = self._process_shard()  # workers inherit it: no process group needed there
         if isinstance(dataset, IterableDataset) and self.sort_window > 1:
             dataset = LengthSorted(dataset, self.sort_window)
         collate_fn = getattr(dataset, "collate", None) or collate

@@ -41,13 +41,12 @@ def join_title(title: str, text: str) -> str:
     return f"{title} {text}" if title else text
 
 
-def stream_shard() -> tuple[int, int]:
-    """This reader's share of a stream: one shard per DataLoader worker of every process (GPU) of a run."""
-    import torch.distributed as dist
-
+def stream_shard(process_shard: tuple[int, int] = (0, 1)) -> tuple[int, int]:
+    """This reader's share of a stream: one shard per DataLoader worker of every process (GPU) of a run,
+    numbered ``rank * workers + worker`` of ``world_size * workers``."""
     worker = get_worker_info()
     worker_id, workers = (worker.id, worker.num_workers) if worker else (0, 1)
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    rank, world = process_shard
     return rank * workers + worker_id, world * workers
 
 
@@ -68,6 +67,7 @@ class DocDataset(IterableDataset):
         if self.path is not None and not self.path.is_file():
             raise DataFormatError("corpus file not found (expected a BEIR folder, .jsonl or .tsv file)", self.path)
         self._length: int | None = None
+        self.process_shard = (0, 1)  # (rank, world size): set by the DataModule when several processes read
 
     def _records(self, shard: int = 0, shards: int = 1) -> Iterator[tuple[str, str]]:
         """``(id, text)`` of every ``shards``-th record from the ``shard``-th on."""
@@ -86,7 +86,7 @@ class DocDataset(IterableDataset):
                 yield row
 
     def __iter__(self) -> Iterator[Doc]:
-        shard, shards = stream_shard()
+        shard, shards = stream_shard(self.process_shard)
         for doc_id, text in self._records(shard, shards):
             if not text:
                 log.warning("skipping document '%s' of %s: its text is empty", doc_id, self.source)
