@@ -4,6 +4,7 @@ Systems (each timed after a warm-up, at the fastest of ``--batch-sizes``, median
   st             ``SentenceTransformer.encode`` over the texts in memory (numpy out, as users call it)
   boltir-encode  ``BiEncoderModule.encode_docs`` over the same texts (vectors copied to the host)
   boltir-index   ``boltir.Trainer.index``: corpus file → DataLoader workers → model → Faiss flat index on disk
+                 (``--devices N``: N processes under DDP, each encoding its share, merged into one index)
 
 Run: ``python -m benchmarks.indexing --system boltir-index --device cuda --precision bf16 --model DIR --data DIR``
 """
@@ -66,14 +67,16 @@ def _boltir_index(args: argparse.Namespace, corpus: Path):
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     module = BiEncoderModule(args.model, config=_config(args))
-    out = Path(tempfile.mkdtemp(prefix="bench-index-"))
+    # the same folder in every rank: under DDP rank 0 launches the others, which inherit its environment
+    out = Path(os.environ.setdefault("BOLTIR_BENCH_INDEX_DIR", tempfile.mkdtemp(prefix="bench-index-")))
     count = len(scifact_texts(corpus)[1])
 
     def run(batch_size: int, subset: list[str] | None = None) -> float:
         source = scifact_corpus(args.data, limit=len(subset)) if subset else corpus
         trainer = Trainer(
             accelerator="gpu" if args.device.startswith("cuda") else "cpu",
-            devices=1,
+            devices=args.devices,
+            strategy="ddp" if args.devices > 1 else "auto",
             precision=lightning_precision(args.precision),
             logger=False,
             enable_progress_bar=False,
@@ -108,6 +111,7 @@ def main() -> None:
     parser.add_argument("--doc-length", type=int, default=256)
     parser.add_argument("--num-workers", type=int, default=max(0, (os.cpu_count() or 1) - 2))
     parser.add_argument("--tag", default="", help="free text copied into the result (e.g. the row name)")
+    parser.add_argument("--devices", type=int, default=1, help="boltir-index: processes (GPUs) under DDP")
     parser.add_argument("--points", default="", help="then time one run per LIMITxREPEAT collection (scaling rows)")
     args = parser.parse_args()
 
@@ -117,6 +121,8 @@ def main() -> None:
     run(max(int(b) for b in args.batch_sizes.split(",")), texts[:1024])  # warm-up: kernels, handles, workers
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     timing = sweep_then_repeat(run, sizes, args.repeats, lambda: reset_peak_memory(args.device))
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0:  # under DDP every rank runs this script; rank 0 reports
+        return
     emit(
         {
             "row": "indexing",
@@ -129,6 +135,7 @@ def main() -> None:
             "docs_per_s": count / timing["median_s"],
             "peak_mem_mib": peak_memory_mib(args.device),
             "num_workers": args.num_workers if args.system == "boltir-index" else None,
+            "devices": args.devices,
             "versions": {**versions(), **extra},
         }
     )

@@ -45,8 +45,9 @@ def _indexing(saved: dict[str, Any]) -> str:
         st, li = reference.get(r["precision"]), lir.get(r["precision"])
         on_gpu = meta["device"].startswith("cuda")
         achieved = flops / r["median_s"] / 1e12 if on_gpu and flops and r["docs"] == meta.get("corpus_docs") else None
+        system = r["system"] + (f" ({r['devices']} devices, DDP)" if r.get("devices", 1) > 1 else "")
         body.append([
-            r["system"], r["precision"], str(r["batch_size"]), f"{r['docs']:,}", f"{r['median_s']:.3f}",
+            system, r["precision"], str(r["batch_size"]), f"{r['docs']:,}", f"{r['median_s']:.3f}",
             f"{r['docs_per_s']:,.0f}", f"{r['peak_mem_mib']:,.0f}",
             f"{r['docs_per_s'] / st:.2f}x" if st else "–", f"{r['docs_per_s'] / li:.2f}x" if li else "–",
             (f"{achieved:.0f} ({achieved / peak:.1%})" if peak else f"{achieved:.1f}") if achieved else "–",

@@ -58,6 +58,8 @@ def indexing_rows(args: argparse.Namespace, scaling: bool) -> list[dict[str, Any
             results += run_child(_indexing_args(args, "boltir-encode", precision, args.boltir_batch_sizes))
         if "boltir-index" in systems:
             results += run_child(_indexing_args(args, "boltir-index", precision, args.index_batch_sizes, **points))
+            for devices in (int(n) for n in args.index_devices.split(",") if int(n) > 1):  # DDP rows
+                results += run_child(_indexing_args(args, "boltir-index", precision, args.index_batch_sizes, devices=devices))
         if args.lir_python:
             results += _lir(args, _indexing_args(args, "lir-index", precision, args.lir_batch_sizes))
     if args.device.startswith("cuda") and args.st_fp16:
@@ -79,6 +81,7 @@ def main() -> None:
     parser.add_argument("--st-batch-sizes", default="32,128,512")
     parser.add_argument("--boltir-batch-sizes", default="512,2048")
     parser.add_argument("--index-batch-sizes", default="256,1024")
+    parser.add_argument("--index-devices", default="1", help="e.g. 1,2: also index with 2 GPUs under DDP")
     parser.add_argument("--lir-batch-sizes", default="64,256")
     parser.add_argument("--st-fp16", action="store_true", help="also time sentence-transformers in fp16 (cuda)")
     parser.add_argument("--num-workers", type=int, default=None)
