@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,23 @@ def _search(saved: dict[str, Any]) -> str:
     )
 
 
+def _training(saved: dict[str, Any]) -> str:
+    rows = [r for r in saved["results"] if r.get("row") == "training" and "error" not in r]
+    if not rows:
+        return ""
+    reference = {r["precision"]: r["samples_per_s"] for r in rows if r["system"] == "st"}
+    body = [[
+        r["system"], r["precision"], str(r["batch_size"]), str(r["timed_steps"]), f"{r['seconds']:.2f}",
+        f"{r['samples_per_s']:,.0f}", f"{r['peak_mem_mib']:,.0f}",
+        f"{r['samples_per_s'] / reference[r['precision']]:.2f}x" if r["precision"] in reference else "–",
+    ] for r in rows]
+    return (
+        "**Training** (bi-encoder, in-batch negatives, InfoNCE t=0.05 / MultipleNegativesRankingLoss scale 20, "
+        "SciFact train pairs, 256 tokens; samples = queries; timed after the warm-up steps)\n\n"
+        + _table(["system", "precision", "batch", "steps", "s", "samples/s", "memory MiB", "vs ST"], body)
+    )
+
+
 def _errors(saved: dict[str, Any]) -> str:
     failed = [r for r in saved["results"] if "error" in r]
     return "\n".join(f"- {r.get('row', r.get('command', '?'))}: {r['error']}" for r in failed)
@@ -96,10 +115,12 @@ def _parity(parity: dict[str, Any]) -> str:
     )
 
 
-def render(saved: list[dict[str, Any]], parity: dict[str, Any] | None, png: Path | None) -> str:
+def render(saved: list[dict[str, Any]], parity: dict[str, Any] | None, png: Path | None, notes: str = "") -> str:
     parts = ["# Benchmarks (boltir vs sentence-transformers vs lightning-ir)\n",
-             "Written by `python -m benchmarks.run`; every figure below comes from the JSON next to it in "
-             "`benchmarks/results/`. Ratios are within one run on one machine.\n"]
+             "Written by `python -m benchmarks.run` (or re-rendered by `python -m benchmarks.report`); every table "
+             "comes from the JSON files in `benchmarks/results/`. Ratios are within one run on one machine.\n"]
+    if notes:
+        parts.append(notes)
     if parity:
         parts.append(_parity(parity))
     for one in saved:
@@ -110,7 +131,7 @@ def render(saved: list[dict[str, Any]], parity: dict[str, Any] | None, png: Path
                      f"Started {meta['started']}, {meta['minutes']} min"
                      + (", random weights of MiniLM's shape" if meta.get("random_weights") else "") + ".\n")
         parts.append(f"Command: `{meta['command']}`\n")
-        for section in (_indexing(one), _search(one)):
+        for section in (_indexing(one), _search(one), _training(one)):
             if section:
                 parts.append(section + "\n")
         errors = _errors(one)
@@ -119,3 +140,28 @@ def render(saved: list[dict[str, Any]], parity: dict[str, Any] | None, png: Path
     if png is not None:
         parts.append(f"## Scaling\n\n![indexing time and search latency as the collection grows]({png.name})\n")
     return "\n".join(parts)
+
+
+def write_page(out: Path, md: Path) -> Path:
+    """Render every saved result in ``out`` (and ``out``/notes.md) into ``md``, with the scaling plot beside it."""
+    from .scaling import plot
+
+    saved = [json.loads(p.read_text()) for p in sorted(out.glob("results-*.json"))]
+    png = plot([r for s in saved for r in s["results"]], md.parent / "scaling.png")
+    parity = out / "parity.json"
+    notes = out / "notes.md"
+    md.write_text(render(saved, json.loads(parity.read_text()) if parity.is_file() else None, png,
+                         notes.read_text() if notes.is_file() else ""))
+    return md
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Re-render the results page from saved results.")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--md", default="benchmarks/RESULTS-bench.md")
+    args = parser.parse_args()
+    print(write_page(Path(args.out), Path(args.md)).read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import machine, prepare_model, run_child, scifact_corpus, scifact_texts, versions
-from .report import render, token_flops
-from .scaling import plot
+from .report import token_flops, write_page
 
 ROWS = ("indexing", "search", "scaling", "training", "reranking")  # scaling: extra points of the indexing row
 
@@ -88,6 +87,7 @@ def main() -> None:
     parser.add_argument("--lir-python", default=None, help="python of a Lightning IR environment")
     parser.add_argument("--lir-path", default=None, help="PYTHONPATH for it (e.g. a pip --target folder)")
     parser.add_argument("--search-args", default="", help="extra arguments for benchmarks.search")
+    parser.add_argument("--training-args", default="", help="extra arguments for benchmarks.training")
     parser.add_argument("--scaling-points", default="1000x1,5183x4", help="LIMITxREPEAT collection sizes (with --rows scaling)")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--md", default="benchmarks/RESULTS-bench.md")
@@ -109,9 +109,14 @@ def main() -> None:
         results += indexing_rows(args, scaling="scaling" in rows)
     if "search" in rows:
         results += run_child(["-m", "benchmarks.search", *shlex.split(args.search_args)])
-    for row in ("training", "reranking"):
-        if row in rows:
-            results.append({"row": row, "error": "not built yet: waits for its model family in main"})
+    if "training" in rows:
+        for precision in args.precisions.split(","):
+            for system in ("st", "boltir"):
+                results += run_child(["-m", "benchmarks.training", "--system", system, "--device", args.device,
+                                      "--precision", precision, "--model", args.model_dir, "--data", args.data,
+                                      *shlex.split(args.training_args)])
+    if "reranking" in rows:
+        results.append({"row": "reranking", "error": "not built yet: waits for cross-encoders in main"})
     corpus = scifact_corpus(args.data, args.limit)
     meta = {
         "device": args.device,
@@ -126,11 +131,7 @@ def main() -> None:
     }
     path = out / f"results-{args.device.split(':')[0]}-{'-'.join(rows)}.json"  # one file per device and row set
     path.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
-    saved = [json.loads(p.read_text()) for p in sorted(out.glob("results-*.json"))]
-    png = plot([r for s in saved for r in s["results"]], Path(args.md).parent / "scaling.png")
-    parity = out / "parity.json"
-    Path(args.md).write_text(render(saved, json.loads(parity.read_text()) if parity.is_file() else None, png))
-    print(Path(args.md).read_text())
+    print(write_page(out, Path(args.md)).read_text())
 
 
 if __name__ == "__main__":
