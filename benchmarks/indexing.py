@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="64,256")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--doc-length", type=int, default=256)
-    parser.add_argument("--num-workers", type=int, default=max(0, (os.cpu_count() or 1) - 2))
+    parser.add_argument("--num-workers", type=int, default=min(8, max(0, (os.cpu_count() or 1) - 2)))
     parser.add_argument("--tag", default="", help="free text copied into the result (e.g. the row name)")
     parser.add_argument("--devices", type=int, default=1, help="boltir-index: processes (GPUs) under DDP")
     parser.add_argument("--points", default="", help="then time one run per LIMITxREPEAT collection (scaling rows)")

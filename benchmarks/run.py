@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--st-batch-sizes", default="32,128,512")
     parser.add_argument("--boltir-batch-sizes", default="512,2048")
-    parser.add_argument("--index-batch-sizes", default="256,1024")
+    parser.add_argument("--index-batch-sizes", default="512,2048")
     parser.add_argument("--index-devices", default="1", help="e.g. 1,2: also index with 2 GPUs under DDP")
     parser.add_argument("--lir-batch-sizes", default="64,256")
     parser.add_argument("--st-fp16", action="store_true", help="also time sentence-transformers in fp16 (cuda)")
