@@ -113,7 +113,8 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
         states = backbone(**encoding, **backbone_kwargs).last_hidden_state
         vectors = pooling(states, encoding["attention_mask"])
         if self.projection is not None:
-            vectors = self.projection(vectors)
+            vectors = self.projection(vectors.to(self.projection.weight.dtype))
+        vectors = vectors.float()  # indexes and scores work in float32 whatever precision the backbone ran in
         if self.config.normalize:
             vectors = F.normalize(vectors, dim=-1)
         return vectors
