@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from torch import Tensor
-
-Encoding = dict[str, Tensor]
-
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+
+Encoding = dict[str, Tensor]
 
 
 @dataclass
