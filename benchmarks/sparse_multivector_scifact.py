@@ -36,12 +36,28 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine_check import (  # noqa: E402
-    Variant, clean, common_arguments, compare, encode_into, load_collection, markdown_table, search_one_by_one,
+    Variant,
+    clean,
+    common_arguments,
+    compare,
+    encode_into,
+    load_collection,
+    markdown_table,
+    search_one_by_one,
 )
 
 from boltir import (  # noqa: E402
-    BiEncoderModule, ColBERTConfig, ColBERTModule, FaissIndexConfig, MultiVectorExactIndexConfig, PlaidIndexConfig,
-    QueryDataset, SeismicIndexConfig, SparseExactIndexConfig, SpladeModule, read_qrels,
+    BiEncoderModule,
+    ColBERTConfig,
+    ColBERTModule,
+    FaissIndexConfig,
+    MultiVectorExactIndexConfig,
+    PlaidIndexConfig,
+    QueryDataset,
+    SeismicIndexConfig,
+    SparseExactIndexConfig,
+    SpladeModule,
+    read_qrels,
 )
 from boltir.cli.main import main as boltir_cli  # noqa: E402
 from boltir.index import open_searcher  # noqa: E402

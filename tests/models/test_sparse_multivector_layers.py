@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boltir import ConfigError
-from boltir.models.layers import LogSaturation, TokenVectors, TopKPruning, VocabularyPooling, maxsim, restrict_to_input_tokens
+from boltir.models.layers import (
+    LogSaturation,
+    TokenVectors,
+    TopKPruning,
+    VocabularyPooling,
+    maxsim,
+    restrict_to_input_tokens,
+)
 
 SEEDS = st.integers(0, 2**16)
 

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .base import IndexConfig, Indexer, Searcher, read_manifest
-from .vectors import SparseRows, scipy_sparse, pad_results, sparse_rows, top_k
+from .vectors import SparseRows, pad_results, scipy_sparse, sparse_rows, top_k
 
 POSTINGS_FILE = "postings.npz"
 
