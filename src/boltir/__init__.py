@@ -23,6 +23,7 @@ from .errors import (
 )
 from .eval import evaluate, format_table
 from .index import (
+    BM25IndexConfig,
     FaissIndexConfig,
     MultiVectorExactIndexConfig,
     PlaidIndexConfig,
@@ -31,11 +32,22 @@ from .index import (
     TorchIndexConfig,
     open_searcher,
 )
-from .models import BiEncoderConfig, BiEncoderModel, ColBERTConfig, SpladeConfig, load_model
-from .modules import BiEncoderModule, ColBERTModule, LinearWarmupDecay, SpladeModule
+from .models import (
+    BiEncoderConfig,
+    BiEncoderModel,
+    ColBERTConfig,
+    CrossEncoderConfig,
+    CrossEncoderModel,
+    SpladeConfig,
+    load_model,
+)
+from .models.layers import SegmentConfig, SegmentedVectors
+from .modules import BiEncoderModule, BM25Module, ColBERTModule, CrossEncoderModule, LinearWarmupDecay, SpladeModule
 from .trainer import Trainer
 
 __all__ = [
+    "BM25IndexConfig",
+    "BM25Module",
     "BiEncoderConfig",
     "BiEncoderModel",
     "BiEncoderModule",
@@ -43,6 +55,9 @@ __all__ = [
     "ColBERTConfig",
     "ColBERTModule",
     "ConfigError",
+    "CrossEncoderConfig",
+    "CrossEncoderModel",
+    "CrossEncoderModule",
     "DataFormatError",
     "DataModule",
     "DocDataset",
@@ -66,6 +81,8 @@ __all__ = [
     "SparseExactIndexConfig",
     "SpladeConfig",
     "SpladeModule",
+    "SegmentConfig",
+    "SegmentedVectors",
     "TorchIndexConfig",
     "Trainer",
     "TupleDataset",

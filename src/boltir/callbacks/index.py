@@ -41,7 +41,8 @@ class IndexCallback(pl.Callback):
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         assert self.indexer is not None
         path = self.indexer.finish()
-        print(f"indexed {self.indexer.count} documents into {path}", flush=True)
+        vectors = f" ({self.indexer.count} segment vectors)" if self.indexer.segmented else ""
+        print(f"indexed {self.indexer.documents} documents{vectors} into {path}", flush=True)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if self.indexer is not None:

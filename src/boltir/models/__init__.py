@@ -9,6 +9,7 @@ from ..errors import ConfigError
 from .bi_encoder import BiEncoderConfig, BiEncoderModel
 from .colbert import ColBERTConfig, ColBERTModel
 from .config import BoltirConfig, read_family
+from .cross_encoder import CrossEncoderConfig, CrossEncoderModel
 from .model import BoltirModel
 from .resolve import resolve_model_dir
 from .splade import SpladeConfig, SpladeModel
@@ -18,6 +19,7 @@ MODEL_FAMILIES: dict[str, type[BoltirModel]] = {
     BiEncoderConfig.family: BiEncoderModel,
     SpladeConfig.family: SpladeModel,
     ColBERTConfig.family: ColBERTModel,
+    CrossEncoderConfig.family: CrossEncoderModel,
 }
 
 
@@ -44,6 +46,8 @@ __all__ = [
     "ColBERTModel",
     "SpladeConfig",
     "SpladeModel",
+    "CrossEncoderConfig",
+    "CrossEncoderModel",
     "load_model",
     "resolve_model_dir",
 ]

@@ -63,11 +63,14 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
     def from_pretrained(
         cls: type[ModelT], name_or_path: str | os.PathLike[str], config: BoltirConfig | dict | None = None, **overrides: Any
     ) -> ModelT:
-        """Load a saved boltir model, or wrap a plain HF / sentence-transformers directory or hub name."""
+        """Load a saved boltir model, or wrap a plain HF / sentence-transformers directory or hub name.
+
+        ``config`` replaces the saved config; a dict (like ``overrides``) changes only the options it names.
+        """
         directory = resolve_model_dir(name_or_path)
         saved = (directory / "boltir_config.json").is_file()
-        if isinstance(config, dict):
-            config = cls.config_class.from_dict(config)
+        if isinstance(config, dict):  # a dict changes options of the saved (or default) config
+            config, overrides = None, {**config, **overrides}
         if config is None:
             config = cls.config_class.load(directory) if saved else cls.default_config(directory)
         if overrides:

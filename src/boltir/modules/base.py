@@ -21,11 +21,12 @@ from ..eval import evaluate, parse_measures
 from ..loss import build_loss
 from ..models import BoltirConfig, BoltirModel
 from ..models.layers import TokenVectors
+from ..models.layers.segments import SegmentedVectors
 
 log = logging.getLogger(__name__)
 
 # What ``loss_functions`` accepts in YAML: a name, {name: ..., option: ...}, or a list of those with weights.
-LossConfig = Union[str, dict[str, Any], list[Union[str, dict[str, Any]]]]
+LossConfig = Union[str, dict[str, Any], list[str | dict[str, Any]]]
 
 
 @dataclass
@@ -33,12 +34,13 @@ class EncodeOutput:
     """Vectors of a batch of documents or queries, with their ids.
 
     ``embeddings`` is ``[batch, dim]`` for dense models, ``[batch, vocab]`` mostly-zero term weights for sparse
-    ones, and :class:`~boltir.models.layers.TokenVectors` (padded ``[batch, tokens, dim]`` + mask) for
-    multi-vector ones; the model's ``representation`` says which, and index engines check it.
+    ones, :class:`~boltir.models.layers.TokenVectors` (padded ``[batch, tokens, dim]`` + mask) for multi-vector
+    ones, and the texts themselves for lexical engines such as BM25; the model's ``representation`` says which,
+    and index engines check it.
     """
 
     ids: list[str]
-    embeddings: Tensor | TokenVectors
+    embeddings: Tensor | TokenVectors | list[str]
     kind: str  # "query" or "doc"
 
 
@@ -61,12 +63,14 @@ class BoltirModule(pl.LightningModule):
 
     Args:
         model_name_or_path: a saved boltir model, an HF / sentence-transformers directory, or a hub name.
-        config: the family's config (or a dict of its options) replacing the saved one.
+        config: the family's config, replacing the saved one.
         model: an already built model (instead of ``model_name_or_path``).
         loss_functions: the ranking loss, as :func:`boltir.loss.build_loss` takes it: ``infonce``,
             ``{name: kl_divergence, temperature: 2}`` or a list of those with ``weight`` keys.
         val_measures: ir-measures names logged as ``val/<measure>`` after re-ranking ``data.val_datasets``.
         gradient_checkpointing: recompute activations in the backward pass (less memory, ~30% slower).
+        config_overrides: options to change in the saved (or given) config, e.g. ``{doc_length: 128}``; in YAML
+            a dict under ``config:`` would become a whole config with defaults for every other option.
     """
 
     model_class: ClassVar[type[BoltirModel]] = BoltirModel
@@ -79,12 +83,15 @@ class BoltirModule(pl.LightningModule):
         loss_functions: LossConfig | None = "infonce",
         val_measures: Sequence[str] = ("nDCG@10",),
         gradient_checkpointing: bool = False,
+        config_overrides: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if model is None:
             if model_name_or_path is None:
                 raise ConfigError("pass model_name_or_path (a model directory or hub name) or a model.")
-            model = self.model_class.from_pretrained(model_name_or_path, config=config)
+            model = self.model_class.from_pretrained(model_name_or_path, config=config, **(config_overrides or {}))
+        elif config_overrides:
+            model.config = model.config.replace(**config_overrides)
         self.model = model
         self.loss = build_loss(loss_functions) if loss_functions is not None else None
         self.val_measures = list(val_measures)
@@ -149,11 +156,13 @@ class BoltirModule(pl.LightningModule):
             raise ConfigError(f"{type(self).__name__} has no loss: set model.init_args.loss_functions (e.g. infonce).")
         return self.loss(scores.float(), targets.to(device=scores.device, dtype=torch.float32))
 
-    def gather(self, tensor: Tensor) -> Tensor:
+    def gather(self, tensor: Tensor | SegmentedVectors) -> Tensor | SegmentedVectors:
         """``tensor`` of every device concatenated along dim 0 (DDP); gradients flow through this device's part."""
         trainer = self._trainer
         if trainer is None or trainer.world_size == 1:
             return tensor
+        if isinstance(tensor, SegmentedVectors):  # both parts have the same shape on every device (max_segments wide)
+            return SegmentedVectors(self.gather(tensor.vectors), self.gather(tensor.mask.to(torch.uint8)).bool())
         parts = list(self.all_gather(tensor.detach()).unbind(0))
         parts[self.global_rank] = tensor
         return torch.cat(parts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -14,7 +14,9 @@ from ..errors import ConfigError
 from ..loss import Regulariser, build_loss, in_batch_scores
 from ..models import BiEncoderConfig, BiEncoderModel
 from ..models.layers import TokenVectors, cat_batches
+from ..models.layers.segments import SegmentedVectors
 from .base import BoltirModule, LossConfig
+from .late_cache import LateCache, stable_keys
 
 
 class BiEncoderModule(BoltirModule):
@@ -30,6 +32,10 @@ class BiEncoderModule(BoltirModule):
             document), e.g. ``{name: infonce, temperature: 0.05}``. None turns in-batch negatives off.
         query_regulariser / doc_regulariser: a sparsity penalty on the query / document vectors (SPLADE),
             weighted by ``weight_at(global_step)``.
+        late_cache_size: keep the vectors of this many documents from earlier batches (SeDR's late-cache
+            negatives) and add them to ``in_batch_loss`` as extra negatives; 0 turns it off. A cached document
+            that is a positive of the current batch (first of its list, or target > 0) is never used. The cache
+            starts empty each epoch (and after a resume).
     """
 
     model_class: ClassVar[type[BiEncoderModel]] = BiEncoderModel
@@ -48,13 +54,18 @@ class BiEncoderModule(BoltirModule):
         doc_regulariser: Regulariser | None = None,
         val_measures: Sequence[str] = ("nDCG@10",),
         gradient_checkpointing: bool = False,
+        config_overrides: dict[str, Any] | None = None,
+        late_cache_size: int = 0,
     ) -> None:
-        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing)
+        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing, config_overrides)
         self.in_batch_loss = build_loss(in_batch_loss) if in_batch_loss is not None else None
         if self.loss is None and self.in_batch_loss is None:
             raise ConfigError("BiEncoderModule needs loss_functions or in_batch_loss (or both) to train.")
         self.query_regulariser = query_regulariser
         self.doc_regulariser = doc_regulariser
+        self.late_cache = LateCache(late_cache_size) if late_cache_size else None
+        if self.late_cache is not None and self.in_batch_loss is None:
+            raise ConfigError("late_cache_size adds negatives to the in-batch loss: set in_batch_loss too.")
 
     def training_losses(self, batch: TrainBatch) -> dict[str, Tensor]:
         """List loss, in-batch loss and regularisers, from one encoding of the batch's queries and documents."""
@@ -68,18 +79,41 @@ class BiEncoderModule(BoltirModule):
             )
             losses["ranking"] = self.ranking_loss(scores, batch.targets)
         if self.in_batch_loss is not None:
-            scores, targets = in_batch_scores(self.gather(queries), self.gather(docs), list_size, self.model.score)
+            all_queries, all_docs = self.gather(queries), self.gather(docs)
+            scores, targets = in_batch_scores(all_queries, all_docs, list_size, self.model.score)
+            if self.late_cache is not None:
+                scores, targets = self._with_late_cache(batch, all_queries, all_docs, scores, targets)
             # Each device back-propagates through its own vectors only and DDP averages the gradients over
             # devices: scaling by the world size gives the gradient of the loss over the gathered batch.
             world_size = self.trainer.world_size if self._trainer is not None else 1
             losses["in_batch"] = self.in_batch_loss(scores.float(), targets.float()) * world_size
+        doc_vectors = docs.vectors[docs.mask] if isinstance(docs, SegmentedVectors) else docs
         for name, regulariser, vectors in (
             ("query_regulariser", self.query_regulariser, queries),
-            ("doc_regulariser", self.doc_regulariser, docs),
+            ("doc_regulariser", self.doc_regulariser, doc_vectors),
         ):
             if regulariser is not None:
                 losses[name] = regulariser.weight_at(self.global_step) * regulariser(vectors.float())
         return losses
+
+    def _with_late_cache(
+        self, batch: TrainBatch, queries: Tensor, docs: Tensor | SegmentedVectors, scores: Tensor, targets: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Append the scores of cached documents (target 0), then cache this batch's documents (gathered, detached)."""
+        assert self.late_cache is not None
+        self.late_cache.sync(self.current_epoch if self._trainer is not None else 0, self.device)
+        # documents are told apart by their text: tuple files without ids give one text different ids per line
+        keys = stable_keys([d for texts in batch.docs for d in texts]).to(self.device)
+        positive = batch.targets.to(self.device) > 0
+        positive[:, 0] = True  # the in-batch loss's positive, whatever its target
+        keys, positive = self.gather(keys), self.gather(positive.flatten().to(torch.uint8)).bool()
+        negatives = self.late_cache.negatives(exclude=keys[positive])
+        if negatives is not None:
+            cached = self.model.score(queries, negatives.to(queries.device))
+            scores = torch.cat([scores, cached.to(scores.dtype)], 1)
+            targets = torch.cat([targets, targets.new_zeros(cached.shape)], 1)
+        self.late_cache.enqueue(keys, docs)
+        return scores, targets
 
     def _encode(self, texts: list[str], side: str, batch_size: int | None) -> Tensor | TokenVectors:
         """Encode texts in length-sorted batches (little padding), returned in input order."""
