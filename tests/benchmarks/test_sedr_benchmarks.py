@@ -42,5 +42,5 @@ def test_sedr_scifact_tiny_run_writes_a_table(tiny_bert_dir, beir_with_train, tm
 def test_sedr_encoding_tiny_run_writes_a_table(tmp_path):
     script = load("sedr_encoding")
     script.main(["--tiny", "--repeats", "1", "--modes", "encode", "--variants", "sedr", "--out", str(tmp_path)])
-    rows = json.loads((tmp_path / "sedr_encoding_cpu_tiny.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "sedr_encoding_cpu_encode_tiny.json").read_text())["rows"]
     assert [r["variant"] for r in rows] == ["sedr"] and rows[0]["peak_mib"] >= 0 and rows[0]["median_s"] > 0
