@@ -122,6 +122,37 @@ def tiny_qwen2_dir(tmp_path_factory) -> Path:
     return _decoder_dir(tmp_path_factory, "tiny-qwen2", Qwen2Config, Qwen2ForCausalLM)
 
 
+def liven(module: torch.nn.Module, std: float = 0.3, seed: int = 0) -> torch.nn.Module:
+    """Re-draw linear and embedding weights with a large spread: at HF's 0.02 a tiny random encoder's first
+    token barely depends on the rest of the sequence, which would hide what attention-pattern tests check."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, (torch.nn.Linear, torch.nn.Embedding)):
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * std)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory) -> Path:
+    """A tiny T5 seq2seq LM whose word-level tokenizer knows "true" and "false" (monoT5-style scoring)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    words = ["<pad>", "</s>", "<unk>", *WORDS, "true", "false", "query", "document", "relevant", ":", *"abcdefghijklmnopqrstuvwxyz.,?!"]
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    from tokenizers import processors
+
+    core.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                        model_max_length=512)
+    config = T5Config(vocab_size=len(words), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    return _save(tmp_path_factory.mktemp("tiny-t5"), T5ForConditionalGeneration(config), tokenizer)
+
+
 @pytest.fixture()
 def tiny_beir(tmp_path) -> Path:
     """A 6-document BEIR folder with 3 test queries, for end-to-end tests."""

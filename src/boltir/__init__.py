@@ -10,6 +10,7 @@ from .data import (
     RunDataset,
     RunTupleDataset,
     TupleDataset,
+    fuse_runs,
     read_qrels,
 )
 from .errors import (
@@ -22,35 +23,78 @@ from .errors import (
     UnknownIdError,
 )
 from .eval import evaluate, format_table
-from .index import FaissIndexConfig, TorchIndexConfig, open_searcher
-from .models import BiEncoderConfig, BiEncoderModel, load_model
+from .index import (
+    BM25IndexConfig,
+    FaissIndexConfig,
+    MultiVectorExactIndexConfig,
+    PlaidIndexConfig,
+    SeismicIndexConfig,
+    SparseExactIndexConfig,
+    TorchIndexConfig,
+    open_searcher,
+)
+from .models import (
+    BiEncoderConfig,
+    BiEncoderModel,
+    ColBERTConfig,
+    CrossEncoderConfig,
+    CrossEncoderModel,
+    LightRetrieverConfig,
+    LightRetrieverModel,
+    SpladeConfig,
+    load_model,
+)
 from .models.layers import SegmentConfig, SegmentedVectors
-from .modules import BiEncoderModule, LinearWarmupDecay
+from .modules import (
+    BiEncoderModule,
+    BM25Module,
+    ColBERTModule,
+    CrossEncoderModule,
+    LightRetrieverModule,
+    LinearWarmupDecay,
+    SpladeModule,
+)
 from .trainer import Trainer
 
 __all__ = [
+    "BM25IndexConfig",
+    "BM25Module",
     "BiEncoderConfig",
     "BiEncoderModel",
     "BiEncoderModule",
     "BoltirError",
+    "ColBERTConfig",
+    "ColBERTModule",
     "ConfigError",
+    "CrossEncoderConfig",
+    "CrossEncoderModel",
+    "CrossEncoderModule",
     "DataFormatError",
     "DataModule",
     "DocDataset",
     "FaissIndexConfig",
     "IndexCallback",
     "IndexMismatchError",
+    "LightRetrieverConfig",
+    "LightRetrieverModel",
+    "LightRetrieverModule",
     "LinearWarmupDecay",
     "MissingDependencyError",
     "MixedTupleDataset",
     "ModelDirCheckpoint",
     "ModelNotFoundError",
+    "MultiVectorExactIndexConfig",
+    "PlaidIndexConfig",
     "QueryDataset",
     "ReRankCallback",
     "Run",
     "RunDataset",
     "RunTupleDataset",
     "SearchCallback",
+    "SeismicIndexConfig",
+    "SparseExactIndexConfig",
+    "SpladeConfig",
+    "SpladeModule",
     "SegmentConfig",
     "SegmentedVectors",
     "TorchIndexConfig",
@@ -59,6 +103,7 @@ __all__ = [
     "UnknownIdError",
     "evaluate",
     "format_table",
+    "fuse_runs",
     "load_model",
     "open_searcher",
     "read_qrels",

@@ -238,3 +238,11 @@ def test_top_k_checkpoints_remove_their_directories(tiny_bert_dir, toy_tuples, t
     )
     names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
     assert names == ["epoch=1-step=3", "epoch=1-step=3.ckpt"]
+
+
+def test_a_dict_config_changes_only_the_options_it_names(tiny_bert_dir, tmp_path):
+    BiEncoderModule(tiny_bert_dir, config=BiEncoderConfig(normalize=True, similarity="dot")).save_pretrained(tmp_path / "m")
+    module = BiEncoderModule(tmp_path / "m", config={"doc_length": 16})
+    assert (module.config.doc_length, module.config.normalize, module.config.similarity) == (16, True, "dot")
+    module = BiEncoderModule(tmp_path / "m", config_overrides={"doc_length": 16})  # the way from YAML
+    assert (module.config.doc_length, module.config.normalize, module.config.similarity) == (16, True, "dot")

@@ -6,13 +6,23 @@ import os
 
 from ..errors import IndexMismatchError
 from .base import IndexConfig, Indexer, Searcher, read_manifest
+from .bm25 import BM25IndexConfig, BM25Indexer, BM25Searcher
 from .faiss import FaissIndexConfig, FaissIndexer, FaissSearcher
+from .multivector_exact import MultiVectorExactIndexConfig
+from .plaid import PlaidIndexConfig
 from .segments import SegmentSearcher
+from .seismic import SeismicIndexConfig
+from .sparse_exact import SparseExactIndexConfig
 from .torch_exact import TorchIndexConfig, TorchIndexer, TorchSearcher
 
 # Engines a manifest can name; a new engine adds its config class here.
 INDEX_ENGINES: dict[str, type[IndexConfig]] = {
     FaissIndexConfig.engine: FaissIndexConfig,
+    SeismicIndexConfig.engine: SeismicIndexConfig,
+    SparseExactIndexConfig.engine: SparseExactIndexConfig,
+    PlaidIndexConfig.engine: PlaidIndexConfig,
+    MultiVectorExactIndexConfig.engine: MultiVectorExactIndexConfig,
+    BM25IndexConfig.engine: BM25IndexConfig,
     TorchIndexConfig.engine: TorchIndexConfig,
 }
 
@@ -30,13 +40,20 @@ def open_searcher(directory: str | os.PathLike[str], **search_settings) -> Searc
 
 __all__ = [
     "INDEX_ENGINES",
+    "BM25IndexConfig",
+    "BM25Indexer",
+    "BM25Searcher",
     "FaissIndexConfig",
     "FaissIndexer",
     "FaissSearcher",
     "IndexConfig",
     "Indexer",
+    "MultiVectorExactIndexConfig",
+    "PlaidIndexConfig",
+    "SeismicIndexConfig",
     "SegmentSearcher",
     "Searcher",
+    "SparseExactIndexConfig",
     "TorchIndexConfig",
     "TorchIndexer",
     "TorchSearcher",

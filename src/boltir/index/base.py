@@ -28,6 +28,12 @@ from ..models.layers.segments import SegmentedVectors
 MANIFEST = "manifest.json"
 DOC_IDS = "doc_ids.txt"
 FORMAT_VERSION = 1
+# which engine configs store each representation (named in errors)
+ENGINES_FOR = {
+    "dense": "FaissIndexConfig or TorchIndexConfig",
+    "sparse": "SeismicIndexConfig or SparseExactIndexConfig",
+    "multi-vector": "PlaidIndexConfig or MultiVectorExactIndexConfig",
+}
 
 
 def boltir_version() -> str:
@@ -81,7 +87,8 @@ class Indexer(ABC):
         if self.fingerprint["representation"] != self.representation:
             raise IndexMismatchError(
                 f"the {config.engine} engine stores {self.representation} vectors, but the model makes "
-                f"{self.fingerprint['representation']} ones: choose an index config for {self.fingerprint['representation']} vectors."
+                f"{self.fingerprint['representation']} ones: choose "
+                f"{ENGINES_FOR.get(self.fingerprint['representation'], 'an index config for them')} as index_config."
             )
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".tmp", dir=self.directory.parent))
@@ -183,6 +190,12 @@ class Searcher(ABC):
         """Refuse a model whose vectors do not mean what the stored ones mean."""
         built = self.manifest["fingerprint"]
         current = model_fingerprint(model)
+        if built.get("representation") != current["representation"]:
+            raise IndexMismatchError(
+                f"the index at {self.directory} holds {built.get('representation')} vectors ({self.config.engine} engine), "
+                f"but {type(model).__name__} makes {current['representation']} ones: search it with the "
+                f"{built.get('representation')} model that built it, or index with an engine for {current['representation']} vectors."
+            )
         diffs = {k: (built.get(k), current.get(k)) for k in sorted(set(built) | set(current)) if built.get(k) != current.get(k)}
         if diffs:
             details = ", ".join(f"{k}: index {a!r} vs model {b!r}" for k, (a, b) in diffs.items())

@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from ..data.batches import TrainBatch
+from ..data.batches import DocBatch, Encoding, QueryBatch, TrainBatch
 from ..errors import ConfigError
 from ..loss import Regulariser, build_loss, in_batch_scores
 from ..models import BiEncoderConfig, BiEncoderModel
-from ..models.layers.segments import SegmentedVectors, cat_vectors
+from ..models.layers import TokenVectors, cat_batches
+from ..models.layers.segments import SegmentedVectors
 from .base import BoltirModule, LossConfig
 from .late_cache import LateCache, stable_keys
+
+
+class TokenizeBatch:
+    """Tokenises query and document batches with the model's own tokenize methods (in DataLoader workers)."""
+
+    def __init__(self, model: BiEncoderModel) -> None:
+        self.tokenize_queries, self.tokenize_docs = model.tokenize_queries, model.tokenize_docs
+
+    def __call__(self, batch: Any) -> Any:
+        if isinstance(batch, DocBatch) and batch.encoding is None:
+            batch.encoding = self.tokenize_docs(batch.texts)
+        elif isinstance(batch, QueryBatch) and batch.encoding is None:
+            batch.encoding = self.tokenize_queries(batch.texts)
+        return batch
 
 
 class BiEncoderModule(BoltirModule):
@@ -33,12 +49,14 @@ class BiEncoderModule(BoltirModule):
             weighted by ``weight_at(global_step)``.
         late_cache_size: keep the vectors of this many documents from earlier batches (SeDR's late-cache
             negatives) and add them to ``in_batch_loss`` as extra negatives; 0 turns it off. A cached document
-            that is a positive of the current batch (first of its list, or target > 0) is never used. The cache
-            starts empty each epoch (and after a resume).
+            whose text is a positive of the current batch (first of its list, or target > 0) is never used. The
+            cache starts empty each epoch (and after a resume).
     """
 
     model_class: ClassVar[type[BiEncoderModel]] = BiEncoderModel
     model: BiEncoderModel
+    # texts per forward pass when encoding; families with large outputs (SPLADE's vocabulary logits) lower it
+    encode_batch_size: ClassVar[int] = 256
 
     def __init__(
         self,
@@ -51,9 +69,10 @@ class BiEncoderModule(BoltirModule):
         doc_regulariser: Regulariser | None = None,
         val_measures: Sequence[str] = ("nDCG@10",),
         gradient_checkpointing: bool = False,
+        config_overrides: dict[str, Any] | None = None,
         late_cache_size: int = 0,
     ) -> None:
-        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing)
+        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing, config_overrides)
         self.in_batch_loss = build_loss(in_batch_loss) if in_batch_loss is not None else None
         if self.loss is None and self.in_batch_loss is None:
             raise ConfigError("BiEncoderModule needs loss_functions or in_batch_loss (or both) to train.")
@@ -111,36 +130,72 @@ class BiEncoderModule(BoltirModule):
         self.late_cache.enqueue(keys, docs)
         return scores, targets
 
-    def _encode(self, texts: list[str], side: str, batch_size: int) -> Tensor | SegmentedVectors:
-        """Encode texts in length-sorted batches (little padding), returned in input order."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
+    def batch_transform(self) -> Callable[[Any], Any]:
+        return TokenizeBatch(self.model)
+
+    def _encode(
+        self, texts: list[str], side: str, batch_size: int | None, encoding: Encoding | None = None
+    ) -> Tensor | TokenVectors:
+        """Encode texts in length-sorted batches (little padding), returned in input order.
+
+        On a GPU, vectors stay on the device until the end and a helper thread tokenises the next batch into
+        page-locked memory while this one is encoded: the host and the device work side by side. On a CPU
+        the model's matrix products already use every core, so tokenising beside them would only compete.
+        """
         encode = self.model.encode_queries if side == "query" else self.model.encode_docs
+        if encoding is not None:  # a batch the DataLoader's workers tokenised (and length-sorted)
+            return encode(self._to_device(encoding))
+        tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
+        on_gpu = self.device.type == "cuda"
+        size = batch_size or (self.encode_batch_size if on_gpu else min(self.encode_batch_size, 32))  # CPUs: small batches stay in cache
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        batches = [[texts[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
+        if on_gpu:
+            chunks = self._encode_overlapped(batches, tokenize, encode)
+        else:
+            chunks = [encode(self._to_device(tokenize(batch))) for batch in batches]
+        if not chunks:
+            return torch.empty(0, self.model.embedding_dim, device=self.device)
+        vectors = cat_batches(chunks)
+        return vectors[torch.argsort(torch.tensor(order, device=vectors.device))]
+
+    def _encode_overlapped(
+        self, batches: list[list[str]], tokenize: Callable[[list[str]], Encoding], encode: Callable[[Encoding], Tensor]
+    ) -> list[Tensor]:
+        """Encode batches on the GPU while a helper thread tokenises the next one (Rust releases the GIL)."""
+
+        def prepare(batch: list[str]) -> Encoding:
+            return {k: v.pin_memory() for k, v in tokenize(batch).items()}
+
         chunks = []
-        for start in range(0, len(order), batch_size):
-            batch = [texts[i] for i in order[start : start + batch_size]]
-            chunks.append(encode(self._to_device(tokenize(batch))))
-        vectors = cat_vectors(chunks)
-        inverse = torch.empty(len(order), dtype=torch.long)
-        inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
-        return vectors[inverse.to(vectors.device)]
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            upcoming = helper.submit(prepare, batches[0]) if batches else None
+            for index in range(len(batches)):
+                encoding = upcoming.result()  # type: ignore[union-attr]
+                if index + 1 < len(batches):
+                    upcoming = helper.submit(prepare, batches[index + 1])
+                chunks.append(encode(self._to_device(encoding)))
+        return chunks
 
-    def embed_queries(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        return self._encode(texts, "query", batch_size)  # type: ignore[return-value]
+    def embed_queries(
+        self, texts: list[str], encoding: Encoding | None = None, batch_size: int | None = None
+    ) -> Tensor | TokenVectors:
+        return self._encode(texts, "query", batch_size, encoding)
 
-    def embed_docs(self, texts: list[str], batch_size: int = 256) -> Tensor | SegmentedVectors:
-        """Document vectors; one per segment (:class:`SegmentedVectors`) when the model splits long documents."""
-        return self._encode(texts, "doc", batch_size)
+    def embed_docs(
+        self, texts: list[str], encoding: Encoding | None = None, batch_size: int | None = None
+    ) -> Tensor | TokenVectors:
+        return self._encode(texts, "doc", batch_size, encoding)
 
     @torch.inference_mode()
-    def encode_queries(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        """``[len(texts), dim]`` query vectors (no gradients)."""
-        return self.embed_queries(texts, batch_size)
+    def encode_queries(self, texts: list[str], batch_size: int | None = None) -> Tensor | TokenVectors:
+        """Query vectors (no gradients): ``[len(texts), dim]``, or token vectors for multi-vector models."""
+        return self.embed_queries(texts, batch_size=batch_size)
 
     @torch.inference_mode()
-    def encode_docs(self, texts: list[str], batch_size: int = 256) -> Tensor | SegmentedVectors:
-        """``[len(texts), dim]`` document vectors (no gradients); segment vectors for segmented models."""
-        return self.embed_docs(texts, batch_size)
+    def encode_docs(self, texts: list[str], batch_size: int | None = None) -> Tensor | TokenVectors:
+        """Document vectors (no gradients): ``[len(texts), dim]``, token or segment vectors for multi-vector models."""
+        return self.embed_docs(texts, batch_size=batch_size)
 
     def rank_scores(self, queries: list[str], docs: list[list[str]]) -> list[Tensor]:
         query_vectors = self.embed_queries(queries)

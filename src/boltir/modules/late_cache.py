@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..models.layers.segments import SegmentedVectors, cat_vectors
+from ..models.layers import cat_batches
+from ..models.layers.segments import SegmentedVectors
 
 Vectors = Tensor | SegmentedVectors
 
@@ -74,7 +75,7 @@ class LateCache:
         keys = keys.to(vectors.device)
         if self.keys is not None and self.vectors is not None:
             keys = torch.cat([self.keys, keys])
-            vectors = cat_vectors([self.vectors, vectors])
+            vectors = cat_batches([self.vectors, vectors])
         self.keys, self.vectors = keys[-self.size :], vectors[-self.size :]
 
 

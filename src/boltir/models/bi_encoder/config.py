@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ...errors import ConfigError
 from ..config import BoltirConfig
-from ..layers import POOLING_STRATEGIES, check_similarity
+from ..layers import POOLING_STRATEGIES, SIMILARITIES
 from ..layers.segments import SegmentConfig
 
 
@@ -29,6 +29,9 @@ class BiEncoderConfig(BoltirConfig):
     """
 
     family: ClassVar[str] = "bi-encoder"
+    # what this family accepts; the sparse and multi-vector variants narrow them
+    pooling_strategies: ClassVar[tuple[str, ...]] = POOLING_STRATEGIES
+    similarities: ClassVar[tuple[str, ...]] = SIMILARITIES
 
     query_pooling: str = "mean"
     doc_pooling: str = "mean"
@@ -49,9 +52,15 @@ class BiEncoderConfig(BoltirConfig):
 
     def validate(self) -> None:
         for option in ("query_pooling", "doc_pooling"):
-            if getattr(self, option) not in POOLING_STRATEGIES:
-                raise ConfigError(f"{option}='{getattr(self, option)}' does not exist; choose one of {list(POOLING_STRATEGIES)}.")
-        check_similarity(self.similarity)
+            if getattr(self, option) not in self.pooling_strategies:
+                raise ConfigError(
+                    f"{option}='{getattr(self, option)}' does not exist for {type(self).__name__}; "
+                    f"choose one of {list(self.pooling_strategies)}."
+                )
+        if self.similarity not in self.similarities:
+            raise ConfigError(
+                f"similarity='{self.similarity}' does not exist for {type(self).__name__}; choose one of {list(self.similarities)}."
+            )
         if self.embedding_dim is not None and self.embedding_dim <= 0:
             raise ConfigError(f"embedding_dim must be positive, got {self.embedding_dim}.")
         if self.query_length <= 0 or self.doc_length <= 0:

@@ -61,16 +61,21 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
     def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: BiEncoderConfig) -> None:
         super().__init__(backbone, tokenizer, config)
         self.query_backbone = None if config.tied else copy.deepcopy(backbone)
+        self.segments: Segments | None = None  # set by build_layers when long documents are split
+        self.build_layers()
+
+    def build_layers(self) -> None:
+        """The layers between backbone and vectors; the sparse and multi-vector variants build their own."""
+        config = self.config
         self.query_pooling = Pooling(config.query_pooling)
         self.doc_pooling = Pooling(config.doc_pooling)
-        hidden = backbone.config.hidden_size
+        hidden = self.backbone.config.hidden_size
         self.projection = nn.Linear(hidden, config.embedding_dim) if config.embedding_dim else None
-        if is_decoder(backbone.config) and "last" in (config.query_pooling, config.doc_pooling):
-            tokenizer.padding_side = "left"  # keeps every last token at the same position
+        if is_decoder(self.backbone.config) and "last" in (config.query_pooling, config.doc_pooling):
+            self.tokenizer.padding_side = "left"  # keeps every last token at the same position
         # long documents as several segment vectors (firstp is plain truncation: one vector, no layer needed)
-        self.segments = None
         if config.segments is not None and config.segments.multi_vector:
-            self.segments = Segments(config.segments, backbone, self.embedding_dim, config.doc_pooling, config.normalize)
+            self.segments = Segments(config.segments, self.backbone, self.embedding_dim, config.doc_pooling, config.normalize)
 
     @classmethod
     def default_config(cls, directory: Path) -> BiEncoderConfig:
@@ -108,7 +113,8 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
         states = backbone(**encoding, **backbone_kwargs).last_hidden_state
         vectors = pooling(states, encoding["attention_mask"])
         if self.projection is not None:
-            vectors = self.projection(vectors)
+            vectors = self.projection(vectors.to(self.projection.weight.dtype))
+        vectors = vectors.float()  # indexes and scores work in float32 whatever precision the backbone ran in
         if self.config.normalize:
             vectors = F.normalize(vectors, dim=-1)
         return vectors

@@ -15,7 +15,7 @@ A document longer than the encoder's input is cut into up to ``max_segments`` se
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import ConfigError
+from .multivector import TokenVectors
 from .segment_attention import SegmentLayout, enable_segment_attention
 
 AGGREGATIONS = ("firstp", "maxp", "sedr", "transformer_head")
@@ -77,52 +78,12 @@ class SegmentConfig:
         return self.aggregation != "firstp"
 
 
-@dataclass
-class SegmentedVectors:
+class SegmentedVectors(TokenVectors):
     """Documents as segment vectors: ``vectors [docs, segments, dim]`` and ``mask [docs, segments]`` (True = real).
 
-    Padding segments hold zeros and are False in ``mask``; scoring never lets them win.
+    The same padded layout as token vectors, one row per segment; padding segments hold zeros and are False in
+    ``mask``, and scoring never lets them win.
     """
-
-    vectors: Tensor
-    mask: Tensor
-
-    def __len__(self) -> int:
-        return self.vectors.shape[0]
-
-    def __getitem__(self, index: Any) -> SegmentedVectors:
-        return SegmentedVectors(self.vectors[index], self.mask[index])
-
-    @property
-    def device(self) -> torch.device:
-        return self.vectors.device
-
-    def detach(self) -> SegmentedVectors:
-        return SegmentedVectors(self.vectors.detach(), self.mask)
-
-    def to(self, *args: Any, **kwargs: Any) -> SegmentedVectors:
-        vectors = self.vectors.to(*args, **kwargs)
-        return SegmentedVectors(vectors, self.mask.to(vectors.device))
-
-    def flat(self) -> tuple[Tensor, Tensor]:
-        """The real segments' vectors ``[total, dim]`` and the document row each belongs to ``[total]``."""
-        rows, _ = self.mask.nonzero(as_tuple=True)
-        return self.vectors[self.mask], rows
-
-    @staticmethod
-    def cat(parts: Sequence[SegmentedVectors]) -> SegmentedVectors:
-        """Stack batches of documents, padding the segment axis to the widest batch."""
-        width = max(p.vectors.shape[1] for p in parts)
-        vectors = [F.pad(p.vectors, (0, 0, 0, width - p.vectors.shape[1])) for p in parts]
-        masks = [F.pad(p.mask, (0, width - p.mask.shape[1])) for p in parts]
-        return SegmentedVectors(torch.cat(vectors), torch.cat(masks))
-
-
-def cat_vectors(parts: Sequence[Tensor | SegmentedVectors]) -> Tensor | SegmentedVectors:
-    """Concatenate batches of document (or query) vectors of either kind."""
-    if isinstance(parts[0], SegmentedVectors):
-        return SegmentedVectors.cat(parts)  # type: ignore[arg-type]
-    return torch.cat(parts)  # type: ignore[arg-type]
 
 
 def max_over_segments(segment_scores: Tensor, mask: Tensor) -> Tensor:
@@ -293,7 +254,6 @@ __all__ = [
     "SegmentHead",
     "SegmentedVectors",
     "Segments",
-    "cat_vectors",
     "max_over_segments",
     "split_into_segments",
 ]

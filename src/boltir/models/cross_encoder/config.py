@@ -1,0 +1,69 @@
+"""Hyper-parameters of the cross-encoder family: pointwise, sparse-attention and listwise (Set-Encoder)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ...errors import ConfigError
+from ..config import BoltirConfig
+from ..layers import POOLING_STRATEGIES
+
+ATTENTION_PATTERNS = ("full", "sparse", "set")
+CROSS_POOLING = tuple(p for p in POOLING_STRATEGIES if p != "none") + ("pooler",)
+
+
+@dataclass
+class CrossEncoderConfig(BoltirConfig):
+    """A cross-encoder: query and document read together in one sequence, one score per pair.
+
+    Truncation policy: a query is cut to its first ``query_length`` tokens; the document then fills the rest of
+    ``max_length`` (special tokens included) and is cut at its end. A long query therefore never crowds out the
+    document, and no pair ever exceeds ``max_length`` (keep it within the backbone's position limit).
+
+    Attributes:
+        pooling: how token states become the vector the linear head scores: cls, first, mean, max, last, or
+            pooler (the backbone's own pooler, as BERT sequence-classification checkpoints use it).
+        query_length: maximum query tokens (special tokens not counted).
+        max_length: maximum tokens of a query-document pair.
+        attention: ``full`` (every token sees every token); ``sparse`` (query tokens see the query, document tokens
+            the query and ``window`` document tokens on each side, the first token sees all); ``set`` (the
+            Set-Encoder: all candidates of a query are read together, each passage's first token also attends to
+            the first tokens of the other passages, so passages inform each other and order does not matter).
+        window: for ``sparse``: document tokens attend to document tokens at most this far away; None: all.
+        query_sees_doc: for ``sparse``: let query tokens attend to the document as well.
+        true_token / false_token: for seq2seq backbones (monoT5): the score is log p(true) over {true, false}
+            at the first decoder step.
+        seq2seq_template: the monoT5 input text, with ``{query}`` and ``{doc}``.
+    """
+
+    family: ClassVar[str] = "cross-encoder"
+
+    pooling: str = "cls"
+    query_length: int = 64
+    max_length: int = 512
+    attention: str = "full"
+    window: int | None = None
+    query_sees_doc: bool = False
+    true_token: str = "true"
+    false_token: str = "false"
+    seq2seq_template: str = "Query: {query} Document: {doc} Relevant:"
+
+    def validate(self) -> None:
+        if self.pooling not in CROSS_POOLING:
+            raise ConfigError(f"pooling='{self.pooling}' does not exist; choose one of {list(CROSS_POOLING)}.")
+        if self.attention not in ATTENTION_PATTERNS:
+            raise ConfigError(f"attention='{self.attention}' does not exist; choose one of {list(ATTENTION_PATTERNS)}.")
+        if self.window is not None and self.attention != "sparse":
+            raise ConfigError(f"window is an option of attention='sparse', but attention='{self.attention}'.")
+        if self.window is not None and self.window < 1:
+            raise ConfigError(f"window must be at least 1 (or None for the whole document), got {self.window}.")
+        if self.query_length < 1 or self.max_length < 8:
+            raise ConfigError("query_length must be positive and max_length at least 8.")
+        if self.query_length > self.max_length // 2:
+            raise ConfigError(
+                f"query_length={self.query_length} leaves too little of max_length={self.max_length} for the document; "
+                "keep query_length at most half of max_length."
+            )
+        if "{query}" not in self.seq2seq_template or "{doc}" not in self.seq2seq_template:
+            raise ConfigError("seq2seq_template must contain {query} and {doc}.")

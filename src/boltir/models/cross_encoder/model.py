@@ -1,0 +1,269 @@
+"""The cross-encoder model: a query-document pair in one sequence → backbone → pooling → linear head → score.
+
+Three attention patterns share this one model (see :class:`CrossEncoderConfig`): full attention on packed pairs,
+the sparse pattern on a ``[query segment | document segment]`` layout, and the Set-Encoder's inter-passage
+attention over whole candidate lists; seq2seq backbones (T5) score monoT5-style instead of through a head.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from ...errors import ConfigError, ModelNotFoundError
+from ..layers import Pooling
+from ..layers.attention import SetLayout, WindowedLayout, use_boltir_attention
+from ..model import BoltirModel, is_decoder, read_json
+from ..resolve import resolve_model_dir
+from .config import CrossEncoderConfig
+
+log = logging.getLogger(__name__)
+
+# sequence-classification checkpoints whose head is ``classifier(pooler_output)``; their weights become our head
+_POOLER_CLASSIFIERS = ("BertForSequenceClassification",)
+
+
+@dataclass
+class PairBatch:
+    """Tokenised query-document pairs plus what the attention pattern needs to lay them out."""
+
+    inputs: dict[str, Tensor]
+    query_tokens: int | None = None  # sparse: length of the query segment at the front of every row
+    list_sizes: list[int] | None = field(default=None)  # set: consecutive pairs forming one candidate list
+
+    def to(self, device: torch.device | str) -> PairBatch:
+        inputs = {k: v.to(device, non_blocking=True) for k, v in self.inputs.items()}
+        return PairBatch(inputs, self.query_tokens, self.list_sizes)
+
+    def __len__(self) -> int:
+        return int(self.inputs["input_ids"].shape[0])
+
+
+def truncate_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str], limits: list[int]) -> list[str]:
+    """Cut each text after its first ``limit`` tokens, at the end of the last kept token's characters."""
+    texts = list(texts)
+    for _ in range(3):  # re-tokenising a cut text can, rarely, split its last word into one token more
+        longest = max(limits, default=0) + 1
+        encoding = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=max(longest, 1),
+                             return_offsets_mapping=True)
+        changed = False
+        for i, (offsets, limit) in enumerate(zip(encoding["offset_mapping"], limits)):
+            if len(offsets) > limit:
+                texts[i] = texts[i][: offsets[limit - 1][1]] if limit > 0 else ""
+                changed = True
+        if not changed:
+            break
+    return texts
+
+
+def _backbone_class(hf_config: Any) -> Any:
+    return AutoModelForSeq2SeqLM if getattr(hf_config, "is_encoder_decoder", False) else AutoModel
+
+
+def _checkpoint_tensors(directory: Path, names: tuple[str, ...]) -> dict[str, Tensor]:
+    """The named tensors of an HF checkpoint directory (safetensors shards or pytorch_model.bin)."""
+    from safetensors import safe_open
+
+    found: dict[str, Tensor] = {}
+    for path in sorted(directory.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as handle:
+            for name in names:
+                if name in handle.keys():
+                    found[name] = handle.get_tensor(name)
+    if not found and (directory / "pytorch_model.bin").is_file():
+        state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        found = {n: state[n] for n in names if n in state}
+    return found
+
+
+class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
+    """Scores query-document pairs (or whole candidate lists, for the Set-Encoder) with one backbone."""
+
+    config_class: ClassVar[type[CrossEncoderConfig]] = CrossEncoderConfig
+
+    def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: CrossEncoderConfig) -> None:
+        super().__init__(backbone, tokenizer, config)
+        hf = backbone.config
+        self.seq2seq = bool(getattr(hf, "is_encoder_decoder", False))
+        decoder = is_decoder(hf)
+        if config.attention != "full" and (self.seq2seq or decoder):
+            raise ConfigError(f"attention='{config.attention}' needs a bidirectional encoder backbone (BERT-style), "
+                              f"not {type(backbone).__name__}; use attention='full'.")
+        limit = getattr(hf, "max_position_embeddings", None)
+        if limit is not None and not self.seq2seq and config.max_length > limit:
+            raise ConfigError(f"max_length={config.max_length} exceeds the backbone's {limit} positions; lower max_length.")
+        self.pooling: Pooling | None = None
+        self.head: nn.Linear | None = None
+        if self.seq2seq:
+            self.token_ids = (self._single_token(config.false_token), self._single_token(config.true_token))
+        else:
+            self.pooling = None if config.pooling == "pooler" else Pooling(config.pooling)
+            self.head = nn.Linear(hf.hidden_size, 1)
+            if decoder:
+                tokenizer.padding_side = "left"  # keeps every last token at the same position
+        if config.attention != "full":
+            use_boltir_attention(backbone)
+
+    def _single_token(self, text: str) -> int:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise ConfigError(f"'{text}' is {len(ids)} tokens for this tokenizer; set true_token/false_token to single tokens.")
+        return int(ids[0])
+
+    # -- loading -----------------------------------------------------------------------------------
+    @classmethod
+    def default_config(cls, directory: Path) -> CrossEncoderConfig:
+        """Plain HF folders: a BERT sequence-classifier keeps its pooler; limits follow the tokenizer."""
+        hf = read_json(directory / "config.json")
+        pooling = "pooler" if any(a in _POOLER_CLASSIFIERS for a in hf.get("architectures") or []) else "cls"
+        max_length = int(read_json(directory / "tokenizer_config.json").get("model_max_length") or 512)
+        max_length = min(max_length, int(hf.get("max_position_embeddings") or 512), 512)
+        return CrossEncoderConfig(pooling=pooling, max_length=max_length)
+
+    @classmethod
+    def load_backbone(cls, directory: Path, config: CrossEncoderConfig) -> PreTrainedModel:
+        """An encoder (or decoder) body, or a whole seq2seq LM for monoT5-style scoring."""
+        if not (directory / "config.json").is_file():
+            raise ModelNotFoundError(f"{directory} holds no config.json: pass a directory of HF model files.")
+        return _backbone_class(AutoConfig.from_pretrained(directory)).from_pretrained(directory)
+
+    @classmethod
+    def from_backbone_config(cls, backbone_config: Any, tokenizer: PreTrainedTokenizerBase, config: CrossEncoderConfig):
+        return cls(_backbone_class(backbone_config).from_config(backbone_config), tokenizer, config)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str], config: Any = None, **overrides: Any) -> CrossEncoderModel:
+        """Load a saved boltir cross-encoder, an HF/sentence-transformers cross-encoder, or a plain backbone."""
+        model = super().from_pretrained(name_or_path, config=config, **overrides)
+        directory = resolve_model_dir(name_or_path)
+        if not (directory / "boltir_config.json").is_file() and model.head is not None:
+            model.load_classifier(directory)
+        return model
+
+    def load_classifier(self, directory: Path) -> bool:
+        """Reuse a BERT sequence-classification head (over the pooler) as this model's head; True if one was found."""
+        architectures = read_json(directory / "config.json").get("architectures") or []
+        if not any(a.endswith("ForSequenceClassification") for a in architectures):
+            return False
+        if not any(a in _POOLER_CLASSIFIERS for a in architectures):
+            log.warning("%s: the classifier head of %s is not reused (only %s heads are); a new head is initialised.",
+                        directory, architectures, list(_POOLER_CLASSIFIERS))
+            return False
+        tensors = _checkpoint_tensors(directory, ("classifier.weight", "classifier.bias"))
+        if len(tensors) != 2 or tensors["classifier.weight"].shape[0] not in (1, 2):
+            log.warning("%s: no 1- or 2-label classifier weights found; a new head is initialised.", directory)
+            return False
+        weight, bias = tensors["classifier.weight"].float(), tensors["classifier.bias"].float()
+        if weight.shape[0] == 2:  # two labels: the score is logit(relevant) - logit(not relevant)
+            weight, bias = weight[1:] - weight[:1], bias[1:] - bias[:1]
+        assert self.head is not None
+        with torch.no_grad():
+            self.head.weight.copy_(weight)
+            self.head.bias.copy_(bias)
+        if self.config.pooling != "pooler":
+            log.warning("%s: the reused classifier was trained on the pooler output, but pooling='%s'.",
+                        directory, self.config.pooling)
+        return True
+
+    # -- tokenizing --------------------------------------------------------------------------------
+    def tokenize_pairs(self, queries: list[str], docs: list[str], list_sizes: list[int] | None = None) -> PairBatch:
+        """Tokenise pairs under the truncation policy and lay them out for the attention pattern.
+
+        ``list_sizes`` (Set-Encoder) says how many consecutive pairs form each query's candidate list.
+        """
+        if len(queries) != len(docs):
+            raise ConfigError(f"got {len(queries)} queries but {len(docs)} documents to pair.")
+        c = self.config
+        queries = truncate_texts(self.tokenizer, queries, [c.query_length] * len(queries))
+        if self.seq2seq:
+            return PairBatch(self._tokenize_seq2seq(queries, docs))
+        query_sizes = [len(ids) for ids in self.tokenizer(queries, add_special_tokens=False)["input_ids"]]
+        special = self.tokenizer.num_special_tokens_to_add(pair=True)
+        docs = truncate_texts(self.tokenizer, docs, [max(c.max_length - n - special, 1) for n in query_sizes])
+        encoding = self.tokenizer(queries, docs, padding=True, truncation="only_second", max_length=c.max_length,
+                                  return_tensors="pt")
+        inputs = {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        if c.attention == "sparse":
+            return self._segmented(encoding, inputs)
+        if c.attention == "set":
+            sizes = list_sizes if list_sizes is not None else [len(queries)]
+            if sum(sizes) != len(queries) or any(s < 1 for s in sizes):
+                raise ConfigError(f"list sizes {sizes} do not split {len(queries)} pairs into non-empty lists.")
+            return PairBatch(inputs, list_sizes=list(sizes))
+        return PairBatch(inputs)
+
+    def _tokenize_seq2seq(self, queries: list[str], docs: list[str]) -> dict[str, Tensor]:
+        c = self.config
+        empty = [c.seq2seq_template.format(query=q, doc="") for q in queries]
+        used = [len(ids) for ids in self.tokenizer(empty)["input_ids"]]
+        docs = truncate_texts(self.tokenizer, docs, [max(c.max_length - n, 1) for n in used])
+        texts = [c.seq2seq_template.format(query=q, doc=d) for q, d in zip(queries, docs)]
+        encoding = self.tokenizer(texts, padding=True, truncation=True, max_length=c.max_length, return_tensors="pt")
+        return {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask")}
+
+    def _segmented(self, encoding: Any, inputs: dict[str, Tensor]) -> PairBatch:
+        """Move packed pairs into ``[query segment | document segment]`` rows, keeping each token's position."""
+        lengths = inputs["attention_mask"].sum(1)
+        boundary = torch.tensor([next((j for j, s in enumerate(encoding.sequence_ids(i)) if s == 1), int(lengths[i]))
+                                 for i in range(len(lengths))])
+        p, d = int(boundary.max()), int((lengths - boundary).max())
+        slots = torch.arange(p + d)[None, :]
+        source = torch.where(slots < p, slots, boundary[:, None] + slots - p)
+        real = torch.where(slots < p, slots < boundary[:, None], source < lengths[:, None])
+        source = source.clamp(max=inputs["input_ids"].shape[1] - 1)
+        pad_id = self.tokenizer.pad_token_id or 0
+        out = {"input_ids": inputs["input_ids"].gather(1, source).masked_fill(~real, pad_id),
+               "attention_mask": real.long(),
+               "position_ids": source.masked_fill(~real, 0) + self._position_offset()}
+        if "token_type_ids" in inputs:
+            out["token_type_ids"] = inputs["token_type_ids"].gather(1, source).masked_fill(~real, 0)
+        return PairBatch(out, query_tokens=p)
+
+    def _position_offset(self) -> int:
+        """RoBERTa-style embeddings count positions from ``padding_idx + 1``; BERT-style from 0."""
+        embeddings = getattr(self.backbone, "embeddings", None)
+        padding_idx = getattr(embeddings, "padding_idx", None)
+        return int(padding_idx) + 1 if padding_idx is not None else 0
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def forward(self, batch: PairBatch) -> Tensor:
+        """One score per pair, ``[pairs]``."""
+        if self.seq2seq:
+            return self._seq2seq_scores(batch.inputs)
+        inputs = batch.inputs
+        kwargs: dict[str, Any] = {}
+        if self.config.attention == "sparse":
+            if batch.query_tokens is None:
+                raise ConfigError("sparse attention needs pairs from tokenize_pairs (a segmented layout).")
+            c = self.config
+            kwargs["boltir_layout"] = WindowedLayout(inputs["attention_mask"].bool(), batch.query_tokens, c.window,
+                                                     c.query_sees_doc)
+        elif self.config.attention == "set":
+            sizes = batch.list_sizes if batch.list_sizes is not None else [len(batch)]
+            kwargs["boltir_layout"] = SetLayout.from_list_sizes(inputs["attention_mask"].bool(), sizes)
+        output = self.backbone(**inputs, **kwargs)
+        if self.pooling is None:
+            if getattr(output, "pooler_output", None) is None:
+                raise ConfigError(f"{type(self.backbone).__name__} has no pooler: choose pooling='cls' (or mean, ...).")
+            vectors = output.pooler_output
+        else:
+            vectors = self.pooling(output.last_hidden_state, inputs["attention_mask"])
+        assert self.head is not None
+        return self.head(vectors).squeeze(-1)
+
+    def _seq2seq_scores(self, inputs: dict[str, Tensor]) -> Tensor:
+        """monoT5: log p("true") against "false" at the first decoder step."""
+        start = self.backbone.config.decoder_start_token_id or 0
+        decoder_ids = torch.full((inputs["input_ids"].shape[0], 1), start, device=inputs["input_ids"].device)
+        logits = self.backbone(**inputs, decoder_input_ids=decoder_ids).logits[:, 0, list(self.token_ids)]
+        return logits.float().log_softmax(-1)[:, 1]
+
+
+__all__ = ["CrossEncoderModel", "PairBatch", "truncate_texts"]

@@ -1,0 +1,153 @@
+"""Attention patterns: the banded kernel against a dense-mask reference, the sparse cross-encoder, the Set-Encoder."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from boltir import CrossEncoderConfig, CrossEncoderModule
+from boltir.models.layers.attention import SetLayout, WindowedLayout
+from tests.conftest import liven
+
+QUERY = "what is the capital of germany"
+DOCS = [
+    "berlin is the capital of germany and a city on a river",
+    "paris is the capital of france",
+    "the moon causes the ocean tide",
+    "genes in cells increase cancer risk in humans",
+    "drug treatment of the brain in mice",
+    "neural ranking models learn to rank documents",
+    "money in the bank",
+    "the sea water is high",
+    "blood and heart disease",
+]
+
+
+def dense_reference(q, k, v, key_mask, query_tokens, window, query_sees_doc):
+    """The sparse pattern as an explicit tokens x tokens mask (what the banded kernel must reproduce)."""
+    tokens = q.shape[2]
+    i, j = torch.arange(tokens)[:, None], torch.arange(tokens)[None, :]
+    in_query_i, in_query_j = i < query_tokens, j < query_tokens
+    query_only = in_query_j & (j > 0)  # query rows never see the global first token (it has seen the document)
+    allowed = (in_query_i & (query_only | query_sees_doc)) | (i == 0)
+    near = (i - j).abs() <= (window if window is not None else tokens)
+    allowed = allowed | (~in_query_i & (in_query_j | near))
+    keep = allowed[None, None] & key_mask[:, None, None, :]
+    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    return scores.masked_fill(~keep, float("-inf")).softmax(-1) @ v
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    query_tokens=st.integers(2, 6),
+    doc_tokens=st.integers(1, 30),
+    window=st.one_of(st.none(), st.integers(1, 35)),
+    query_sees_doc=st.booleans(),
+    doc_padding=st.integers(0, 5),
+    min_block=st.sampled_from([1, 4, 16]),
+    seed=st.integers(0, 1000),
+)
+def test_banded_kernel_equals_dense_mask(query_tokens, doc_tokens, window, query_sees_doc, doc_padding, min_block, seed):
+    generator = torch.Generator().manual_seed(seed)
+    tokens = query_tokens + doc_tokens
+    q, k, v = (torch.randn(2, 2, tokens, 4, generator=generator, dtype=torch.float64) for _ in range(3))
+    key_mask = torch.ones(2, tokens, dtype=torch.bool)
+    key_mask[1, tokens - min(doc_padding, doc_tokens - 1) :] = False  # padding at the end of the document segment
+    key_mask[1, query_tokens - 1 : query_tokens] = query_tokens == 2  # and inside the query segment
+    layout = WindowedLayout(key_mask, query_tokens, window, query_sees_doc, min_block=min_block)
+    out = layout.attend(q, k, v, 4**-0.5, 0.0)
+    expected = dense_reference(q, k, v, key_mask, query_tokens, window, query_sees_doc)
+    real_rows = key_mask[:, None, :, None].expand_as(out)
+    torch.testing.assert_close(out[real_rows], expected[real_rows], atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("window", [1, 3, 20])
+def test_banded_kernel_gradients_equal_dense_mask(window):
+    generator = torch.Generator().manual_seed(window)
+    q, k, v = (torch.randn(2, 2, 40, 4, generator=generator, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    key_mask = torch.ones(2, 40, dtype=torch.bool)
+    key_mask[0, 33:] = False
+    weights = torch.randn(2, 2, 40, 4, generator=generator, dtype=torch.float64) * key_mask[:, None, :, None]
+    banded = torch.autograd.grad((WindowedLayout(key_mask, 5, window).attend(q, k, v, 0.5, 0.0) * weights).sum(), (q, k, v))
+    dense = torch.autograd.grad((dense_reference(q, k, v, key_mask, 5, window, False) * weights).sum(), (q, k, v))
+    for got, expected in zip(banded, dense):
+        torch.testing.assert_close(got, expected, atol=1e-10, rtol=1e-10)
+
+
+def _cross_encoder(directory, **config):
+    return liven(CrossEncoderModule(directory, config=CrossEncoderConfig(**config))).eval()
+
+
+def test_sparse_with_full_window_equals_plain_model(tiny_bert_dir):
+    plain = _cross_encoder(tiny_bert_dir)
+    sparse = _cross_encoder(tiny_bert_dir, attention="sparse", window=None, query_sees_doc=True)
+    sparse.model.head.load_state_dict(plain.model.head.state_dict())
+    queries = [QUERY, "ocean tide", "what causes cancer in human cells and mice"]
+    torch.testing.assert_close(sparse.rank_scores(queries, [DOCS] * 3), plain.rank_scores(queries, [DOCS] * 3),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_sparse_window_beyond_document_equals_unbanded(tiny_bert_dir):
+    whole = _cross_encoder(tiny_bert_dir, attention="sparse")
+    wide = _cross_encoder(tiny_bert_dir, attention="sparse", window=500)
+    narrow = _cross_encoder(tiny_bert_dir, attention="sparse", window=2)
+    for module in (wide, narrow):
+        module.model.head.load_state_dict(whole.model.head.state_dict())
+    expected = whole.score(QUERY, DOCS).scores
+    torch.testing.assert_close(wide.score(QUERY, DOCS).scores, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(narrow.score(QUERY, DOCS).scores, expected, atol=1e-4)
+
+
+def test_sparse_query_tokens_do_not_see_the_document(tiny_bert_dir):
+    model = _cross_encoder(tiny_bert_dir, attention="sparse", window=2).model
+    batch = model.tokenize_pairs([QUERY, QUERY], [DOCS[0], DOCS[3]])
+    query_tokens = batch.query_tokens
+    from boltir.models.layers.attention import WindowedLayout as Layout
+
+    with torch.no_grad():
+        layout = Layout(batch.inputs["attention_mask"].bool(), query_tokens, 2)
+        states = model.backbone(**batch.inputs, boltir_layout=layout).last_hidden_state
+    torch.testing.assert_close(states[0, 1:query_tokens], states[1, 1:query_tokens])  # query rows: same
+    assert not torch.allclose(states[0, 0], states[1, 0], atol=1e-4)  # the global first token differs
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 9])
+def test_set_encoder_scores_permute_with_the_candidates(tiny_bert_dir, size):
+    module = _cross_encoder(tiny_bert_dir, attention="set")
+    docs = DOCS[:size]
+    scores = module.score(QUERY, docs).scores
+    rng = random.Random(size)
+    for _ in range(4):
+        order = list(range(size))
+        rng.shuffle(order)
+        permuted = module.score(QUERY, [docs[i] for i in order]).scores
+        torch.testing.assert_close(permuted, scores[order], atol=1e-5, rtol=1e-5)
+
+
+def test_set_encoder_passages_influence_each_other(tiny_bert_dir):
+    for attention, influenced in (("set", True), ("full", False)):
+        module = _cross_encoder(tiny_bert_dir, attention=attention)
+        before = module.score(QUERY, DOCS[:4]).scores
+        after = module.score(QUERY, DOCS[:3] + ["money in the bank of a river city"]).scores
+        changed = not torch.allclose(before[:3], after[:3], atol=1e-5)
+        assert changed == influenced, attention
+
+
+def test_set_encoder_lists_of_a_batch_stay_apart(tiny_bert_dir):
+    module = _cross_encoder(tiny_bert_dir, attention="set")
+    module.pair_batch_size = 100
+    together = module.rank_scores([QUERY, "ocean tide"], [DOCS[:4], DOCS[4:9]])
+    module.pair_batch_size = 1  # one whole list per forward pass
+    alone = module.rank_scores([QUERY, "ocean tide"], [DOCS[:4], DOCS[4:9]])
+    for a, b in zip(together, alone):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_set_layout_members_exclude_self():
+    layout = SetLayout.from_list_sizes(torch.ones(5, 3, dtype=torch.bool), [3, 2])
+    assert layout.members[0][layout.member_mask[0]].tolist() == [1, 2]
+    assert layout.members[4][layout.member_mask[4]].tolist() == [3]

@@ -1,0 +1,117 @@
+"""Re-ranking with cross-encoders end to end (Python and CLI, after a BM25 first stage) and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from boltir import (
+    BM25IndexConfig,
+    BM25Module,
+    ConfigError,
+    CrossEncoderConfig,
+    CrossEncoderModule,
+    DataModule,
+    DocDataset,
+    QueryDataset,
+    Run,
+    RunDataset,
+    Trainer,
+    UnknownIdError,
+)
+from boltir.cli import main
+
+
+def _trainer() -> Trainer:
+    return Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False)
+
+
+@pytest.mark.parametrize("attention", ["full", "sparse", "set"])
+def test_bm25_then_cross_encoder_re_rank(tiny_bert_dir, tiny_beir, tmp_path, attention):
+    trainer = _trainer()
+    trainer.index(BM25Module(), DataModule(DocDataset(tiny_beir)), tmp_path / "bm25", BM25IndexConfig())
+    first = trainer.search(BM25Module(), DataModule(QueryDataset(tiny_beir)), tmp_path / "bm25", k=5,
+                           run_path=tmp_path / "bm25.run")
+    config = CrossEncoderConfig(attention=attention, window=2 if attention == "sparse" else None)
+    module = CrossEncoderModule(tiny_bert_dir, config=config, pair_batch_size=2)
+    data = DataModule(RunDataset(tmp_path / "bm25.run", tiny_beir, tiny_beir, depth=5), inference_batch_size=2)
+    callback = trainer.re_rank(module, data, run_path=tmp_path / "ce.run")
+    reranked, bm25 = Run.from_trec(tmp_path / "ce.run"), first.runs[0]
+    assert {q: {d for d, _ in reranked[q]} for q in reranked} == {q: {d for d, _ in bm25[q]} for q in bm25}
+    assert [set(r) for r in callback.results.values()] == [{"nDCG@10", "RR@10", "R@100"}]
+
+
+def test_long_candidate_lists_stream_in_batches(tiny_bert_dir):
+    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=3).eval()
+    docs = [f"document {i} about the {w} of the city" for i, w in enumerate(["capital", "river", "bank"] * 7)]
+    calls = []
+    forward = module.model.forward
+    module.model.forward = lambda batch: calls.append(len(batch)) or forward(batch)
+    with torch.no_grad():
+        streamed = module.rank_scores(["capital of germany"], [docs])[0]
+    assert max(calls) == 3 and sum(calls) == 21
+    module.pair_batch_size = 64
+    with torch.no_grad():
+        torch.testing.assert_close(module.rank_scores(["capital of germany"], [docs])[0], streamed, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("attention", ["full", "set"])
+def test_empty_candidate_lists(tiny_bert_dir, attention):
+    module = CrossEncoderModule(tiny_bert_dir, config=CrossEncoderConfig(attention=attention))
+    with pytest.raises(ConfigError, match="candidate list .* is empty"):
+        module.score("capital of germany", [])
+    scores = module.rank_scores(["a", "capital of germany", "b"], [[], ["berlin", "paris"], []])
+    assert [s.shape[0] for s in scores] == [0, 2, 0]
+
+
+def test_rank_scores_keep_gradients_for_training(tiny_bert_dir):
+    module = CrossEncoderModule(tiny_bert_dir, config=CrossEncoderConfig(attention="set"))
+    scores = module.rank_scores(["capital of germany"], [["berlin", "paris", "tide"]])
+    scores[0].sum().backward()
+    assert module.model.head.weight.grad is not None
+
+
+def test_run_with_unknown_ids_is_refused(tiny_bert_dir, tiny_beir, tmp_path):
+    Run({"q1": {"d1": 1.0, "d99": 0.5}}).to_trec(tmp_path / "bad-doc.run")
+    with pytest.raises(UnknownIdError, match="d99"):
+        RunDataset(tmp_path / "bad-doc.run", tiny_beir, tiny_beir)
+    Run({"q42": {"d1": 1.0}}).to_trec(tmp_path / "bad-query.run")
+    with pytest.raises(UnknownIdError, match="q42"):
+        RunDataset(tmp_path / "bad-query.run", tiny_beir, tiny_beir)
+
+
+def _write(tmp_path, name, config):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_cli_bm25_then_cross_encoder(tiny_bert_dir, tiny_beir, tmp_path, capsys):
+    trainer = {"accelerator": "cpu", "enable_progress_bar": False}
+    bm25 = {"class_path": "boltir.BM25Module"}
+    index = {"model": bm25, "trainer": trainer, "index_dir": str(tmp_path / "bm25"),
+             "data": {"class_path": "boltir.DataModule", "init_args": {"inference_datasets": [
+                 {"class_path": "boltir.DocDataset", "init_args": {"source": str(tiny_beir)}}]}},
+             "index_config": {"class_path": "boltir.BM25IndexConfig", "init_args": {"k1": 0.9, "b": 0.4}}}
+    main(["index", "--config", _write(tmp_path, "index.yaml", index)])
+    assert json.loads((tmp_path / "bm25" / "manifest.json").read_text())["index_config"]["k1"] == 0.9
+    search = {"model": bm25, "trainer": trainer, "index_dir": str(tmp_path / "bm25"), "k": 4,
+              "run_path": str(tmp_path / "bm25.run"),
+              "data": {"class_path": "boltir.DataModule", "init_args": {"inference_datasets": [
+                  {"class_path": "boltir.QueryDataset", "init_args": {"source": str(tiny_beir)}}]}}}
+    main(["search", "--config", _write(tmp_path, "search.yaml", search)])
+    re_rank = {
+        "model": {"class_path": "boltir.CrossEncoderModule", "init_args": {
+            "model_name_or_path": str(tiny_bert_dir), "pair_batch_size": 4,
+            "config": {"class_path": "boltir.CrossEncoderConfig", "init_args": {"attention": "sparse", "window": 4}}}},
+        "trainer": trainer, "run_path": str(tmp_path / "ce.run"),
+        "data": {"class_path": "boltir.DataModule", "init_args": {"inference_batch_size": 2, "inference_datasets": [
+            {"class_path": "boltir.RunDataset", "init_args": {
+                "run": str(tmp_path / "bm25.run"), "queries": str(tiny_beir), "corpus": str(tiny_beir), "depth": 4}}]}},
+    }
+    main(["re_rank", "--config", _write(tmp_path, "re_rank.yaml", re_rank)])
+    assert sorted(Run.from_trec(tmp_path / "ce.run").query_ids) == ["q1", "q2", "q3"]
+    assert "nDCG@10" in capsys.readouterr().out
