@@ -126,8 +126,6 @@ def _resident_mib(field: str) -> float:
 
 def measure_cpu_peak(variant: str, docs: int, train: bool, tiny: bool) -> float:
     """Peak resident memory of one encoding above the process's size before it (a fresh process, Linux)."""
-    import torch
-
     segments, length, aggregation = (TINY if tiny else VARIANTS)[variant]
     model = build_model(aggregation, segments, length, tiny).train(train)
     encoding = make_inputs(variant, docs, "cpu", tiny)
@@ -191,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     meta = {"device": args.device, "device_name": device_name, "torch": torch.__version__, "threads": torch.get_num_threads()}
-    stem = f"sedr_encoding_{args.device.split(':')[0]}" + ("_tiny" if args.tiny else "")
+    stem = f"sedr_encoding_{args.device.split(':')[0]}_{args.modes.replace(',', '-')}" + ("_tiny" if args.tiny else "")
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     markdown = f"{meta}\n\n{table(rows)}\n"
     (args.out / f"{stem}.md").write_text(markdown)

@@ -109,10 +109,10 @@ def variant_module(args: argparse.Namespace, aggregation: str):
 
 
 def fine_tune(module: Any, args: argparse.Namespace, run: Path) -> float:
+    import lightning.pytorch as pl
+
     from boltir import DataModule
     from boltir.data import RunTupleDataset
-
-    import lightning.pytorch as pl
 
     pl.seed_everything(args.seed, workers=True)
     train = RunTupleDataset(run, args.data, args.data, split="train", list_size=args.list_size,

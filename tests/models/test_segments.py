@@ -124,7 +124,7 @@ def test_documents_of_a_batch_do_not_leak_into_each_other(aggregation, tiny_bert
 def test_trained_parts_round_trip(aggregation, tiny_bert_dir, tmp_path):
     m = module(tiny_bert_dir, aggregation)
     with torch.no_grad():
-        for name, p in m.model.segments.named_parameters():
+        for p in m.model.segments.parameters():
             p.add_(torch.randn_like(p) * 0.1)
     before = m.score(QUERY, [LONG, SHORT]).scores
     m.save_pretrained(tmp_path / "saved")

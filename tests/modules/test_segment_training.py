@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import lightning.pytorch as pl
@@ -9,13 +10,20 @@ import pytest
 import torch
 from torch import Tensor
 
-from boltir import BiEncoderConfig, BiEncoderModule, ConfigError, DataModule
+from boltir import BiEncoderConfig, BiEncoderModule, ConfigError, DataModule, TupleDataset
 from boltir.data import collate
 from boltir.models.layers.segments import SegmentedVectors
 
-from .test_training import TOY, Recorder, fast, mean_loss, toy_tuples, trainer  # noqa: F401 (fixture)
+from .test_training import TOY, Recorder, fast, mean_loss, trainer
 
-SEGMENTED = {"doc_length": 8, "segments": {"aggregation": "sedr", "max_segments": 3}}
+
+@pytest.fixture()
+def long_tuples(tmp_path) -> TupleDataset:
+    """The toy training set with every document three times as long: several 8-token segments each."""
+    path = tmp_path / "long.jsonl"
+    lines = [{"query": q, "pos": [" ".join([p] * 3)], "neg": [" ".join([n] * 3) for n in negatives]} for q, p, negatives in TOY]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return TupleDataset(path, list_size=4)
 
 
 def segmented_module(directory, aggregation: str = "sedr", **options) -> BiEncoderModule:
@@ -24,21 +32,21 @@ def segmented_module(directory, aggregation: str = "sedr", **options) -> BiEncod
 
 
 @pytest.mark.parametrize("aggregation", ["maxp", "sedr", "transformer_head"])
-def test_fit_lowers_the_loss_of_segmented_models_with_late_cache(aggregation, tiny_bert_dir, toy_tuples):
+def test_fit_lowers_the_loss_of_segmented_models_with_late_cache(aggregation, tiny_bert_dir, long_tuples):
     pl.seed_everything(0)
     module = fast(segmented_module(tiny_bert_dir, aggregation, in_batch_loss={"name": "infonce", "temperature": 0.1},
                                    late_cache_size=8))
-    before = mean_loss(module, toy_tuples)
+    before = mean_loss(module, long_tuples)
     module.late_cache.clear()
-    trainer(max_steps=12).fit(module, datamodule=DataModule(train_dataset=toy_tuples, batch_size=2))
+    trainer(max_steps=12).fit(module, datamodule=DataModule(train_dataset=long_tuples, batch_size=2))
     assert len(module.late_cache) == 8  # it filled up during training
     module.late_cache.clear()
-    assert mean_loss(module, toy_tuples) < 0.8 * before
+    assert mean_loss(module, long_tuples) < 0.8 * before
 
 
-def test_late_cache_adds_earlier_documents_but_never_a_current_positive(tiny_bert_dir, toy_tuples):
+def test_late_cache_adds_earlier_documents_but_never_a_current_positive(tiny_bert_dir, long_tuples):
     module = segmented_module(tiny_bert_dir, in_batch_loss=Recorder(), late_cache_size=100)
-    first, second = collate([toy_tuples[0], toy_tuples[1]]), collate([toy_tuples[1], toy_tuples[2]])
+    first, second = collate([long_tuples[0], long_tuples[1]]), collate([long_tuples[1], long_tuples[2]])
     module.training_losses(first)
     scores, targets = module.in_batch_loss.seen
     assert scores.shape == (2, 8)  # nothing cached yet
@@ -46,7 +54,8 @@ def test_late_cache_adds_earlier_documents_but_never_a_current_positive(tiny_ber
     scores, targets = module.in_batch_loss.seen
     positives = {docs[0] for docs in second.docs}
     expected = [d for docs in first.docs for d in docs if d not in positives]
-    assert len(expected) == 6  # "the moon causes the ocean tide" was cached twice: as a positive and a negative
+    assert len(expected) == 6  # the moon-and-tide text was cached twice: as a positive and as a negative
+    assert module.model.tokenize_docs(expected)["segment_mask"].sum() > len(expected)  # several segments each
     assert scores.shape == targets.shape == (2, 8 + 6) and targets[:, 8:].sum() == 0
     with torch.no_grad():
         fresh = module.model.score(module.embed_queries(second.queries), module.embed_docs(expected))
@@ -58,7 +67,7 @@ def test_late_cache_needs_in_batch_loss(tiny_bert_dir):
         BiEncoderModule(tiny_bert_dir, late_cache_size=4)
 
 
-def test_late_cache_is_filled_with_the_batch_of_every_device(tiny_bert_dir, toy_tuples):
+def test_late_cache_is_filled_with_the_batch_of_every_device(tiny_bert_dir, long_tuples):
     """Under DDP each device enqueues the gathered batch, so every device holds the same cache."""
     module = segmented_module(tiny_bert_dir, in_batch_loss=Recorder(), late_cache_size=100)
     other = {}  # what the second device holds
@@ -73,7 +82,7 @@ def test_late_cache_is_filled_with_the_batch_of_every_device(tiny_bert_dir, toy_
     module._trainer = SimpleNamespace(world_size=2, global_rank=0, current_epoch=0)
     module.all_gather = fake_all_gather  # type: ignore[method-assign]
     try:
-        batch = collate([toy_tuples[0], toy_tuples[1]])
+        batch = collate([long_tuples[0], long_tuples[1]])
         module.training_losses(batch)
         scores, _ = module.in_batch_loss.seen
     finally:

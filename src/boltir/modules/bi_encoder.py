@@ -49,8 +49,8 @@ class BiEncoderModule(BoltirModule):
             weighted by ``weight_at(global_step)``.
         late_cache_size: keep the vectors of this many documents from earlier batches (SeDR's late-cache
             negatives) and add them to ``in_batch_loss`` as extra negatives; 0 turns it off. A cached document
-            that is a positive of the current batch (first of its list, or target > 0) is never used. The cache
-            starts empty each epoch (and after a resume).
+            whose text is a positive of the current batch (first of its list, or target > 0) is never used. The
+            cache starts empty each epoch (and after a resume).
     """
 
     model_class: ClassVar[type[BiEncoderModel]] = BiEncoderModel
