@@ -44,6 +44,7 @@ from .models import (
     SpladeConfig,
     load_model,
 )
+from .models.layers import SegmentConfig, SegmentedVectors
 from .modules import (
     BiEncoderModule,
     BM25Module,
@@ -94,6 +95,8 @@ __all__ = [
     "SparseExactIndexConfig",
     "SpladeConfig",
     "SpladeModule",
+    "SegmentConfig",
+    "SegmentedVectors",
     "TorchIndexConfig",
     "Trainer",
     "TupleDataset",

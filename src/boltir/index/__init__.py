@@ -10,6 +10,7 @@ from .bm25 import BM25IndexConfig, BM25Indexer, BM25Searcher
 from .faiss import FaissIndexConfig, FaissIndexer, FaissSearcher
 from .multivector_exact import MultiVectorExactIndexConfig
 from .plaid import PlaidIndexConfig
+from .segments import SegmentSearcher
 from .seismic import SeismicIndexConfig
 from .sparse_exact import SparseExactIndexConfig
 from .torch_exact import TorchIndexConfig, TorchIndexer, TorchSearcher
@@ -33,7 +34,8 @@ def open_searcher(directory: str | os.PathLike[str], **search_settings) -> Searc
     if engine not in INDEX_ENGINES:
         raise IndexMismatchError(f"{directory} was built by the unknown engine '{engine}'; known: {sorted(INDEX_ENGINES)}.")
     config = INDEX_ENGINES[engine].from_dict({**manifest["index_config"], **search_settings})
-    return config.searcher(directory, manifest)
+    searcher = config.searcher(directory, manifest)
+    return SegmentSearcher(searcher) if manifest.get("segments") else searcher
 
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "MultiVectorExactIndexConfig",
     "PlaidIndexConfig",
     "SeismicIndexConfig",
+    "SegmentSearcher",
     "Searcher",
     "SparseExactIndexConfig",
     "TorchIndexConfig",

@@ -1,7 +1,9 @@
 """What every engine shares: the index directory layout, its manifest, and the Indexer/Searcher interface.
 
-An index directory holds the engine's files, ``doc_ids.txt`` (one id per line, in insertion order) and
-``manifest.json`` (engine, settings, the model that built it, count, dim, boltir version). The manifest is
+An index directory holds the engine's files, ``doc_ids.txt`` (one id per stored vector, in insertion order) and
+``manifest.json`` (engine, settings, the model that built it, count, dim, boltir version). A model that splits
+long documents stores one vector per segment: ``doc_ids.txt`` then repeats a document's id for each of its
+segments and the manifest says ``"segments": true`` (see :mod:`boltir.index.segments` for searching it). The manifest is
 written last, into a temporary directory that is renamed into place: a build killed half-way leaves nothing
 a searcher accepts.
 """
@@ -21,6 +23,7 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import ConfigError, IndexMismatchError
+from ..models.layers.segments import SegmentedVectors
 
 MANIFEST = "manifest.json"
 DOC_IDS = "doc_ids.txt"
@@ -90,12 +93,19 @@ class Indexer(ABC):
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".tmp", dir=self.directory.parent))
         self._ids = open(self.tmp / DOC_IDS, "w", encoding="utf-8")
-        self.count = 0
+        self.count = 0  # vectors stored
+        self.documents = 0
+        self.segmented = False
 
-    def add(self, doc_ids: list[str], embeddings: Tensor) -> None:
-        """Add a batch of documents' vectors."""
+    def add(self, doc_ids: list[str], embeddings: Tensor | SegmentedVectors) -> None:
+        """Add a batch of documents' vectors (or, for :class:`SegmentedVectors`, each document's segment vectors)."""
         if len(doc_ids) != len(embeddings):
             raise ValueError(f"{len(doc_ids)} ids but {len(embeddings)} vectors")
+        self.documents += len(doc_ids)
+        if isinstance(embeddings, SegmentedVectors):
+            self.segmented = True
+            embeddings, rows = embeddings.flat()
+            doc_ids = [doc_ids[row] for row in rows.tolist()]
         self._add(embeddings)
         for doc_id in doc_ids:
             self._ids.write(doc_id + "\n")
@@ -120,6 +130,8 @@ class Indexer(ABC):
                 "index_config": self.config.to_dict(),
                 "boltir_version": boltir_version(),
                 "count": self.count,
+                "documents": self.documents,
+                **({"segments": True} if self.segmented else {}),
                 "model": self.model_description,
                 "fingerprint": self.fingerprint,
                 **self._write(self.tmp),

@@ -29,7 +29,7 @@ def in_batch_scores(
     any batch type it takes (e.g. multi-vector ``TokenVectors``): only their lengths are checked."""
     if docs_per_query < 1:
         raise ConfigError(f"docs_per_query must be >= 1, got {docs_per_query}")
-    if isinstance(query_embeddings, Tensor) or isinstance(doc_embeddings, Tensor) or similarity is None:
+    if isinstance(query_embeddings, Tensor) and isinstance(doc_embeddings, Tensor):
         if query_embeddings.dim() != 2 or doc_embeddings.dim() != 2:
             raise ConfigError(
                 "query and document embeddings must be 2-D, got shapes "
@@ -41,6 +41,8 @@ def in_batch_scores(
                 f"doc_embeddings must be [num_queries * docs_per_query, dim], expected {expected}, "
                 f"got {tuple(doc_embeddings.shape)}"
             )
+    elif similarity is None:
+        raise ConfigError("embeddings that are not plain tensors (token or segment vectors) need a similarity function")
     elif len(doc_embeddings) != len(query_embeddings) * docs_per_query:
         raise ConfigError(
             f"expected {len(query_embeddings)} x {docs_per_query} document embeddings, got {len(doc_embeddings)}"

@@ -20,6 +20,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from .._io import atomic_dir
 from ..errors import ConfigError, ModelNotFoundError
 from .config import BoltirConfig
+from .layers.tokenize import tokenize_texts
 from .resolve import resolve_model_dir
 
 HEADS_NAME = "boltir_heads.safetensors"
@@ -134,10 +135,7 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
             texts = [prefix + t for t in texts]
         if append_eos and self.tokenizer.eos_token:
             texts = [t + self.tokenizer.eos_token for t in texts]
-        encoding = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        )
-        return {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        return tokenize_texts(self.tokenizer, texts, max_length)
 
     @property
     def device(self) -> torch.device:

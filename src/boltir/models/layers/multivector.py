@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Self
 
 import torch
 import torch.nn.functional as F
@@ -25,37 +27,47 @@ class TokenVectors:
     def __len__(self) -> int:
         return self.vectors.shape[0]
 
-    def __getitem__(self, index: int | slice | Tensor | list[int]) -> TokenVectors:
+    def __getitem__(self, index: int | slice | Tensor | list[int]) -> Self:
         if isinstance(index, int):
             index = slice(index, index + 1)
-        return TokenVectors(self.vectors[index], self.mask[index])
+        return type(self)(self.vectors[index], self.mask[index])
 
     @property
     def dim(self) -> int:
         return self.vectors.shape[-1]
 
-    def to(self, device: torch.device | str) -> TokenVectors:
-        return TokenVectors(self.vectors.to(device), self.mask.to(device))
+    @property
+    def device(self) -> torch.device:
+        return self.vectors.device
 
-    def detach(self) -> TokenVectors:
-        return TokenVectors(self.vectors.detach(), self.mask)
+    def to(self, *args: Any, **kwargs: Any) -> Self:
+        vectors = self.vectors.to(*args, **kwargs)
+        return type(self)(vectors, self.mask.to(vectors.device))
+
+    def detach(self) -> Self:
+        return type(self)(self.vectors.detach(), self.mask)
 
     def unpadded(self) -> list[Tensor]:
-        """One ``[n_i, dim]`` matrix per text, holding only the tokens that count."""
+        """One ``[n_i, dim]`` matrix per text, holding only the vectors that count."""
         return [v[m] for v, m in zip(self.vectors, self.mask)]
 
-    @staticmethod
-    def cat(parts: list[TokenVectors], length: int | None = None) -> TokenVectors:
-        """Concatenate batches of different token lengths, padded to the longest (or to ``length``)."""
+    def flat(self) -> tuple[Tensor, Tensor]:
+        """The counting vectors ``[total, dim]`` and the row (text) each belongs to ``[total]``."""
+        rows, _ = self.mask.nonzero(as_tuple=True)
+        return self.vectors[self.mask], rows
+
+    @classmethod
+    def cat(cls, parts: Sequence[TokenVectors], length: int | None = None) -> Self:
+        """Concatenate batches of different lengths, padded to the longest (or to ``length``)."""
         length = max([p.vectors.shape[1] for p in parts] + [length or 0])
         vectors = torch.cat([F.pad(p.vectors, (0, 0, 0, length - p.vectors.shape[1])) for p in parts])
         mask = torch.cat([F.pad(p.mask, (0, length - p.mask.shape[1])) for p in parts])
-        return TokenVectors(vectors, mask)
+        return cls(vectors, mask)
 
 
 def cat_batches(parts: list) -> Tensor | TokenVectors:
     """Concatenate encoded batches, whatever the representation (dense / sparse tensors or token vectors)."""
-    return TokenVectors.cat(parts) if isinstance(parts[0], TokenVectors) else torch.cat(parts)
+    return type(parts[0]).cat(parts) if isinstance(parts[0], TokenVectors) else torch.cat(parts)
 
 
 def maxsim(queries: TokenVectors, docs: TokenVectors) -> Tensor:
