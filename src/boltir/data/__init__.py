@@ -3,7 +3,7 @@
 from .batches import Doc, DocBatch, Query, QueryBatch, RankBatch, RankSample, TrainBatch, TrainSample, collate
 from .datamodule import DataModule
 from .datasets import DocDataset, QueryDataset, RunDataset, join_title
-from .run import Qrels, Run, read_qrels
+from .run import Qrels, Run, fuse_runs, read_qrels
 from .tuples import MixedTupleDataset, RunTupleDataset, TupleDataset
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "TrainSample",
     "TupleDataset",
     "collate",
+    "fuse_runs",
     "join_title",
     "read_qrels",
 ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+
+Encoding = dict[str, Tensor]
 
 
 @dataclass
@@ -33,6 +35,11 @@ class RankSample:
     scores: list[float] = field(default_factory=list)
 
 
+def pin_encoding(encoding: Encoding | None) -> Encoding | None:
+    """Page-locked copies of a tokenised batch, so copies to the GPU can overlap its work."""
+    return None if encoding is None else {k: v.pin_memory() for k, v in encoding.items()}
+
+
 @dataclass
 class TrainSample:
     """One training list: a query, ``N`` documents (the first a positive) and a target per document.
@@ -49,14 +56,26 @@ class TrainSample:
 
 @dataclass
 class DocBatch:
+    """Documents to encode; ``encoding`` holds their tokens when the DataLoader's workers tokenised them."""
+
     doc_ids: list[str]
     texts: list[str]
+    encoding: Encoding | None = None
+
+    def pin_memory(self) -> DocBatch:
+        return replace(self, encoding=pin_encoding(self.encoding))
 
 
 @dataclass
 class QueryBatch:
+    """Queries to encode; ``encoding`` as in :class:`DocBatch`."""
+
     query_ids: list[str]
     texts: list[str]
+    encoding: Encoding | None = None
+
+    def pin_memory(self) -> QueryBatch:
+        return replace(self, encoding=pin_encoding(self.encoding))
 
 
 @dataclass
@@ -76,6 +95,13 @@ class TrainBatch:
     doc_ids: list[list[str]]
     docs: list[list[str]]
     targets: Tensor
+
+
+@dataclass
+class TokenBatch:
+    """Vocabulary token ids to encode one by one (the query token cache of LightRetriever)."""
+
+    token_ids: list[int]
 
 
 def collate(samples: list) -> DocBatch | QueryBatch | RankBatch | TrainBatch:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -36,6 +38,39 @@ class LengthSorted(IterableDataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
+    @property
+    def process_shard(self) -> tuple[int, int]:
+        return getattr(self.dataset, "process_shard", (0, 1))
+
+
+class StreamLoader(DataLoader):
+    """A DataLoader over a stream its workers (and processes) shard by position (as DocDataset does).
+
+    Every worker ends with its own partial batch, so there are up to ``num_workers`` more batches than
+    ``ceil(len / batch_size)``; Lightning stops after ``len(loader)`` batches, so the count must include them.
+    """
+
+    def __len__(self) -> int:
+        count, workers, size = len(self.dataset), max(1, self.num_workers), self.batch_size or 1  # type: ignore[arg-type]
+        rank, world = getattr(self.dataset, "process_shard", (0, 1))
+        shards = [rank * workers + w for w in range(workers)]  # as data.datasets.stream_shard numbers them
+        return sum(math.ceil(math.ceil((count - s) / (workers * world)) / size) for s in shards if s < count)
+
+
+def single_threaded_tokenizers(worker_id: int) -> None:
+    """Workers are the parallelism: each tokenises on one core (and HF tokenizers stop warning about forks)."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+class TransformedCollate:
+    """Collate, then apply the module's batch transform (tokenisation) inside the DataLoader's worker processes."""
+
+    def __init__(self, collate_fn: Callable[[list], Any], transform: Callable[[Any], Any]) -> None:
+        self.collate_fn, self.transform = collate_fn, transform
+
+    def __call__(self, samples: list) -> Any:
+        return self.transform(self.collate_fn(samples))
+
 
 class DataModule(pl.LightningDataModule):
     """Serves ``inference_datasets`` to index/search/re-rank, and ``train_dataset`` and ``val_datasets`` to ``fit``.
@@ -48,6 +83,9 @@ class DataModule(pl.LightningDataModule):
         inference_batch_size: texts (or queries, for re-ranking) per inference batch.
         num_workers: DataLoader worker processes.
         sort_window: batches of a streamed corpus are formed from windows of this many length-sorted documents.
+
+    The module being run sets ``batch_transform`` (see ``BoltirModule.setup``): batches are then tokenised in
+    the workers, beside the accelerator's work, and page-locked so copies to a GPU overlap its computation.
     """
 
     def __init__(
@@ -70,16 +108,33 @@ class DataModule(pl.LightningDataModule):
         self.inference_batch_size = inference_batch_size
         self.num_workers = num_workers
         self.sort_window = sort_window
+        self.batch_transform: Callable[[Any], Any] | None = None
+
+    def _process_shard(self) -> tuple[int, int]:
+        """(rank, world size) of this process: under DDP each process reads its own share of a stream."""
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _pin_memory(self) -> bool:
+        trainer = getattr(self, "trainer", None)
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
+        if isinstance(dataset, IterableDataset) and hasattr(dataset, "process_shard"):
+            dataset.process_shard = self._process_shard()  # workers inherit it: no process group needed there
         if isinstance(dataset, IterableDataset) and self.sort_window > 1:
             dataset = LengthSorted(dataset, self.sort_window)
         collate_fn = getattr(dataset, "collate", None) or collate
-        return DataLoader(
+        if self.batch_transform is not None:
+            collate_fn = TransformedCollate(collate_fn, self.batch_transform)
+        loader = StreamLoader if isinstance(dataset, IterableDataset) else DataLoader
+        return loader(
             dataset,
             batch_size=batch_size,
             num_workers=self.num_workers,
             collate_fn=collate_fn,
+            pin_memory=self._pin_memory(),
+            worker_init_fn=single_threaded_tokenizers if self.num_workers else None,
             persistent_workers=False,
         )
 

@@ -41,11 +41,20 @@ def join_title(title: str, text: str) -> str:
     return f"{title} {text}" if title else text
 
 
+def stream_shard(process_shard: tuple[int, int] = (0, 1)) -> tuple[int, int]:
+    """This reader's share of a stream: one shard per DataLoader worker of every process (GPU) of a run,
+    numbered ``rank * workers + worker`` of ``world_size * workers``."""
+    worker = get_worker_info()
+    worker_id, workers = (worker.id, worker.num_workers) if worker else (0, 1)
+    rank, world = process_shard
+    return rank * workers + worker_id, world * workers
+
+
 class DocDataset(IterableDataset):
     """Streams documents from a BEIR folder, a ``corpus.jsonl``/``.tsv`` file, or an ir_datasets id.
 
     Empty documents are skipped with a warning (one bad record should not stop a long indexing job).
-    Under several DataLoader workers each worker reads every line but keeps only its share.
+    Under several DataLoader workers and processes (GPUs) each reader keeps, and parses, only its share.
     """
 
     def __init__(self, source: str | os.PathLike[str]) -> None:
@@ -58,26 +67,27 @@ class DocDataset(IterableDataset):
         if self.path is not None and not self.path.is_file():
             raise DataFormatError("corpus file not found (expected a BEIR folder, .jsonl or .tsv file)", self.path)
         self._length: int | None = None
+        self.process_shard = (0, 1)  # (rank, world size): set by the DataModule when several processes read
 
-    def _records(self) -> Iterator[tuple[str, str]]:
+    def _records(self, shard: int = 0, shards: int = 1) -> Iterator[tuple[str, str]]:
+        """``(id, text)`` of every ``shards``-th record from the ``shard``-th on."""
         if self.path is None:
-            for doc_id, title, text in irds.iter_docs(self.source):
-                yield doc_id, join_title(title, text)
+            rows = ((doc_id, join_title(title, text)) for doc_id, title, text in irds.iter_docs(self.source))
         elif self.path.suffix in (".tsv", ".tsv.gz") or self.path.name.endswith(".tsv.gz"):
-            for _, row in read_tsv(self.path, 2, header=("id", "text")):
-                yield row[0].strip(), join_title(row[2] if len(row) > 2 else "", row[1])
+            rows = ((r[0].strip(), join_title(r[2] if len(r) > 2 else "", r[1])) for _, r in read_tsv(self.path, 2, header=("id", "text")))
         else:
-            for line, record in read_jsonl(self.path):
+            for line, record in read_jsonl(self.path, shard=(shard, shards)):  # parses its own share only
                 doc_id = _field(record, _ID_KEYS, self.path, line, "document id")
                 text = _field(record, _TEXT_KEYS, self.path, line, "text")
                 yield doc_id, join_title(str(record.get("title") or ""), text)
+            return
+        for position, row in enumerate(rows):
+            if position % shards == shard:
+                yield row
 
     def __iter__(self) -> Iterator[Doc]:
-        worker = get_worker_info()
-        shard, shards = (worker.id, worker.num_workers) if worker else (0, 1)
-        for position, (doc_id, text) in enumerate(self._records()):
-            if position % shards != shard:
-                continue
+        shard, shards = stream_shard(self.process_shard)
+        for doc_id, text in self._records(shard, shards):
             if not text:
                 log.warning("skipping document '%s' of %s: its text is empty", doc_id, self.source)
                 continue

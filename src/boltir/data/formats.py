@@ -35,11 +35,22 @@ def count_lines(path: str | os.PathLike[str]) -> int:
         return sum(1 for line in handle if line.strip())
 
 
-def read_jsonl(path: str | os.PathLike[str], required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-empty line; a malformed line raises with its number."""
+def read_jsonl(
+    path: str | os.PathLike[str], required: tuple[str, ...] = (), shard: tuple[int, int] = (0, 1)
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-empty line; a malformed line raises with its number.
+
+    ``shard=(i, n)`` keeps only every n-th record from the i-th on, and parses no other line: parallel
+    readers (DataLoader workers, GPUs) each pay for their own share of the file only.
+    """
+    index, count = shard
+    position = -1
     with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
+                continue
+            position += 1
+            if position % count != index:
                 continue
             try:
                 record = json.loads(line)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .._io import atomic_file
-from ..errors import DataFormatError
+from ..errors import ConfigError, DataFormatError
 from .formats import open_text, read_tsv, read_whitespace_columns
 
 
@@ -74,6 +74,39 @@ class Run:
                 for rank, (doc_id, score) in enumerate(self.ranked(qid), start=1):
                     handle.write(f"{qid} Q0 {doc_id} {rank} {score!r} {self.name}\n")  # repr: exact round trip
         return Path(path)
+
+
+FUSION_NORMALIZATIONS = ("minmax", "none")
+
+
+def fuse_runs(runs: Sequence[Run], weights: Sequence[float] | None = None, normalize: str = "minmax", name: str = "fused") -> Run:
+    """Hybrid retrieval: each document's weighted sum of its scores in ``runs`` (e.g. a dense and a sparse run).
+
+    ``minmax`` rescales every query's scores of each run to [0, 1] first, since dense cosines and sparse dot
+    products live on different scales; a document a run did not retrieve gets that run's lowest score of the query.
+    """
+    weights = [1.0] * len(runs) if weights is None else list(weights)
+    if not runs or len(weights) != len(runs):
+        raise ConfigError(f"fuse_runs needs at least one run and one weight per run, got {len(runs)} runs and {len(weights)} weights.")
+    if normalize not in FUSION_NORMALIZATIONS:
+        raise ConfigError(f"normalize='{normalize}' does not exist; choose one of {list(FUSION_NORMALIZATIONS)}.")
+    fused = Run(name=name)
+    for qid in dict.fromkeys(q for run in runs for q in run.query_ids):
+        per_run = [_query_scores(run.rankings.get(qid, {}), normalize) for run in runs]
+        doc_ids = dict.fromkeys(d for scores, _ in per_run for d in scores)
+        fused.add(qid, doc_ids, [sum(w * scores.get(d, floor) for w, (scores, floor) in zip(weights, per_run)) for d in doc_ids])
+    return fused
+
+
+def _query_scores(scores: dict[str, float], normalize: str) -> tuple[dict[str, float], float]:
+    """A query's scores (min-max scaled when asked) and the score of a document the run did not retrieve."""
+    if not scores:
+        return {}, 0.0
+    low, high = min(scores.values()), max(scores.values())
+    if normalize == "none":
+        return scores, low
+    span = high - low
+    return {d: (s - low) / span if span > 0 else 1.0 for d, s in scores.items()}, 0.0
 
 
 Qrels = dict[str, dict[str, int]]

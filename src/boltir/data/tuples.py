@@ -109,8 +109,8 @@ class TupleDataset(TrainingTuples):
         self,
         path: str | os.PathLike[str],
         list_size: int = 8,
-        corpus: DocDataset | str | os.PathLike | None = None,
-        queries: QueryDataset | str | os.PathLike | None = None,
+        corpus: str | os.PathLike[str] | None = None,
+        queries: str | os.PathLike[str] | None = None,
         seed: int = 0,
     ) -> None:
         self.source = str(path)
@@ -175,10 +175,10 @@ class TupleDataset(TrainingTuples):
                 raise DataFormatError(f"{what}[{position}] must be a text, an id (with a corpus) or {{'id', 'text'}}", self.path, line)
         return docs
 
-    def _doc_texts(self, lines: list[tuple[int, dict]], corpus: DocDataset | str | os.PathLike[str] | None) -> dict[str, str] | None:
+    def _doc_texts(self, lines: list[tuple[int, dict]], corpus: str | os.PathLike[str] | None) -> dict[str, str] | None:
         if corpus is None:
             return None
-        corpus = corpus if isinstance(corpus, DocDataset) else DocDataset(corpus)
+        corpus = DocDataset(corpus)
         wanted = set()
         for _, record in lines:
             for entry in [*_first(record, _POSITIVE_KEYS, []), *_first(record, _NEGATIVE_KEYS, [])]:
@@ -193,10 +193,8 @@ class TupleDataset(TrainingTuples):
         return texts
 
     @staticmethod
-    def _query_texts(lines: list[tuple[int, dict]], queries: QueryDataset | str | os.PathLike[str] | None) -> dict[str, str] | None:
-        if queries is None:
-            return None
-        return (queries if isinstance(queries, QueryDataset) else QueryDataset(queries, split=None)).texts()
+    def _query_texts(lines: list[tuple[int, dict]], queries: str | os.PathLike[str] | None) -> dict[str, str] | None:
+        return None if queries is None else QueryDataset(queries, split=None).texts()
 
 
 # -- lists from a first-stage run ----------------------------------------------------------------------
@@ -208,7 +206,7 @@ class RunTupleDataset(TrainingTuples):
     teacher: the window's top document comes first and every document's target is the run's score (distillation).
 
     Args:
-        run: a TREC run file or :class:`Run` over the training queries (e.g. BM25 or a zero-shot model).
+        run: a TREC run file over the training queries (e.g. BM25 or a zero-shot model).
         queries / corpus / split: as for :class:`RunDataset` (a BEIR folder for both, and its qrels split).
         list_size: documents per list (1 positive + ``list_size - 1`` negatives).
         rank_window: ``(start, end)`` slice of each ranking, 0-based, end excluded; ``(0, 100)`` = ranks 1..100.

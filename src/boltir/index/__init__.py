@@ -8,11 +8,20 @@ from ..errors import IndexMismatchError
 from .base import IndexConfig, Indexer, Searcher, read_manifest
 from .bm25 import BM25IndexConfig, BM25Indexer, BM25Searcher
 from .faiss import FaissIndexConfig, FaissIndexer, FaissSearcher
+from .multivector_exact import MultiVectorExactIndexConfig
+from .plaid import PlaidIndexConfig
+from .segments import SegmentSearcher
+from .seismic import SeismicIndexConfig
+from .sparse_exact import SparseExactIndexConfig
 from .torch_exact import TorchIndexConfig, TorchIndexer, TorchSearcher
 
 # Engines a manifest can name; a new engine adds its config class here.
 INDEX_ENGINES: dict[str, type[IndexConfig]] = {
     FaissIndexConfig.engine: FaissIndexConfig,
+    SeismicIndexConfig.engine: SeismicIndexConfig,
+    SparseExactIndexConfig.engine: SparseExactIndexConfig,
+    PlaidIndexConfig.engine: PlaidIndexConfig,
+    MultiVectorExactIndexConfig.engine: MultiVectorExactIndexConfig,
     BM25IndexConfig.engine: BM25IndexConfig,
     TorchIndexConfig.engine: TorchIndexConfig,
 }
@@ -25,7 +34,8 @@ def open_searcher(directory: str | os.PathLike[str], **search_settings) -> Searc
     if engine not in INDEX_ENGINES:
         raise IndexMismatchError(f"{directory} was built by the unknown engine '{engine}'; known: {sorted(INDEX_ENGINES)}.")
     config = INDEX_ENGINES[engine].from_dict({**manifest["index_config"], **search_settings})
-    return config.searcher(directory, manifest)
+    searcher = config.searcher(directory, manifest)
+    return SegmentSearcher(searcher) if manifest.get("segments") else searcher
 
 
 __all__ = [
@@ -38,7 +48,12 @@ __all__ = [
     "FaissSearcher",
     "IndexConfig",
     "Indexer",
+    "MultiVectorExactIndexConfig",
+    "PlaidIndexConfig",
+    "SeismicIndexConfig",
+    "SegmentSearcher",
     "Searcher",
+    "SparseExactIndexConfig",
     "TorchIndexConfig",
     "TorchIndexer",
     "TorchSearcher",

@@ -1,7 +1,9 @@
 """What every engine shares: the index directory layout, its manifest, and the Indexer/Searcher interface.
 
-An index directory holds the engine's files, ``doc_ids.txt`` (one id per line, in insertion order) and
-``manifest.json`` (engine, settings, the model that built it, count, dim, boltir version). The manifest is
+An index directory holds the engine's files, ``doc_ids.txt`` (one id per stored vector, in insertion order) and
+``manifest.json`` (engine, settings, the model that built it, count, dim, boltir version). A model that splits
+long documents stores one vector per segment: ``doc_ids.txt`` then repeats a document's id for each of its
+segments and the manifest says ``"segments": true`` (see :mod:`boltir.index.segments` for searching it). The manifest is
 written last, into a temporary directory that is renamed into place: a build killed half-way leaves nothing
 a searcher accepts.
 """
@@ -21,10 +23,17 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import ConfigError, IndexMismatchError
+from ..models.layers.segments import SegmentedVectors
 
 MANIFEST = "manifest.json"
 DOC_IDS = "doc_ids.txt"
 FORMAT_VERSION = 1
+# which engine configs store each representation (named in errors)
+ENGINES_FOR = {
+    "dense": "FaissIndexConfig or TorchIndexConfig",
+    "sparse": "SeismicIndexConfig or SparseExactIndexConfig",
+    "multi-vector": "PlaidIndexConfig or MultiVectorExactIndexConfig",
+}
 
 
 def boltir_version() -> str:
@@ -78,17 +87,25 @@ class Indexer(ABC):
         if self.fingerprint["representation"] != self.representation:
             raise IndexMismatchError(
                 f"the {config.engine} engine stores {self.representation} vectors, but the model makes "
-                f"{self.fingerprint['representation']} ones: choose an index config for {self.fingerprint['representation']} vectors."
+                f"{self.fingerprint['representation']} ones: choose "
+                f"{ENGINES_FOR.get(self.fingerprint['representation'], 'an index config for them')} as index_config."
             )
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".tmp", dir=self.directory.parent))
         self._ids = open(self.tmp / DOC_IDS, "w", encoding="utf-8")
-        self.count = 0
+        self.count = 0  # vectors stored
+        self.documents = 0
+        self.segmented = False
 
-    def add(self, doc_ids: list[str], embeddings: Tensor) -> None:
-        """Add a batch of documents' vectors."""
+    def add(self, doc_ids: list[str], embeddings: Tensor | SegmentedVectors) -> None:
+        """Add a batch of documents' vectors (or, for :class:`SegmentedVectors`, each document's segment vectors)."""
         if len(doc_ids) != len(embeddings):
             raise ValueError(f"{len(doc_ids)} ids but {len(embeddings)} vectors")
+        self.documents += len(doc_ids)
+        if isinstance(embeddings, SegmentedVectors):
+            self.segmented = True
+            embeddings, rows = embeddings.flat()
+            doc_ids = [doc_ids[row] for row in rows.tolist()]
         self._add(embeddings)
         for doc_id in doc_ids:
             self._ids.write(doc_id + "\n")
@@ -113,6 +130,8 @@ class Indexer(ABC):
                 "index_config": self.config.to_dict(),
                 "boltir_version": boltir_version(),
                 "count": self.count,
+                "documents": self.documents,
+                **({"segments": True} if self.segmented else {}),
                 "model": self.model_description,
                 "fingerprint": self.fingerprint,
                 **self._write(self.tmp),
@@ -171,6 +190,12 @@ class Searcher(ABC):
         """Refuse a model whose vectors do not mean what the stored ones mean."""
         built = self.manifest["fingerprint"]
         current = model_fingerprint(model)
+        if built.get("representation") != current["representation"]:
+            raise IndexMismatchError(
+                f"the index at {self.directory} holds {built.get('representation')} vectors ({self.config.engine} engine), "
+                f"but {type(model).__name__} makes {current['representation']} ones: search it with the "
+                f"{built.get('representation')} model that built it, or index with an engine for {current['representation']} vectors."
+            )
         diffs = {k: (built.get(k), current.get(k)) for k in sorted(set(built) | set(current)) if built.get(k) != current.get(k)}
         if diffs:
             details = ", ".join(f"{k}: index {a!r} vs model {b!r}" for k, (a, b) in diffs.items())

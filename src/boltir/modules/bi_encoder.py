@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from ..data.batches import DocBatch, Encoding, QueryBatch, TrainBatch
 from ..errors import ConfigError
 from ..loss import Regulariser, build_loss, in_batch_scores
-from ..data.batches import TrainBatch
 from ..models import BiEncoderConfig, BiEncoderModel
+from ..models.layers import TokenVectors, cat_batches
+from ..models.layers.segments import SegmentedVectors
 from .base import BoltirModule, LossConfig
+from .late_cache import LateCache, stable_keys
+
+
+class TokenizeBatch:
+    """Tokenises query and document batches with the model's own tokenize methods (in DataLoader workers)."""
+
+    def __init__(self, model: BiEncoderModel) -> None:
+        self.tokenize_queries, self.tokenize_docs = model.tokenize_queries, model.tokenize_docs
+
+    def __call__(self, batch: Any) -> Any:
+        if isinstance(batch, DocBatch) and batch.encoding is None:
+            batch.encoding = self.tokenize_docs(batch.texts)
+        elif isinstance(batch, QueryBatch) and batch.encoding is None:
+            batch.encoding = self.tokenize_queries(batch.texts)
+        return batch
 
 
 class BiEncoderModule(BoltirModule):
@@ -29,10 +47,16 @@ class BiEncoderModule(BoltirModule):
             document), e.g. ``{name: infonce, temperature: 0.05}``. None turns in-batch negatives off.
         query_regulariser / doc_regulariser: a sparsity penalty on the query / document vectors (SPLADE),
             weighted by ``weight_at(global_step)``.
+        late_cache_size: keep the vectors of this many documents from earlier batches (SeDR's late-cache
+            negatives) and add them to ``in_batch_loss`` as extra negatives; 0 turns it off. A cached document
+            whose text is a positive of the current batch (first of its list, or target > 0) is never used. The
+            cache starts empty each epoch (and after a resume).
     """
 
     model_class: ClassVar[type[BiEncoderModel]] = BiEncoderModel
     model: BiEncoderModel
+    # texts per forward pass when encoding; families with large outputs (SPLADE's vocabulary logits) lower it
+    encode_batch_size: ClassVar[int] = 256
 
     def __init__(
         self,
@@ -45,13 +69,18 @@ class BiEncoderModule(BoltirModule):
         doc_regulariser: Regulariser | None = None,
         val_measures: Sequence[str] = ("nDCG@10",),
         gradient_checkpointing: bool = False,
+        config_overrides: dict[str, Any] | None = None,
+        late_cache_size: int = 0,
     ) -> None:
-        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing)
+        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing, config_overrides)
         self.in_batch_loss = build_loss(in_batch_loss) if in_batch_loss is not None else None
         if self.loss is None and self.in_batch_loss is None:
             raise ConfigError("BiEncoderModule needs loss_functions or in_batch_loss (or both) to train.")
         self.query_regulariser = query_regulariser
         self.doc_regulariser = doc_regulariser
+        self.late_cache = LateCache(late_cache_size) if late_cache_size else None
+        if self.late_cache is not None and self.in_batch_loss is None:
+            raise ConfigError("late_cache_size adds negatives to the in-batch loss: set in_batch_loss too.")
 
     def training_losses(self, batch: TrainBatch) -> dict[str, Tensor]:
         """List loss, in-batch loss and regularisers, from one encoding of the batch's queries and documents."""
@@ -65,48 +94,108 @@ class BiEncoderModule(BoltirModule):
             )
             losses["ranking"] = self.ranking_loss(scores, batch.targets)
         if self.in_batch_loss is not None:
-            scores, targets = in_batch_scores(self.gather(queries), self.gather(docs), list_size, self.model.score)
+            all_queries, all_docs = self.gather(queries), self.gather(docs)
+            scores, targets = in_batch_scores(all_queries, all_docs, list_size, self.model.score)
+            if self.late_cache is not None:
+                scores, targets = self._with_late_cache(batch, all_queries, all_docs, scores, targets)
             # Each device back-propagates through its own vectors only and DDP averages the gradients over
             # devices: scaling by the world size gives the gradient of the loss over the gathered batch.
             world_size = self.trainer.world_size if self._trainer is not None else 1
             losses["in_batch"] = self.in_batch_loss(scores.float(), targets.float()) * world_size
+        doc_vectors = docs.vectors[docs.mask] if isinstance(docs, SegmentedVectors) else docs
         for name, regulariser, vectors in (
             ("query_regulariser", self.query_regulariser, queries),
-            ("doc_regulariser", self.doc_regulariser, docs),
+            ("doc_regulariser", self.doc_regulariser, doc_vectors),
         ):
             if regulariser is not None:
                 losses[name] = regulariser.weight_at(self.global_step) * regulariser(vectors.float())
         return losses
 
-    def _encode(self, texts: list[str], side: str, batch_size: int) -> Tensor:
-        """Encode texts in length-sorted batches (little padding), returned in input order."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
+    def _with_late_cache(
+        self, batch: TrainBatch, queries: Tensor, docs: Tensor | SegmentedVectors, scores: Tensor, targets: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Append the scores of cached documents (target 0), then cache this batch's documents (gathered, detached)."""
+        assert self.late_cache is not None
+        self.late_cache.sync(self.current_epoch if self._trainer is not None else 0, self.device)
+        # documents are told apart by their text: tuple files without ids give one text different ids per line
+        keys = stable_keys([d for texts in batch.docs for d in texts]).to(self.device)
+        positive = batch.targets.to(self.device) > 0
+        positive[:, 0] = True  # the in-batch loss's positive, whatever its target
+        keys, positive = self.gather(keys), self.gather(positive.flatten().to(torch.uint8)).bool()
+        negatives = self.late_cache.negatives(exclude=keys[positive])
+        if negatives is not None:
+            cached = self.model.score(queries, negatives.to(queries.device))
+            scores = torch.cat([scores, cached.to(scores.dtype)], 1)
+            targets = torch.cat([targets, targets.new_zeros(cached.shape)], 1)
+        self.late_cache.enqueue(keys, docs)
+        return scores, targets
+
+    def batch_transform(self) -> Callable[[Any], Any]:
+        return TokenizeBatch(self.model)
+
+    def _encode(
+        self, texts: list[str], side: str, batch_size: int | None, encoding: Encoding | None = None
+    ) -> Tensor | TokenVectors:
+        """Encode texts in length-sorted batches (little padding), returned in input order.
+
+        On a GPU, vectors stay on the device until the end and a helper thread tokenises the next batch into
+        page-locked memory while this one is encoded: the host and the device work side by side. On a CPU
+        the model's matrix products already use every core, so tokenising beside them would only compete.
+        """
         encode = self.model.encode_queries if side == "query" else self.model.encode_docs
+        if encoding is not None:  # a batch the DataLoader's workers tokenised (and length-sorted)
+            return encode(self._to_device(encoding))
+        tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
+        on_gpu = self.device.type == "cuda"
+        size = batch_size or (self.encode_batch_size if on_gpu else min(self.encode_batch_size, 32))  # CPUs: small batches stay in cache
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        batches = [[texts[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
+        if on_gpu:
+            chunks = self._encode_overlapped(batches, tokenize, encode)
+        else:
+            chunks = [encode(self._to_device(tokenize(batch))) for batch in batches]
+        if not chunks:
+            return torch.empty(0, self.model.embedding_dim, device=self.device)
+        vectors = cat_batches(chunks)
+        return vectors[torch.argsort(torch.tensor(order, device=vectors.device))]
+
+    def _encode_overlapped(
+        self, batches: list[list[str]], tokenize: Callable[[list[str]], Encoding], encode: Callable[[Encoding], Tensor]
+    ) -> list[Tensor]:
+        """Encode batches on the GPU while a helper thread tokenises the next one (Rust releases the GIL)."""
+
+        def prepare(batch: list[str]) -> Encoding:
+            return {k: v.pin_memory() for k, v in tokenize(batch).items()}
+
         chunks = []
-        for start in range(0, len(order), batch_size):
-            batch = [texts[i] for i in order[start : start + batch_size]]
-            chunks.append(encode(self._to_device(tokenize(batch))))
-        vectors = torch.cat(chunks)
-        result = torch.empty_like(vectors)
-        result[torch.tensor(order, device=vectors.device)] = vectors
-        return result
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            upcoming = helper.submit(prepare, batches[0]) if batches else None
+            for index in range(len(batches)):
+                encoding = upcoming.result()  # type: ignore[union-attr]
+                if index + 1 < len(batches):
+                    upcoming = helper.submit(prepare, batches[index + 1])
+                chunks.append(encode(self._to_device(encoding)))
+        return chunks
 
-    def embed_queries(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        return self._encode(texts, "query", batch_size)
+    def embed_queries(
+        self, texts: list[str], encoding: Encoding | None = None, batch_size: int | None = None
+    ) -> Tensor | TokenVectors:
+        return self._encode(texts, "query", batch_size, encoding)
 
-    def embed_docs(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        return self._encode(texts, "doc", batch_size)
+    def embed_docs(
+        self, texts: list[str], encoding: Encoding | None = None, batch_size: int | None = None
+    ) -> Tensor | TokenVectors:
+        return self._encode(texts, "doc", batch_size, encoding)
 
     @torch.inference_mode()
-    def encode_queries(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        """``[len(texts), dim]`` query vectors (no gradients)."""
-        return self.embed_queries(texts, batch_size)
+    def encode_queries(self, texts: list[str], batch_size: int | None = None) -> Tensor | TokenVectors:
+        """Query vectors (no gradients): ``[len(texts), dim]``, or token vectors for multi-vector models."""
+        return self.embed_queries(texts, batch_size=batch_size)
 
     @torch.inference_mode()
-    def encode_docs(self, texts: list[str], batch_size: int = 256) -> Tensor:
-        """``[len(texts), dim]`` document vectors (no gradients)."""
-        return self.embed_docs(texts, batch_size)
+    def encode_docs(self, texts: list[str], batch_size: int | None = None) -> Tensor | TokenVectors:
+        """Document vectors (no gradients): ``[len(texts), dim]``, token or segment vectors for multi-vector models."""
+        return self.embed_docs(texts, batch_size=batch_size)
 
     def rank_scores(self, queries: list[str], docs: list[list[str]]) -> list[Tensor]:
         query_vectors = self.embed_queries(queries)

@@ -37,10 +37,10 @@ class BM25Module(BoltirModule):
     def __init__(self) -> None:
         super().__init__(model=TextPassThrough())  # type: ignore[arg-type]
 
-    def embed_docs(self, texts: list[str]) -> list[str]:  # type: ignore[override]
+    def embed_docs(self, texts: list[str], encoding: Any = None) -> list[str]:  # type: ignore[override]
         return list(texts)
 
-    def embed_queries(self, texts: list[str]) -> list[str]:  # type: ignore[override]
+    def embed_queries(self, texts: list[str], encoding: Any = None) -> list[str]:  # type: ignore[override]
         return list(texts)
 
     def rank_scores(self, queries: list[str], docs: list[list[str]]) -> list[Tensor]:

@@ -7,7 +7,8 @@ from typing import ClassVar
 
 from ...errors import ConfigError
 from ..config import BoltirConfig
-from ..layers import POOLING_STRATEGIES, check_similarity
+from ..layers import POOLING_STRATEGIES, SIMILARITIES
+from ..layers.segments import SegmentConfig
 
 
 @dataclass
@@ -19,13 +20,18 @@ class BiEncoderConfig(BoltirConfig):
         similarity: dot, cosine or l2 between query and document vectors.
         normalize: L2-normalise the vectors the encoder outputs (what is indexed).
         embedding_dim: add a linear projection to this size; None keeps the backbone's hidden size.
-        query_length / doc_length: maximum tokens; longer texts are truncated.
+        query_length / doc_length: maximum tokens; longer texts are truncated (with ``segments``: tokens per segment).
         query_prefix / doc_prefix: text put before every query / document (e.g. "query: ").
         tied: one backbone for both sides; False trains a separate query encoder.
         append_eos: add the tokenizer's EOS token to every text (decoder LLMs with last-token pooling).
+        segments: split long documents into segments (FirstP, MaxP, SeDR, transformer head); see
+            :class:`~boltir.models.layers.segments.SegmentConfig`. None encodes each document as one sequence.
     """
 
     family: ClassVar[str] = "bi-encoder"
+    # what this family accepts; the sparse and multi-vector variants narrow them
+    pooling_strategies: ClassVar[tuple[str, ...]] = POOLING_STRATEGIES
+    similarities: ClassVar[tuple[str, ...]] = SIMILARITIES
 
     query_pooling: str = "mean"
     doc_pooling: str = "mean"
@@ -38,16 +44,29 @@ class BiEncoderConfig(BoltirConfig):
     doc_prefix: str = ""
     tied: bool = True
     append_eos: bool = False
+    segments: SegmentConfig | None = None
+
+    def __post_init__(self) -> None:
+        self.segments = SegmentConfig.coerce(self.segments)  # a saved config or a YAML mapping holds a dict
+        super().__post_init__()
 
     def validate(self) -> None:
         for option in ("query_pooling", "doc_pooling"):
-            if getattr(self, option) not in POOLING_STRATEGIES:
-                raise ConfigError(f"{option}='{getattr(self, option)}' does not exist; choose one of {list(POOLING_STRATEGIES)}.")
-        check_similarity(self.similarity)
+            if getattr(self, option) not in self.pooling_strategies:
+                raise ConfigError(
+                    f"{option}='{getattr(self, option)}' does not exist for {type(self).__name__}; "
+                    f"choose one of {list(self.pooling_strategies)}."
+                )
+        if self.similarity not in self.similarities:
+            raise ConfigError(
+                f"similarity='{self.similarity}' does not exist for {type(self).__name__}; choose one of {list(self.similarities)}."
+            )
         if self.embedding_dim is not None and self.embedding_dim <= 0:
             raise ConfigError(f"embedding_dim must be positive, got {self.embedding_dim}.")
         if self.query_length <= 0 or self.doc_length <= 0:
             raise ConfigError("query_length and doc_length must be positive.")
+        if self.segments is not None and self.doc_pooling == "none":
+            raise ConfigError("segments need one vector per segment: choose a doc_pooling other than 'none'.")
 
     @property
     def index_similarity(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -11,6 +12,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..layers import Pooling, pairwise_similarity
+from ..layers.segments import SegmentedVectors, Segments, max_over_segments, split_into_segments
 from ..model import BoltirModel, is_decoder, read_json
 from .config import BiEncoderConfig
 
@@ -59,12 +61,21 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
     def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: BiEncoderConfig) -> None:
         super().__init__(backbone, tokenizer, config)
         self.query_backbone = None if config.tied else copy.deepcopy(backbone)
+        self.segments: Segments | None = None  # set by build_layers when long documents are split
+        self.build_layers()
+
+    def build_layers(self) -> None:
+        """The layers between backbone and vectors; the sparse and multi-vector variants build their own."""
+        config = self.config
         self.query_pooling = Pooling(config.query_pooling)
         self.doc_pooling = Pooling(config.doc_pooling)
-        hidden = backbone.config.hidden_size
+        hidden = self.backbone.config.hidden_size
         self.projection = nn.Linear(hidden, config.embedding_dim) if config.embedding_dim else None
-        if is_decoder(backbone.config) and "last" in (config.query_pooling, config.doc_pooling):
-            tokenizer.padding_side = "left"  # keeps every last token at the same position
+        if is_decoder(self.backbone.config) and "last" in (config.query_pooling, config.doc_pooling):
+            self.tokenizer.padding_side = "left"  # keeps every last token at the same position
+        # long documents as several segment vectors (firstp is plain truncation: one vector, no layer needed)
+        if config.segments is not None and config.segments.multi_vector:
+            self.segments = Segments(config.segments, self.backbone, self.embedding_dim, config.doc_pooling, config.normalize)
 
     @classmethod
     def default_config(cls, directory: Path) -> BiEncoderConfig:
@@ -83,6 +94,7 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
             "doc_pooling": c.doc_pooling,
             "normalize": c.normalize,
             "backbone": self.backbone.config.model_type,
+            "segments": self.config.segments.aggregation if self.segments is not None else None,
         }
 
     def tokenize_queries(self, queries: list[str]) -> dict[str, Tensor]:
@@ -90,14 +102,19 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
         return self.tokenize(queries, c.query_length, c.query_prefix, c.append_eos)
 
     def tokenize_docs(self, docs: list[str]) -> dict[str, Tensor]:
+        """Token ids of documents; with multi-vector ``segments``, of their segments plus a ``segment_mask``."""
         c = self.config
+        if self.segments is not None:
+            s = c.segments
+            return split_into_segments(self.tokenizer, docs, c.doc_length, s.max_segments, s.overlap, c.doc_prefix, c.append_eos)
         return self.tokenize(docs, c.doc_length, c.doc_prefix, c.append_eos)
 
-    def _embed(self, backbone: nn.Module, pooling: Pooling, encoding: dict[str, Tensor]) -> Tensor:
-        states = backbone(**encoding).last_hidden_state
+    def _embed(self, backbone: nn.Module, pooling: Pooling, encoding: dict[str, Tensor], **backbone_kwargs) -> Tensor:
+        states = backbone(**encoding, **backbone_kwargs).last_hidden_state
         vectors = pooling(states, encoding["attention_mask"])
         if self.projection is not None:
-            vectors = self.projection(vectors)
+            vectors = self.projection(vectors.to(self.projection.weight.dtype))
+        vectors = vectors.float()  # indexes and scores work in float32 whatever precision the backbone ran in
         if self.config.normalize:
             vectors = F.normalize(vectors, dim=-1)
         return vectors
@@ -106,12 +123,19 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
         """``[batch, dim]`` query vectors from a tokenised batch."""
         return self._embed(self.query_backbone or self.backbone, self.query_pooling, encoding)
 
-    def encode_docs(self, encoding: dict[str, Tensor]) -> Tensor:
-        """``[batch, dim]`` document vectors from a tokenised batch."""
+    def encode_docs(self, encoding: dict[str, Tensor]) -> Tensor | SegmentedVectors:
+        """``[batch, dim]`` document vectors from a tokenised batch, or segment vectors for a segmented one."""
+        if "segment_mask" in encoding:
+            assert self.segments is not None, "segmented documents need a model with multi-vector segments"
+            return self.segments(partial(self._embed, self.backbone, self.doc_pooling), self.backbone, encoding)
         return self._embed(self.backbone, self.doc_pooling, encoding)
 
-    def score(self, query_vectors: Tensor, doc_vectors: Tensor) -> Tensor:
-        """``[Q, N]`` similarity of every query to every document."""
+    def score(self, query_vectors: Tensor, doc_vectors: Tensor | SegmentedVectors) -> Tensor:
+        """``[Q, N]`` similarity of every query to every document (to its best segment, for segment vectors)."""
+        if isinstance(doc_vectors, SegmentedVectors):
+            docs, width, dim = doc_vectors.vectors.shape
+            flat = pairwise_similarity(self.config.similarity, query_vectors, doc_vectors.vectors.reshape(-1, dim))
+            return max_over_segments(flat.view(-1, docs, width), doc_vectors.mask)
         return pairwise_similarity(self.config.similarity, query_vectors, doc_vectors)
 
     def save_into(self, directory: Path) -> None:

@@ -1,0 +1,168 @@
+"""Fine-tune all-MiniLM-L6-v2 on SciFact train; compare SciFact test nDCG@10 zero-shot vs fine-tuned.
+
+Every stage goes through boltir: zero-shot index + search (test for the baseline, train for hard negatives),
+``boltir fit`` with a fit config, then index + search of the test split with the fine-tuned model directory.
+Both models are evaluated the same way: float32 weights, exact (Flat) Faiss index, the zero-shot model's
+query/document lengths, ir-measures nDCG@10 / RR@10 / R@100 over the 300 test queries.
+
+GPU (full settings):
+    python benchmarks/finetune_minilm.py --data .carry/scifact --model .carry/minilm-fp16 --device cuda
+CPU smoke test (tiny slice, 2 steps):
+    python benchmarks/finetune_minilm.py --data ../shared/data/scifact --device cpu --max-docs 200 --max-queries 16 \
+        --max-steps 2 --out /tmp/finetune-smoke
+Writes ``finetune_minilm.json`` and ``finetune_minilm.md`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from boltir import BiEncoderModule, DataModule, DocDataset, QueryDataset, Trainer, read_qrels
+from boltir.cli.main import main as boltir_cli
+
+MEASURES = ["nDCG@10", "RR@10", "R@100"]
+CONFIG_DATA = "../shared/data/scifact"
+CONFIG_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+CONFIG_RUN = "runs/scifact-minilm-train.run"
+CONFIG_OUTPUT = "outputs/scifact-minilm-fit"
+
+
+def slice_beir(source: Path, target: Path, max_docs: int, max_queries: int) -> Path:
+    """A small BEIR folder: the first ``max_queries`` train and test queries, their relevant documents and the
+    first ``max_docs`` documents of the corpus (for a quick CPU check of this script, not for figures)."""
+    (target / "qrels").mkdir(parents=True, exist_ok=True)
+    keep_queries: set[str] = set()
+    keep_docs: set[str] = set()
+    for split in ("train", "test"):
+        qrels = dict(list(read_qrels(source / "qrels" / f"{split}.tsv").items())[:max_queries])
+        keep_queries |= set(qrels)
+        keep_docs |= {d for docs in qrels.values() for d in docs}
+        with open(target / "qrels" / f"{split}.tsv", "w") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            f.writelines(f"{q}\t{d}\t{r}\n" for q, docs in qrels.items() for d, r in docs.items())
+    with open(source / "corpus.jsonl") as f, open(target / "corpus.jsonl", "w") as out:
+        for position, line in enumerate(f):
+            if position < max_docs or json.loads(line)["_id"] in keep_docs:
+                out.write(line)
+    with open(source / "queries.jsonl") as f, open(target / "queries.jsonl", "w") as out:
+        out.writelines(line for line in f if json.loads(line)["_id"] in keep_queries)
+    return target
+
+
+def inference_trainer(device: str) -> Trainer:
+    return Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision="32-true",
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+    )
+
+
+def index_and_search(module: BiEncoderModule, data: Path, work: Path, name: str, device: str, batch_size: int, splits: list[str]) -> dict:
+    """Index the corpus with ``module`` and search each split; returns the test metrics and the time taken."""
+    trainer = inference_trainer(device)
+    start = time.perf_counter()
+    index_dir = work / f"{name}-index"
+    trainer.index(module, DataModule(DocDataset(data), inference_batch_size=batch_size), index_dir=index_dir)
+    results = {}
+    for split in splits:
+        queries = DataModule(QueryDataset(data, split=split), inference_batch_size=batch_size)
+        callback = trainer.search(module, queries, index_dir=index_dir, k=100, run_path=work / f"{name}-{split}.run", measures=MEASURES)
+        results[split] = next(iter(callback.results.values()))
+    return {"test": results["test"], "seconds": time.perf_counter() - start}
+
+
+def fit(config: Path, data: Path, model: str, train_run: Path, work: Path, device: str, precision: str, max_steps: int | None) -> dict:
+    """``boltir fit`` on the config with its paths pointed at this run's data, model, negatives and output."""
+    text = config.read_text()
+    for old, new in ((CONFIG_DATA, data), (CONFIG_MODEL, model), (CONFIG_RUN, train_run), (CONFIG_OUTPUT, work / "fit")):
+        text = text.replace(old, str(new))
+    fit_config = work / "fit.yaml"
+    fit_config.write_text(text)
+    args = ["fit", "--config", str(fit_config), "--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
+    args += ["--trainer.precision", precision, "--trainer.enable_progress_bar", "false"]
+    if max_steps is not None:
+        args += ["--trainer.max_steps", str(max_steps)]
+    start = time.perf_counter()
+    boltir_cli(args)
+    seconds = time.perf_counter() - start
+    last = work / "fit" / "checkpoints" / "last.ckpt"
+    steps = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    return {"model_dir": str(last.with_suffix("")), "seconds": seconds, "steps": steps, "config": text}
+
+
+def write_results(out: Path, results: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "finetune_minilm.json").write_text(json.dumps(results, indent=2) + "\n")
+    zero, tuned = results["zero_shot"]["test"], results["fine_tuned"]["test"]
+    lines = [
+        f"| SciFact test ({results['test_queries']} queries) | " + " | ".join(MEASURES) + " | index+search s |",
+        "|---|" + "---:|" * (len(MEASURES) + 1),
+        "| all-MiniLM-L6-v2 zero-shot | " + " | ".join(f"{zero[m]:.4f}" for m in MEASURES) + f" | {results['zero_shot']['seconds']:.0f} |",
+        "| fine-tuned on SciFact train | " + " | ".join(f"{tuned[m]:.4f}" for m in MEASURES) + f" | {results['fine_tuned']['seconds']:.0f} |",
+        "",
+        f"nDCG@10 change: {results['delta_ndcg10']:+.4f}. Fit: {results['fit']['steps']} steps in {results['fit']['seconds']:.0f} s "
+        f"({results['fit_config']}, precision {results['precision']}) on {results['device']}.",
+    ]
+    if results.get("slice"):
+        lines.append(f"Data slice (smoke test, not a figure): {results['slice']}.")
+    (out / "finetune_minilm.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(CONFIG_DATA), help="SciFact in BEIR layout")
+    parser.add_argument("--model", default=CONFIG_MODEL, help="all-MiniLM-L6-v2 directory or hub name")
+    parser.add_argument("--config", type=Path, default=Path("configs/scifact-minilm-fit.yaml"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default=None, help="training precision (default: bf16-mixed on cuda, 32-true on cpu)")
+    parser.add_argument("--max-steps", type=int, default=None, help="override the config's training length")
+    parser.add_argument("--batch-size", type=int, default=None, help="inference batch size (default: 256 cuda, 32 cpu)")
+    parser.add_argument("--max-docs", type=int, default=None, help="smoke test: slice the corpus")
+    parser.add_argument("--max-queries", type=int, default=16, help="smoke test: queries per split when slicing")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
+    batch_size = args.batch_size or (256 if args.device == "cuda" else 32)
+    work = args.out / "finetune_minilm-work"
+    work.mkdir(parents=True, exist_ok=True)
+    data = args.data.resolve()
+    if args.max_docs is not None:
+        data = slice_beir(data, work / "data", args.max_docs, args.max_queries)
+
+    zero_shot = BiEncoderModule(args.model)
+    zero_shot.float()  # fp16 weights (the GPU copy) are evaluated in float32 like the fine-tuned model
+    lengths = {"query_length": zero_shot.config.query_length, "doc_length": zero_shot.config.doc_length}
+    zero = index_and_search(zero_shot, data, work, "zero-shot", args.device, batch_size, ["test", "train"])
+    del zero_shot
+
+    trained = fit(args.config, data, args.model, work / "zero-shot-train.run", work, args.device, precision, args.max_steps)
+    tuned_module = BiEncoderModule(trained["model_dir"], config=lengths)
+    tuned = index_and_search(tuned_module, data, work, "fine-tuned", args.device, batch_size, ["test"])
+
+    device = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    results = {
+        "zero_shot": zero,
+        "fine_tuned": tuned,
+        "delta_ndcg10": tuned["test"]["nDCG@10"] - zero["test"]["nDCG@10"],
+        "fit": trained,
+        "fit_config": str(args.config),
+        "precision": precision,
+        "device": device,
+        "eval_lengths": lengths,
+        "test_queries": len(QueryDataset(data, split="test")),
+        "slice": {"max_docs": args.max_docs, "max_queries": args.max_queries} if args.max_docs is not None else None,
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+    write_results(args.out, results)
+    print((args.out / "finetune_minilm.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The results page: tables of every saved row, with ratios, machine, versions and the commands that made them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+# bf16 dense matrix rate measured on this workplace's H100/H200 (an 8192^3 product on random data; the
+# datasheet says 989): the peak that indexing's achieved FLOP rate is compared with.
+MATRIX_PEAK_TFLOPS = {"H100": 798.0, "H200": 788.0}
+
+
+def token_flops(model_dir: str, texts: list[str], max_length: int = 256) -> float:
+    """Useful FLOPs of one encoder pass over the texts (padding not counted): per layer and token,
+    ``8 d^2 + 4 d d_ff`` for the projections and feed-forward, plus ``4 n d`` for attention over n tokens."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+    d, d_ff, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    return float(sum(layers * (n * (8 * d * d + 4 * d * d_ff) + 4 * n * n * d) for n in lengths))
+
+
+def _peak(gpu: str | None) -> float | None:
+    return next((v for k, v in MATRIX_PEAK_TFLOPS.items() if gpu and k in gpu), None)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _indexing(saved: dict[str, Any]) -> str:
+    meta = saved["meta"]
+    rows = [r for r in saved["results"] if r.get("row") == "indexing" and "error" not in r]
+    if not rows:
+        return ""
+    reference = {(r["precision"]): r["docs_per_s"] for r in rows if r["system"] == "st"}
+    lir = {(r["precision"]): r["docs_per_s"] for r in rows if r["system"] == "lir-index"}
+    peak = _peak(meta["machine"].get("gpu"))
+    flops = meta.get("corpus_flops")
+    body = []
+    for r in rows:
+        st, li = reference.get(r["precision"]), lir.get(r["precision"])
+        on_gpu = meta["device"].startswith("cuda")
+        achieved = flops / r["median_s"] / 1e12 if on_gpu and flops and r["docs"] == meta.get("corpus_docs") else None
+        system = r["system"] + (f" ({r['devices']} devices, DDP)" if r.get("devices", 1) > 1 else "")
+        body.append([
+            system, r["precision"], str(r["batch_size"]), f"{r['docs']:,}", f"{r['median_s']:.3f}",
+            f"{r['docs_per_s']:,.0f}", f"{r['peak_mem_mib']:,.0f}",
+            f"{r['docs_per_s'] / st:.2f}x" if st else "–", f"{r['docs_per_s'] / li:.2f}x" if li else "–",
+            (f"{achieved:.0f} ({achieved / peak:.1%})" if peak else f"{achieved:.1f}") if achieved else "–",
+        ])
+    memory = "peak GPU memory allocated" if meta["device"].startswith("cuda") else "peak process RSS"
+    return (
+        f"**Indexing** ({rows[0]['docs']:,} SciFact documents, title + text, all-MiniLM-L6-v2, 256 tokens; median of "
+        f"{len(rows[0]['times'])} runs at each system's fastest batch size; memory: {memory}; TFLOP/s: useful model "
+        f"FLOPs {flops / 1e12:.1f} T / time" + (f", % of the {peak:.0f} TFLOP/s bf16 matrix peak" if peak else "") + ")\n\n"
+        + _table(["system", "precision", "batch", "docs", "median s", "docs/s", "memory MiB", "vs ST", "vs lightning-ir",
+                  "TFLOP/s"], body)
+    )
+
+
+def _search(saved: dict[str, Any]) -> str:
+    rows = [r for r in saved["results"] if r.get("row") == "search" and "error" not in r]
+    if not rows:
+        return ""
+    body = [[
+        r["index"], f"{r['docs']:,}", f"{r['raw_qps']:,.0f}", f"{r['boltir_qps']:,.0f}", f"{r['batch_overhead']:+.1%}",
+        f"{r['raw_latency_ms']:.3f}", f"{r['boltir_latency_ms']:.3f}", f"{r['latency_overhead']:+.1%}", f"{r['build_s']:.1f}",
+    ] for r in rows]
+    return (
+        f"**Search overhead over raw Faiss** (synthetic 384-d clustered vectors, cosine, k={rows[0]['k']}; "
+        f"throughput: {rows[0]['queries']} queries in one call; latency: one query per call; medians; "
+        f"{rows[0]['threads']} Faiss threads)\n\n"
+        + _table(["index", "docs", "raw q/s", "boltir q/s", "overhead", "raw ms/query", "boltir ms/query", "overhead",
+                  "build s"], body)
+    )
+
+
+def _training(saved: dict[str, Any]) -> str:
+    rows = [r for r in saved["results"] if r.get("row") == "training" and "error" not in r]
+    if not rows:
+        return ""
+    reference = {r["precision"]: r["samples_per_s"] for r in rows if r["system"] == "st"}
+    body = [[
+        r["system"], r["precision"], str(r["batch_size"]), str(r["timed_steps"]), f"{r['seconds']:.2f}",
+        f"{r['samples_per_s']:,.0f}", f"{r['peak_mem_mib']:,.0f}",
+        f"{r['samples_per_s'] / reference[r['precision']]:.2f}x" if r["precision"] in reference else "–",
+    ] for r in rows]
+    return (
+        "**Training** (bi-encoder, in-batch negatives, InfoNCE t=0.05 / MultipleNegativesRankingLoss scale 20, "
+        "SciFact train pairs, 256 tokens; samples = queries; timed after the warm-up steps)\n\n"
+        + _table(["system", "precision", "batch", "steps", "s", "samples/s", "memory MiB", "vs ST"], body)
+    )
+
+
+def _errors(saved: dict[str, Any]) -> str:
+    failed = [r for r in saved["results"] if "error" in r]
+    return "\n".join(f"- {r.get('row', r.get('command', '?'))}: {r['error']}" for r in failed)
+
+
+def _parity(parity: dict[str, Any]) -> str:
+    rows = [[r["system"], r["precision"], f"{r['ndcg@10']:.4f}", f"{r['ndcg@10'] - parity['reference_ndcg@10']:+.4f}",
+             f"{r['encode_s']:.2f}"] for r in parity["runs"]]
+    return (
+        f"## Parity: SciFact test nDCG@10, all-MiniLM-L6-v2 ({parity['meta']['machine'].get('gpu') or parity['meta']['machine']['cpu']})\n\n"
+        f"Reference: sentence-transformers' own `encode` (fp32) + exact cosine search over the same texts "
+        f"(title + \" \" + text), 300 test queries. boltir: mean pooling, cosine, doc_length 256, Faiss flat index.\n\n"
+        + _table(["system", "precision", "nDCG@10", "vs reference", "encode s"], rows)
+        + f"\n\nCommand: `{parity['meta']['command']}`\n"
+    )
+
+
+def render(saved: list[dict[str, Any]], parity: dict[str, Any] | None, png: Path | None, notes: str = "") -> str:
+    parts = ["# Benchmarks (boltir vs sentence-transformers vs lightning-ir)\n",
+             "Written by `python -m benchmarks.run` (or re-rendered by `python -m benchmarks.report`); every table "
+             "comes from the JSON files in `benchmarks/results/`. Ratios are within one run on one machine.\n"]
+    if notes:
+        parts.append(notes)
+    if parity:
+        parts.append(_parity(parity))
+    for one in saved:
+        meta = one["meta"]
+        described = ", ".join(f"{k} {v}" for k, v in meta["machine"].items())
+        parts.append(f"## {meta['device'].upper()} — {described}\n")
+        parts.append(f"Versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}. "
+                     f"Started {meta['started']}, {meta['minutes']} min"
+                     + (", random weights of MiniLM's shape" if meta.get("random_weights") else "") + ".\n")
+        parts.append(f"Command: `{meta['command']}`\n")
+        for section in (_indexing(one), _search(one), _training(one)):
+            if section:
+                parts.append(section + "\n")
+        errors = _errors(one)
+        if errors:
+            parts.append("Rows that did not run:\n\n" + errors + "\n")
+    if png is not None:
+        parts.append(f"## Scaling\n\n![indexing time and search latency as the collection grows]({png.name})\n")
+    return "\n".join(parts)
+
+
+def write_page(out: Path, md: Path) -> Path:
+    """Render every saved result in ``out`` (and ``out``/notes.md) into ``md``, with the scaling plot beside it."""
+    from .scaling import plot
+
+    saved = [json.loads(p.read_text()) for p in sorted(out.glob("results-*.json"))]
+    png = plot([r for s in saved for r in s["results"]], md.parent / "scaling.png")
+    parity = out / "parity.json"
+    notes = out / "notes.md"
+    md.write_text(render(saved, json.loads(parity.read_text()) if parity.is_file() else None, png,
+                         notes.read_text() if notes.is_file() else ""))
+    return md
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Re-render the results page from saved results.")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--md", default="benchmarks/RESULTS-bench.md")
+    args = parser.parse_args()
+    print(write_page(Path(args.out), Path(args.md)).read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The benchmark suite's one entry point: runs the chosen rows, saves their JSON, renders the results page.
+
+Examples (from the repository root):
+  python -m benchmarks.run --device cuda --rows indexing,search,scaling --model MODEL_DIR --data SCIFACT_DIR
+  python -m benchmarks.run --device cpu --rows indexing --limit 1000 --model MODEL_DIR --data SCIFACT_DIR
+Lightning IR rows run when ``--lir-python`` (and, for a --target install, ``--lir-path``) name its environment.
+Results: ``--out``/results-<device>-<rows>.json, re-rendered with every other saved file into ``--md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import machine, prepare_model, run_child, scifact_corpus, scifact_texts, versions
+from .report import token_flops, write_page
+
+ROWS = ("indexing", "search", "scaling", "training", "reranking")  # scaling: extra points of the indexing row
+
+
+def _indexing_args(
+    args: argparse.Namespace, system: str, precision: str, batch_sizes: str, limit: int | None = None,
+    repeats: int | None = None, **extra: Any,
+) -> list[str]:
+    module = "benchmarks.lir_indexing" if system.startswith("lir") else "benchmarks.indexing"
+    argv = ["-m", module, "--system", system, "--device", args.device, "--precision", precision, "--model", args.model_dir,
+            "--data", args.data, "--batch-sizes", batch_sizes, "--repeats", str(repeats or args.repeats)]
+    if limit or args.limit:
+        argv += ["--limit", str(limit or args.limit)]
+    if args.num_workers is not None:
+        argv += ["--num-workers", str(args.num_workers)]
+    for key, value in extra.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    return argv
+
+
+def _lir(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
+    """Lightning IR runs in its own environment (transformers<5): its python, its PYTHONPATH."""
+    return run_child(argv, env={"PYTHONPATH": args.lir_path} if args.lir_path else None, python=args.lir_python)
+
+
+def indexing_rows(args: argparse.Namespace, scaling: bool) -> list[dict[str, Any]]:
+    """Every system at every precision; the last precision's st and boltir-index also time the scaling points."""
+    results: list[dict[str, Any]] = []
+    precisions = args.precisions.split(",")
+    for precision in precisions:
+        points = {"points": args.scaling_points} if scaling and precision == precisions[-1] else {}
+        systems = args.systems.split(",")
+        if "st" in systems:
+            results += run_child(_indexing_args(args, "st", precision, args.st_batch_sizes, **points))
+        if "boltir-encode" in systems:
+            results += run_child(_indexing_args(args, "boltir-encode", precision, args.boltir_batch_sizes))
+        if "boltir-index" in systems:
+            results += run_child(_indexing_args(args, "boltir-index", precision, args.index_batch_sizes, **points))
+            for devices in (int(n) for n in args.index_devices.split(",") if int(n) > 1):  # DDP rows
+                results += run_child(_indexing_args(args, "boltir-index", precision, args.index_batch_sizes, devices=devices))
+        if args.lir_python:
+            results += _lir(args, _indexing_args(args, "lir-index", precision, args.lir_batch_sizes))
+    if args.device.startswith("cuda") and args.st_fp16:
+        results += run_child(_indexing_args(args, "st", "fp16", args.st_batch_sizes))  # the issue's reference setting
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--rows", default="indexing,search", help=f"comma-separated, of {', '.join(ROWS)}")
+    parser.add_argument("--model", required=True, help="all-MiniLM-L6-v2 directory (or one with its config + tokenizer)")
+    parser.add_argument("--random-weights", action="store_true", help="random weights of the model's shape")
+    parser.add_argument("--data", required=True, help="SciFact BEIR folder")
+    parser.add_argument("--limit", type=int, default=None, help="index only the first N documents (CPU)")
+    parser.add_argument("--precisions", default=None, help="default: fp32,bf16 on cuda, fp32 on cpu")
+    parser.add_argument("--systems", default="st,boltir-encode,boltir-index", help="of the indexing row")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--st-batch-sizes", default="32,128,512")
+    parser.add_argument("--boltir-batch-sizes", default="512,2048")
+    parser.add_argument("--index-batch-sizes", default="512,2048")
+    parser.add_argument("--index-devices", default="1", help="e.g. 1,2: also index with 2 GPUs under DDP")
+    parser.add_argument("--lir-batch-sizes", default="64,256")
+    parser.add_argument("--st-fp16", action="store_true", help="also time sentence-transformers in fp16 (cuda)")
+    parser.add_argument("--num-workers", type=int, default=None)
+    parser.add_argument("--lir-python", default=None, help="python of a Lightning IR environment")
+    parser.add_argument("--lir-path", default=None, help="PYTHONPATH for it (e.g. a pip --target folder)")
+    parser.add_argument("--search-args", default="", help="extra arguments for benchmarks.search")
+    parser.add_argument("--training-args", default="", help="extra arguments for benchmarks.training")
+    parser.add_argument("--scaling-points", default="1000x1,5183x4", help="LIMITxREPEAT collection sizes (with --rows scaling)")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--md", default="benchmarks/RESULTS-bench.md")
+    args = parser.parse_args()
+    args.precisions = args.precisions or ("fp32,bf16" if args.device.startswith("cuda") else "fp32")
+    rows = args.rows.split(",")
+    unknown = sorted(set(rows) - set(ROWS))
+    if unknown:
+        parser.error(f"unknown rows {unknown}; choose from {ROWS}")
+    args.model_dir = prepare_model(args.model, args.random_weights)
+    if args.lir_path:
+        args.lir_path = f"{args.lir_path}:{Path.cwd()}"
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    results: list[dict[str, Any]] = []
+    if "indexing" in rows:
+        results += indexing_rows(args, scaling="scaling" in rows)
+    if "search" in rows:
+        results += run_child(["-m", "benchmarks.search", *shlex.split(args.search_args)])
+    if "training" in rows:
+        for precision in args.precisions.split(","):
+            for system in ("st", "boltir"):
+                results += run_child(["-m", "benchmarks.training", "--system", system, "--device", args.device,
+                                      "--precision", precision, "--model", args.model_dir, "--data", args.data,
+                                      *shlex.split(args.training_args)])
+    if "reranking" in rows:
+        results.append({"row": "reranking", "error": "not built yet: waits for cross-encoders in main"})
+    corpus = scifact_corpus(args.data, args.limit)
+    meta = {
+        "device": args.device,
+        "machine": machine(args.device),
+        "versions": versions(),
+        "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "random_weights": args.random_weights,
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "minutes": round((time.time() - started) / 60, 1),
+        "corpus_docs": len(scifact_texts(corpus)[1]),
+        "corpus_flops": token_flops(args.model_dir, scifact_texts(corpus)[1]),
+    }
+    path = out / f"results-{args.device.split(':')[0]}-{'-'.join(rows)}.json"  # one file per device and row set
+    path.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+    print(write_page(out, Path(args.md)).read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Training speed: samples (queries) per second of a bi-encoder trained with in-batch negatives.
+
+The same data for every system: SciFact's train queries, each with one relevant document (title + text), every
+other document of the batch a negative; InfoNCE at temperature 0.05 (sentence-transformers'
+MultipleNegativesRankingLoss at its default scale 20); 256 tokens; same batch size and precision.
+Systems:
+  boltir  ``boltir.Trainer.fit`` on a TupleDataset with ``in_batch_loss: infonce``
+  st      ``SentenceTransformerTrainer`` with ``MultipleNegativesRankingLoss`` (needs the ``datasets`` package)
+Timed from the end of step ``--warmup-steps`` to the last step (kernels and workers are warm by then).
+
+Run: ``python -m benchmarks.training --system boltir --device cuda --precision bf16 --model DIR --data SCIFACT_DIR``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from .common import emit, peak_memory_mib, reset_peak_memory, scifact_texts, synchronize, versions
+
+
+def training_pairs(data: str, count: int) -> list[tuple[str, str]]:
+    """``count`` (query, relevant document) pairs from SciFact's train split, cycled as needed."""
+    from boltir import QueryDataset
+
+    queries = QueryDataset(data, split="train")
+    docs = dict(zip(*scifact_texts(Path(data) / "corpus.jsonl")))
+    pairs = [(q.text, docs[d]) for q in queries.queries for d, r in sorted(queries.qrels[q.query_id].items()) if r > 0 and d in docs]
+    return [pairs[i % len(pairs)] for i in range(count)]
+
+
+class StepClock:
+    """Wall time from the end of a warm-up step to the end of the last step (the device drained at both)."""
+
+    def __init__(self, device: str, warmup: int) -> None:
+        self.device, self.warmup, self.steps, self.start, self.end = device, warmup, 0, 0.0, 0.0
+
+    def step_done(self) -> None:
+        self.steps += 1
+        if self.steps == self.warmup:
+            synchronize(self.device)
+            self.start = time.perf_counter()
+        elif self.steps > self.warmup:
+            synchronize(self.device)
+            self.end = time.perf_counter()
+
+    @property
+    def timed_steps(self) -> int:
+        return self.steps - self.warmup
+
+
+def _boltir(args: argparse.Namespace, clock: StepClock) -> None:
+    import lightning.pytorch as pl
+
+    from boltir import BiEncoderModule, DataModule, Trainer
+    from boltir.data.tuples import TupleDataset
+
+    path = Path(tempfile.mkdtemp(prefix="bench-train-")) / "tuples.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        for query, doc in training_pairs(args.data, args.batch_size * args.steps):
+            handle.write(json.dumps({"query": query, "pos": [doc]}) + "\n")
+
+    class Clock(pl.Callback):
+        def on_train_batch_end(self, *_args, **_kwargs) -> None:
+            clock.step_done()
+
+    config = {"doc_pooling": "mean", "query_pooling": "mean", "similarity": "cosine", "normalize": True,
+              "doc_length": 256, "query_length": 256}
+    module = BiEncoderModule(args.model, config=config, loss_functions=None,
+                             in_batch_loss={"name": "infonce", "temperature": 0.05})
+    trainer = Trainer(
+        accelerator="gpu" if args.device.startswith("cuda") else "cpu", devices=1,
+        precision={"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}[args.precision],
+        max_steps=args.steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[Clock()], num_sanity_val_steps=0,
+    )
+    data = DataModule(train_dataset=TupleDataset(path, list_size=1), batch_size=args.batch_size, num_workers=args.num_workers)
+    trainer.fit(module, data)
+
+
+def _st(args: argparse.Namespace, clock: StepClock) -> None:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from transformers import TrainerCallback
+
+    pairs = training_pairs(args.data, args.batch_size * args.steps)
+    dataset = Dataset.from_dict({"anchor": [q for q, _ in pairs], "positive": [d for _, d in pairs]})
+    model = SentenceTransformer(args.model, device=args.device)
+    model.max_seq_length = 256
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, *_args, **_kwargs) -> None:
+            clock.step_done()
+
+    training_args = SentenceTransformerTrainingArguments(
+        output_dir=tempfile.mkdtemp(prefix="bench-st-train-"), per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps, learning_rate=2e-5, bf16=args.precision == "bf16", fp16=args.precision == "fp16",
+        use_cpu=not args.device.startswith("cuda"), save_strategy="no", report_to=[], logging_steps=10**9,
+        dataloader_num_workers=args.num_workers, disable_tqdm=True,
+    )
+    SentenceTransformerTrainer(model=model, args=training_args, train_dataset=dataset,
+                               loss=MultipleNegativesRankingLoss(model), callbacks=[Clock()]).train()
+
+
+SYSTEMS = {"boltir": _boltir, "st": _st}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--system", choices=sorted(SYSTEMS), required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True, help="SciFact BEIR folder (train split)")
+    parser.add_argument("--batch-size", type=int, default=64, help="queries per step (each with its positive)")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup-steps", type=int, default=5)
+    parser.add_argument("--num-workers", type=int, default=2)
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    clock = StepClock(args.device, args.warmup_steps)
+    reset_peak_memory(args.device)
+    SYSTEMS[args.system](args, clock)
+    seconds = clock.end - clock.start
+    emit({
+        "row": "training", "system": args.system, "device": args.device, "precision": args.precision,
+        "batch_size": args.batch_size, "timed_steps": clock.timed_steps, "seconds": seconds,
+        "samples_per_s": clock.timed_steps * args.batch_size / seconds if seconds > 0 else None,
+        "peak_mem_mib": peak_memory_mib(args.device), "versions": versions(),
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The ColBERT model: backbone → per-token projection → L2 norm → token vectors with a mask; MaxSim scores."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...errors import ConfigError
+from ..bi_encoder import BiEncoderModel
+from ..layers import TokenVectors, maxsim
+from .config import ColBERTConfig
+
+
+class ColBERTModel(BiEncoderModel):
+    """Encodes texts into per-token vectors (:class:`TokenVectors`); ``score`` is MaxSim.
+
+    Wraps any encoder directory (e.g. the answerai-colbert-small backbone from :mod:`boltir.models.convert`);
+    a new projection starts random and is learned by ``fit``.
+    """
+
+    config_class: ClassVar[type[ColBERTConfig]] = ColBERTConfig
+    representation: ClassVar[str] = "multi-vector"
+    config: ColBERTConfig
+
+    def build_layers(self) -> None:
+        c = self.config
+        hidden = self.backbone.config.hidden_size
+        self.projection = nn.Linear(hidden, c.embedding_dim, bias=False) if c.embedding_dim else None
+        self.query_marker_id = self._token_id(c.query_marker, "query_marker")
+        self.doc_marker_id = self._token_id(c.doc_marker, "doc_marker")
+        if c.query_augmentation and self.tokenizer.mask_token_id is None:
+            raise ConfigError("the tokenizer has no [MASK] token to augment queries with: set query_augmentation=False.")
+        skip: set[int] = set()
+        if c.mask_punctuation:
+            skip |= {i for i in self.tokenizer.convert_tokens_to_ids(list(string.punctuation)) if i != self.tokenizer.unk_token_id}
+        if c.mask_special_tokens:
+            skip |= set(self.tokenizer.all_special_ids)
+        self.register_buffer("skip_ids", torch.tensor(sorted(skip), dtype=torch.long), persistent=False)
+
+    def _token_id(self, token: str | None, option: str) -> int | None:
+        if token is None:
+            return None
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == self.tokenizer.unk_token_id:
+            raise ConfigError(f"{option}='{token}' is not in the tokenizer's vocabulary: pick a token it has, or None.")
+        return token_id
+
+    @classmethod
+    def default_config(cls, directory: Path) -> ColBERTConfig:
+        return ColBERTConfig()
+
+    def index_fingerprint(self) -> dict:
+        c = self.config
+        return {
+            "dim": self.embedding_dim,
+            "similarity": "maxsim",
+            "normalize": c.normalize,
+            "mask_punctuation": c.mask_punctuation,
+            "doc_marker": c.doc_marker,
+            "backbone": self.backbone.config.model_type,
+        }
+
+    # -- tokenizing --------------------------------------------------------------------------------
+    def _tokenize(self, texts: list[str], length: int, prefix: str, marker: int | None, pad_to_length: bool) -> dict[str, Tensor]:
+        encoding = self.tokenizer(
+            [prefix + t for t in texts],
+            padding="max_length" if pad_to_length else True,
+            truncation=True,
+            max_length=length - (marker is not None),
+            return_tensors="pt",
+        )
+        encoding = {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        if marker is not None:  # after [CLS], as ColBERT places its [Q] / [D] markers
+            fill = {"input_ids": marker, "attention_mask": 1, "token_type_ids": 0}
+            encoding = {k: torch.cat([v[:, :1], torch.full_like(v[:, :1], fill[k]), v[:, 1:]], 1) for k, v in encoding.items()}
+        return encoding
+
+    def tokenize_queries(self, queries: list[str]) -> dict[str, Tensor]:
+        c = self.config
+        encoding = self._tokenize(queries, c.query_length, c.query_prefix, self.query_marker_id, c.query_augmentation)
+        if c.query_augmentation:
+            padding = encoding["attention_mask"] == 0
+            encoding["input_ids"] = encoding["input_ids"].masked_fill(padding, self.tokenizer.mask_token_id)
+            if c.attend_to_mask_tokens:
+                encoding["attention_mask"] = torch.ones_like(encoding["attention_mask"])
+        return encoding
+
+    def tokenize_docs(self, docs: list[str]) -> dict[str, Tensor]:
+        c = self.config
+        return self._tokenize(docs, c.doc_length, c.doc_prefix, self.doc_marker_id, False)
+
+    # -- encoding ----------------------------------------------------------------------------------
+    def _tokens(self, backbone: nn.Module, encoding: dict[str, Tensor], mask: Tensor) -> TokenVectors:
+        vectors = backbone(**encoding).last_hidden_state
+        if self.projection is not None:
+            vectors = self.projection(vectors)
+        if self.config.normalize:
+            vectors = F.normalize(vectors, dim=-1)
+        return TokenVectors(vectors * mask.unsqueeze(-1).to(vectors.dtype), mask)
+
+    def encode_queries(self, encoding: dict[str, Tensor]) -> TokenVectors:
+        """Query token vectors; with augmentation every position (its [MASK] padding included) counts."""
+        mask = encoding["attention_mask"].bool()
+        if self.config.query_augmentation:
+            mask = mask | (encoding["input_ids"] == self.tokenizer.mask_token_id)
+        return self._tokens(self.query_backbone or self.backbone, encoding, mask)
+
+    def encode_docs(self, encoding: dict[str, Tensor]) -> TokenVectors:
+        """Document token vectors; padding and skipped (punctuation / special) tokens do not count."""
+        ids = encoding["input_ids"]
+        mask = encoding["attention_mask"].bool() & ~torch.isin(ids, self.skip_ids.to(ids.device))
+        return self._tokens(self.backbone, encoding, mask)
+
+    def score(self, query_vectors: TokenVectors, doc_vectors: TokenVectors) -> Tensor:
+        """``[Q, N]`` MaxSim scores."""
+        return maxsim(query_vectors, doc_vectors)
+
+
+__all__ = ["ColBERTModel"]

@@ -1,0 +1,4 @@
+from .config import LightRetrieverConfig
+from .model import LightRetrieverModel
+
+__all__ = ["LightRetrieverConfig", "LightRetrieverModel"]

@@ -1,0 +1,44 @@
+"""The benchmark suite's pieces on tiny inputs: search rows, FLOP counting, the results page, training pairs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from benchmarks.report import render, token_flops
+from benchmarks.search import bench_one
+from benchmarks.training import training_pairs
+
+
+def test_search_row_compares_boltir_with_raw_faiss(tmp_path):
+    args = argparse.Namespace(dim=16, queries=20, latency_queries=3, k=10, repeats=1)
+    row = bench_one("Flat", 300, args, tmp_path)
+    assert row["docs"] == 300 and row["top1_agreement"] == 1.0
+    assert row["raw_qps"] > 0 and row["boltir_qps"] > 0
+
+
+def test_flops_count_every_real_token(tiny_bert_dir):
+    one = token_flops(str(tiny_bert_dir), ["berlin"])
+    assert token_flops(str(tiny_bert_dir), ["berlin", "berlin"]) == pytest.approx(2 * one)
+    assert token_flops(str(tiny_bert_dir), ["berlin is the capital"]) > one
+
+
+def test_results_page_shows_ratios_and_parity():
+    meta = {"device": "cuda", "machine": {"gpu": "NVIDIA H200", "cpu": "x"}, "versions": {"torch": "2"}, "command": "c",
+            "started": "now", "minutes": 1, "corpus_docs": 10, "corpus_flops": 1e12}
+    row = {"row": "indexing", "precision": "bf16", "batch_size": 8, "docs": 10, "times": [1, 1, 1], "peak_mem_mib": 1}
+    saved = [{"meta": meta, "results": [{**row, "system": "st", "median_s": 2.0, "docs_per_s": 5.0},
+                                        {**row, "system": "boltir-encode", "median_s": 0.5, "docs_per_s": 20.0}]}]
+    parity = {"meta": {"machine": {"gpu": "H200"}, "command": "p"}, "reference_ndcg@10": 0.6451,
+              "runs": [{"system": "boltir", "precision": "bf16", "ndcg@10": 0.6461, "encode_s": 1.0}]}
+    page = render(saved, parity, None)
+    assert "4.00x" in page and "+0.0010" in page and "(0.3%)" in page  # 1 TFLOP in 0.5 s of a 788 TFLOP/s peak
+
+
+def test_training_pairs_cycle_scifact_train(tiny_beir):
+    (tiny_beir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n")
+    pairs = training_pairs(str(tiny_beir), 5)
+    assert len(pairs) == 5 and pairs[0] == pairs[2] and pairs[0][1].startswith("Berlin")
+    assert json.dumps(pairs)

@@ -1,0 +1,40 @@
+"""Fast tokenisation gives exactly what transformers' own padded call gives, on either padding side."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from boltir.models.layers import tokenize_texts
+from boltir.models.model import load_tokenizer
+
+WORDS = "the capital of germany is berlin moon causes ocean tide protein cell cancer risk brain mice , . ?".split()
+texts_strategy = st.lists(st.lists(st.sampled_from(WORDS), max_size=40).map(" ".join), min_size=1, max_size=6)
+
+
+def _reference(tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_llama_dir"])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_matches_transformers(fixture, side, request):
+    tokenizer = load_tokenizer(request.getfixturevalue(fixture))
+    tokenizer.padding_side = side
+
+    @settings(max_examples=25, deadline=None)
+    @given(texts=texts_strategy, max_length=st.integers(4, 64))
+    def check(texts, max_length):
+        reference = _reference(tokenizer, texts, max_length)  # also leaves the backend's padding switched on
+        fast = tokenize_texts(tokenizer, texts, max_length)
+        assert torch.equal(fast["input_ids"], reference["input_ids"])
+        assert torch.equal(fast["attention_mask"], reference["attention_mask"])
+
+    check()
+
+
+def test_no_texts_gives_empty_batch(tiny_bert_dir):
+    fast = tokenize_texts(load_tokenizer(tiny_bert_dir), [], 16)
+    assert fast["input_ids"].shape == (0, 0)

@@ -1,0 +1,84 @@
+"""The fast inference paths give the same vectors and runs as the plain ones: tokenising in DataLoader workers,
+buffered index additions, bf16 backbones pooled in float32."""
+
+from __future__ import annotations
+
+import torch
+
+from boltir import BiEncoderModule, DataModule, DocDataset, FaissIndexConfig, QueryDataset, Trainer, open_searcher
+from boltir.data import DocBatch, QueryBatch
+from boltir.models.layers import Pooling
+from boltir.modules.bi_encoder import TokenizeBatch
+
+TEXTS = ["berlin is the capital of germany", "paris", "the moon causes the ocean tide in the sea"]
+
+
+def _trainer() -> Trainer:
+    return Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+
+
+def test_worker_tokenised_batches_encode_like_texts(tiny_bert_dir):
+    module = BiEncoderModule(tiny_bert_dir).eval()
+    batch = TokenizeBatch(module.model)(DocBatch(["a", "b", "c"], TEXTS))
+    queries = TokenizeBatch(module.model)(QueryBatch(["q"], ["capital of germany"]))
+    assert batch.encoding is not None and queries.encoding is not None
+    with torch.inference_mode():
+        from_tokens = module.predict_step(batch).embeddings
+        from_texts = module.predict_step(DocBatch(["a", "b", "c"], TEXTS)).embeddings
+        query = module.predict_step(queries).embeddings
+    torch.testing.assert_close(from_tokens, from_texts, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(query, module.encode_queries(["capital of germany"]), atol=1e-5, rtol=1e-4)
+
+
+def test_pinned_batch_keeps_its_tokens(tiny_bert_dir):
+    module = BiEncoderModule(tiny_bert_dir)
+    batch = TokenizeBatch(module.model)(DocBatch(["a"], TEXTS[:1]))
+    assert batch.encoding is not None
+    if torch.cuda.is_available():  # pinning needs a CUDA runtime; elsewhere DataLoaders never pin
+        pinned = batch.pin_memory()
+        assert pinned.encoding is not None and all(v.is_pinned() for v in pinned.encoding.values())
+    assert DocBatch(["a"], ["x"]).pin_memory().encoding is None
+
+
+def test_index_with_workers_and_buffer_matches_plain_index(tiny_bert_dir, tiny_beir, tmp_path):
+    module = BiEncoderModule(tiny_bert_dir)
+    plain = DataModule(DocDataset(tiny_beir), inference_batch_size=2)
+    _trainer().index(module, plain, tmp_path / "plain", FaissIndexConfig())
+    assert plain.batch_transform is not None  # the module handed its tokeniser to the DataModule
+    fast = DataModule(DocDataset(tiny_beir), inference_batch_size=4, num_workers=2)
+    trainer = _trainer()
+    from boltir.callbacks import IndexCallback
+
+    trainer._predict_with(IndexCallback(tmp_path / "fast", FaissIndexConfig(), buffer_size=3), module, fast)
+    queries = module.encode_queries([q.text for q in QueryDataset(tiny_beir)])
+    plain_scores, plain_ids = open_searcher(tmp_path / "plain").search(queries, 6)
+    fast_scores, fast_ids = open_searcher(tmp_path / "fast").search(queries, 6)
+    assert open_searcher(tmp_path / "fast").manifest["count"] == 6
+    assert [sorted(r) for r in fast_ids] == [sorted(r) for r in plain_ids]
+    torch.testing.assert_close(torch.as_tensor(fast_scores), torch.as_tensor(plain_scores), atol=1e-5, rtol=1e-4)
+
+
+def test_bf16_backbone_gives_float32_vectors_close_to_fp32(tiny_bert_dir):
+    module = BiEncoderModule(tiny_bert_dir)
+    reference = module.encode_docs(TEXTS)
+    fast = module.to(torch.bfloat16).encode_docs(TEXTS)
+    assert fast.dtype == torch.float32
+    cosine = torch.nn.functional.cosine_similarity(fast, reference)
+    assert (cosine > 0.99).all()
+
+
+def test_mean_pooling_sums_in_float32():
+    states = torch.full((1, 512, 4), 1.0 + 2**-7, dtype=torch.bfloat16)  # a sum bf16 cannot hold exactly
+    mask = torch.ones(1, 512, dtype=torch.long)
+    pooled = Pooling("mean")(states, mask)
+    assert pooled.dtype == torch.float32
+    torch.testing.assert_close(pooled, torch.full((1, 4), 1.0 + 2**-7))
+
+
+def test_every_document_is_indexed_whatever_the_worker_count(tiny_bert_dir, tiny_beir, tmp_path):
+    module = BiEncoderModule(tiny_bert_dir)
+    for workers in (0, 3, 4):  # 6 documents: 3 or 4 workers each end with a partial batch of their own
+        data = DataModule(DocDataset(tiny_beir), inference_batch_size=4, num_workers=workers)
+        assert sum(len(b.doc_ids) for b in data.predict_dataloader()[0]) == 6
+        _trainer().index(module, data, tmp_path / f"w{workers}", FaissIndexConfig())
+        assert open_searcher(tmp_path / f"w{workers}").manifest["count"] == 6
