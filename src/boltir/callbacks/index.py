@@ -10,10 +10,10 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch import Tensor
 
 from ..errors import ConfigError
 from ..index import FaissIndexConfig, IndexConfig, Indexer
+from ..models.layers import cat_batches
 from ..modules.base import EncodeOutput
 
 
@@ -40,7 +40,7 @@ class IndexCallback(pl.Callback):
         self.buffer_size = buffer_size
         self.indexer: Indexer | None = None
         self._ids: list[str] = []
-        self._vectors: list[Tensor] = []
+        self._vectors: list[Any] = []
         self._rank, self._shards_written = 0, 0
 
     @property
@@ -61,7 +61,7 @@ class IndexCallback(pl.Callback):
     def _flush(self) -> None:
         if not self._ids:
             return
-        vectors = torch.cat(self._vectors)
+        vectors = _concat(self._vectors)
         if self.indexer is not None:
             self.indexer.add(self._ids, vectors)
         else:
@@ -107,3 +107,10 @@ class IndexCallback(pl.Callback):
         if self.indexer is not None:
             self.indexer.abort()
             shutil.rmtree(self.shard_dir, ignore_errors=True)
+
+
+def _concat(parts: list[Any]) -> Any:
+    """Join buffered batches of any representation: tensors, token/segment vectors, or texts (lexical engines)."""
+    if isinstance(parts[0], list):
+        return [text for part in parts for text in part]
+    return cat_batches(parts)
