@@ -30,9 +30,11 @@ from boltir import (
     CrossEncoderModule,
     DataModule,
     DocDataset,
+    LinearWarmupDecay,
     QueryDataset,
     Run,
     RunDataset,
+    RunTupleDataset,
     Trainer,
     evaluate,
     format_table,
@@ -51,12 +53,14 @@ def subset(queries: QueryDataset, count: int | None, seed: int) -> QueryDataset:
     """The first ``count`` queries of a shuffled order (all of them when count is None)."""
     if count is not None and count < len(queries.queries):
         queries.queries = random.Random(seed).sample(queries.queries, count)
+        kept = {q.query_id for q in queries.queries}
+        queries.qrels = {q: judged for q, judged in (queries.qrels or {}).items() if q in kept}
     return queries
 
 
 def bm25_runs(args: argparse.Namespace, work: Path) -> dict[str, Run]:
     """BM25 top-``depth`` runs of the test and train queries (step 1)."""
-    t = trainer(args, accelerator="cpu")
+    t = trainer(args, accelerator="cpu", precision="32-true")
     t.index(BM25Module(), DataModule(DocDataset(args.data), inference_batch_size=1024), work / "bm25", BM25IndexConfig())
     runs = {}
     for split, count in (("test", args.max_queries), ("train", args.train_queries)):
@@ -77,44 +81,49 @@ def re_rank(args: argparse.Namespace, module: CrossEncoderModule, run: Run, test
     return {**next(iter(callback.results.values())), "seconds": round(seconds, 1), "pairs": pairs}
 
 
-def fine_tune(args: argparse.Namespace, train_run: Run, work: Path) -> CrossEncoderModule:
-    """Step 3: lists of one positive and BM25 negatives from SciFact train, listwise cross-entropy."""
-    from boltir.data import RunTupleDataset
+class FineTunedCrossEncoder(CrossEncoderModule):
+    """The cross-encoder with the benchmark's optimiser: AdamW with linear warm-up (10%) and decay."""
 
+    def __init__(self, *args, lr: float = 3e-5, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lr = lr
+
+    def configure_optimizers(self):
+        import torch
+
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=0.01)
+        warmup = max(int(0.1 * self.trainer.estimated_stepping_batches), 1)
+        schedule = LinearWarmupDecay(optimizer, warmup_steps=warmup)  # decays to 0 at the end of training
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def fine_tune(args: argparse.Namespace, train_run: Path, work: Path) -> CrossEncoderModule:
+    """Step 3: lists of one positive and BM25 negatives from SciFact train, listwise cross-entropy."""
     config = CrossEncoderConfig(pooling="cls", query_length=args.query_length, max_length=args.max_length)
-    module = CrossEncoderModule(args.base, config=config, pair_batch_size=args.list_size * args.batch_size,
-                                loss_functions="infonce")
+    module = FineTunedCrossEncoder(args.base, config=config, pair_batch_size=args.list_size * args.batch_size,
+                                   loss_functions="infonce", lr=args.lr)
     train = RunTupleDataset(train_run, args.data, args.data, split="train", list_size=args.list_size,
                             rank_window=(0, args.depth), seed=args.seed)
-    module.configure_optimizers = lambda: _optimizer(module, args)  # type: ignore[method-assign]
-    fit_trainer = trainer(args, max_epochs=args.epochs, gradient_clip_val=1.0)
-    fit_trainer.fit(module, datamodule=DataModule(train_dataset=train, batch_size=args.batch_size))
+    fit = trainer(args, max_epochs=args.epochs, gradient_clip_val=1.0)
+    fit.fit(module, datamodule=DataModule(train_dataset=train, batch_size=args.batch_size))
     module.save_pretrained(work / "fine-tuned")
     return module
-
-
-def _optimizer(module: CrossEncoderModule, args: argparse.Namespace):
-    import torch
-
-    optimizer = torch.optim.AdamW(module.parameters(), lr=args.lr, weight_decay=0.01)
-    steps = max(module.trainer.estimated_stepping_batches, 1)
-    warmup = max(int(0.1 * steps), 1)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(steps - warmup, 1))))
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="../shared/data/scifact", help="BEIR SciFact folder")
     parser.add_argument("--base", default="sentence-transformers/all-MiniLM-L6-v2", help="backbone to fine-tune")
-    parser.add_argument("--zero-shot", default="cross-encoder/ms-marco-MiniLM-L-12-v2", help="'' to skip")
+    parser.add_argument("--zero-shot", default="cross-encoder/ms-marco-MiniLM-L-12-v2",
+                        help="hub name or directory of the zero-shot cross-encoder; '' skips it")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--depth", type=int, default=100, help="BM25 candidates re-ranked per query")
     parser.add_argument("--max-queries", type=int, default=None, help="test queries (default: all 300)")
     parser.add_argument("--train-queries", type=int, default=None, help="train queries (default: all 809)")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--train-run", default=None, help="a run of the train queries to draw negatives from "
+                        "(default: BM25's top --depth)")
+    parser.add_argument("--epochs", type=int, default=5, help="0 skips fine-tuning")
     parser.add_argument("--batch-size", type=int, default=8, help="queries per training batch")
     parser.add_argument("--list-size", type=int, default=16, help="1 positive + negatives per query")
     parser.add_argument("--lr", type=float, default=3e-5)
@@ -142,12 +151,13 @@ def main() -> None:
             module = CrossEncoderModule(args.zero_shot, pair_batch_size=args.depth)
             results["BM25 >> MS MARCO MiniLM-L12 (zero-shot)"] = re_rank(args, module, runs["test"], test, corpus,
                                                                          out / "scifact-ms-marco-minilm-l12.run")
-        start = time.perf_counter()
-        module = fine_tune(args, runs["train"], work)
-        train_seconds = round(time.perf_counter() - start, 1)
-        results["BM25 >> MiniLM-L6 fine-tuned on SciFact train"] = {
-            **re_rank(args, module, runs["test"], test, corpus, out / "scifact-minilm-l6-fine-tuned.run"),
-            "train_seconds": train_seconds}
+        if args.epochs > 0:
+            start = time.perf_counter()
+            module = fine_tune(args, Path(args.train_run) if args.train_run else work / "bm25-train.run", work)
+            train_seconds = round(time.perf_counter() - start, 1)
+            results["BM25 >> MiniLM-L6 fine-tuned on SciFact train"] = {
+                **re_rank(args, module, runs["test"], test, corpus, out / "scifact-minilm-l6-fine-tuned.run"),
+                "train_seconds": train_seconds}
     settings = {k: v for k, v in vars(args).items() if k not in ("progress", "out")}
     (out / "cross_encoder_scifact.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
     table = format_table({name: {m: r[m] for m in MEASURES} for name, r in results.items()})

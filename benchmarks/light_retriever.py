@@ -6,6 +6,7 @@ symmetric baseline: ``query_prefix + query + EOS`` through the whole decoder, la
 
     python benchmarks/light_retriever.py --device cpu --random-cache --lookup-threads 1   # CPU (2 shared cores here)
     python benchmarks/light_retriever.py --device cuda --dtype bfloat16         # GPU: builds the real cache first
+    python benchmarks/light_retriever.py --device cuda --dtype bfloat16 --random-weights --model <config+tokenizer dir>
 
 ``--random-cache`` fills the EmbeddingBag with random vectors of the model's shape instead of running the LLM over
 the whole vocabulary (a lookup costs the same whatever the values): building the real cache takes under a minute
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,6 +76,16 @@ def light_module(directory: Path, random_cache: bool, device: str, batch_size: i
     return LightRetrieverModule(directory, query_only=True), seconds
 
 
+def random_weights_copy(directory: Path) -> Path:
+    """A temporary model directory of the same shape and tokenizer with random weights (speed does not need real ones)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    target = Path(tempfile.mkdtemp(prefix="light-random-"))
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(directory)).save_pretrained(target)
+    AutoTokenizer.from_pretrained(directory).save_pretrained(target)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct", help="decoder LLM (name or directory)")
@@ -84,6 +96,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="timed batches per size (default: 50 on GPU, 5 on CPU)")
     parser.add_argument("--llm-repeats", type=int, default=None, help="timed LLM batches per size (default: as --repeats)")
     parser.add_argument("--lookup-threads", type=int, default=None, help="CPU threads for the lookup encoders (default: as the LLM)")
+    parser.add_argument("--random-weights", action="store_true", help="random LLM weights of --model's shape (a config + tokenizer folder suffices)")
     parser.add_argument("--random-cache", action="store_true", help="random EmbeddingBag of the right shape (see above)")
     parser.add_argument("--cache-batch-size", type=int, default=2048, help="vocabulary tokens per LLM batch when caching")
     parser.add_argument("--out", default="benchmarks/results", help="folder for light_retriever.json / .md")
@@ -92,6 +105,8 @@ def main() -> None:
     repeats = args.repeats or (50 if gpu else 5)
     llm_repeats = args.llm_repeats or repeats
     directory = resolve_model_dir(args.model)
+    if args.random_weights:
+        directory = random_weights_copy(directory)
     queries = [q.text for q in QueryDataset(args.data, split="test")]
 
     dtype = getattr(torch, args.dtype)
@@ -120,6 +135,7 @@ def main() -> None:
         "device": device_name,
         "dtype": args.dtype,
         "queries": f"{args.data} test ({len(queries)})",
+        "random_weights": args.random_weights,
         "random_cache": args.random_cache,
         "cache_build_seconds": cache_seconds,
         "results": rows,

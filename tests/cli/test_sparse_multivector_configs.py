@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from boltir.cli.main import main
@@ -46,3 +47,24 @@ def test_colbert_index_config(tiny_bert_dir, tiny_beir, tmp_path):
     assert manifest["engine"] == "multivector-exact" and manifest["fingerprint"]["representation"] == "multi-vector"
     assert manifest["dim"] == 32  # embedding_dim null: the backbone's hidden size
 
+
+
+@pytest.mark.parametrize(("name", "fixture"), [("scifact-splade-fit.yaml", "tiny_bert_mlm_dir"), ("scifact-colbert-fit.yaml", "tiny_bert_dir")])
+def test_fit_configs_train_and_save_their_family(name, fixture, request, tiny_train_beir, tmp_path):
+    text = (CONFIGS / name).read_text()
+    family = "splade" if "splade" in name else "colbert"
+    model = {"splade": "boltir/splade-tiny", "colbert": "boltir/answerai-colbert-small-backbone"}[family]
+    for old, new in (("../shared/data/scifact", tiny_train_beir), ("runs/scifact-minilm-train.run", tiny_train_beir / "first-stage.run"),
+                     (f"outputs/scifact-{family}-fit", tmp_path / "fit"), (model, request.getfixturevalue(fixture))):
+        text = text.replace(old, str(new))
+    config = yaml.safe_load(text)
+    if family == "colbert":  # the tiny vocabulary has no [unused*] markers
+        config["model"]["init_args"]["config"]["init_args"].update(query_marker=None, doc_marker=None)
+    config["data"]["init_args"].update(batch_size=2, num_workers=0)
+    config["data"]["init_args"]["train_dataset"]["init_args"].update(list_size=3, rank_window=[0, 6])
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    main(["fit", "--config", str(path), "--trainer.max_steps", "2", "--trainer.accelerator", "cpu",
+          "--trainer.precision", "32-true", "--trainer.enable_progress_bar", "false"])
+    saved = json.loads((tmp_path / "fit" / "checkpoints" / "last" / "boltir_config.json").read_text())
+    assert saved["family"] == family

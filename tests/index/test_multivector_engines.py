@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import types
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -114,3 +118,39 @@ def test_plaid_needs_its_extra(tmp_path):
     else:
         _build(PlaidIndexConfig(), tmp_path / "plaid", _tokens(50, 8, 0))
         assert len(open_searcher(tmp_path / "plaid").search(_tokens(2, 4, 1), 5)[1][0]) == 5
+
+
+class _FakeFastPlaid:
+    """fast-plaid's interface (create / search) over exact MaxSim: tests boltir's glue where fast-plaid cannot install."""
+
+    def __init__(self, index: str, device: str | None = None) -> None:
+        self.path = Path(index) / "fake.pt"
+
+    def create(self, documents_embeddings: list[torch.Tensor], **settings) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save([d.float() for d in documents_embeddings], self.path)
+
+    def search(self, queries_embeddings: list[torch.Tensor], top_k: int, **settings) -> list[list[tuple[int, float]]]:
+        docs = torch.load(self.path)
+        results = []
+        for query in queries_embeddings:
+            scores = torch.stack([(query.float() @ d.T).amax(1).sum() for d in docs])
+            best = scores.argsort(descending=True)[:top_k]
+            results.append([(int(i), float(scores[i])) for i in best])
+        return results
+
+
+def test_plaid_glue_streams_documents_in_order_and_maps_ids_back(tmp_path, monkeypatch):
+    fake = types.ModuleType("fast_plaid.search")
+    fake.FastPlaid = _FakeFastPlaid
+    monkeypatch.setitem(sys.modules, "fast_plaid", types.ModuleType("fast_plaid"))
+    monkeypatch.setitem(sys.modules, "fast_plaid.search", fake)
+    docs, queries = _tokens(30, 6, 0, empty=(7,)), _tokens(4, 3, 1)
+    plaid = open_searcher(_build(PlaidIndexConfig(), tmp_path / "plaid", docs, batch=8))
+    exact = open_searcher(_build(MultiVectorExactIndexConfig(candidates_per_token=None), tmp_path / "exact", docs))
+    assert sorted(p.name for p in (tmp_path / "plaid").iterdir()) == ["doc_ids.txt", "manifest.json", "plaid"]  # raw tokens dropped
+    assert plaid.manifest["empty_docs"] == 1
+    plaid_scores, plaid_ids = plaid.search(queries, 5)
+    exact_scores, exact_ids = exact.search(queries, 5)
+    assert plaid_ids == exact_ids
+    np.testing.assert_allclose(plaid_scores, exact_scores, atol=5e-3)

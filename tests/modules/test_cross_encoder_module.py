@@ -115,3 +115,74 @@ def test_cli_bm25_then_cross_encoder(tiny_bert_dir, tiny_beir, tmp_path, capsys)
     main(["re_rank", "--config", _write(tmp_path, "re_rank.yaml", re_rank)])
     assert sorted(Run.from_trec(tmp_path / "ce.run").query_ids) == ["q1", "q2", "q3"]
     assert "nDCG@10" in capsys.readouterr().out
+
+
+TOY = [
+    ("what is the capital of germany", "berlin is the capital of germany", ["paris is the capital of france", "the moon causes the ocean tide", "genes in cells"]),
+    ("what causes the ocean tide", "the moon causes the ocean tide", ["berlin is the capital of germany", "drug treatment of the brain", "paris"]),
+    ("neural ranking models", "neural ranking models learn to rank documents", ["the moon causes the ocean tide", "genes increase cancer risk", "paris"]),
+    ("brain drug in mice", "drug treatment of the brain in mice", ["neural ranking models", "berlin is the capital", "the ocean tide"]),
+]
+
+
+def _toy_lists(tmp_path):
+    from boltir import TupleDataset
+
+    path = tmp_path / "toy.jsonl"
+    path.write_text("\n".join(json.dumps({"query": q, "pos": [p], "neg": n}) for q, p, n in TOY) + "\n")
+    return TupleDataset(path, list_size=4)
+
+
+def _mean_loss(module, dataset) -> float:
+    from boltir.data import collate
+
+    module.eval()
+    with torch.no_grad():
+        return float(sum(module.training_losses(collate([dataset[i] for i in range(len(dataset))])).values()))
+
+
+@pytest.mark.parametrize(("attention", "loss"), [("set", "listnet"), ("set", "approx_ndcg"), ("sparse", "infonce")])
+def test_listwise_training_runs_end_to_end(tiny_bert_dir, tmp_path, attention, loss):
+    import lightning.pytorch as pl
+
+    pl.seed_everything(0)
+    config = CrossEncoderConfig(attention=attention, window=2 if attention == "sparse" else None)
+    module = CrossEncoderModule(tiny_bert_dir, config=config, loss_functions=loss)
+    module.configure_optimizers = lambda: torch.optim.AdamW(module.parameters(), lr=3e-3)  # a random tiny model
+    lists = _toy_lists(tmp_path)
+    before = _mean_loss(module, lists)
+    fit = Trainer(max_steps=12, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                  enable_model_summary=False)
+    fit.fit(module, datamodule=DataModule(train_dataset=lists, batch_size=2))
+    assert fit.global_step == 12 and _mean_loss(module, lists) < before
+    module.save_pretrained(tmp_path / "trained")
+    assert CrossEncoderModule(tmp_path / "trained").config.attention == attention
+
+
+def test_cli_fit_a_cross_encoder_then_re_rank(tiny_bert_dir, tiny_train_beir, tmp_path, capsys):
+    beir = str(tiny_train_beir)
+    run = f"{beir}/first-stage.run"
+    fit = {
+        "seed_everything": 0,
+        "model": {"class_path": "boltir.CrossEncoderModule", "init_args": {
+            "model_name_or_path": str(tiny_bert_dir), "loss_functions": "ranknet", "pair_batch_size": 8}},
+        "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.001}},
+        "data": {"class_path": "boltir.DataModule", "init_args": {
+            "batch_size": 2,
+            "train_dataset": {"class_path": "boltir.RunTupleDataset", "init_args": {
+                "run": run, "queries": beir, "corpus": beir, "split": "train", "list_size": 3}},
+            "val_datasets": [{"class_path": "boltir.RunDataset", "init_args": {"run": run, "queries": beir, "corpus": beir}}]}},
+        "trainer": {"max_steps": 3, "logger": False, "enable_progress_bar": False, "callbacks": [
+            {"class_path": "boltir.ModelDirCheckpoint", "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True}}]},
+    }
+    main(["fit", "--config", _write(tmp_path, "fit.yaml", fit)])
+    trained = tmp_path / "ckpt" / "last"
+    assert (trained / "boltir_config.json").is_file()
+    re_rank = {
+        "model": {"class_path": "boltir.CrossEncoderModule", "init_args": {"model_name_or_path": str(trained)}},
+        "trainer": {"accelerator": "cpu", "enable_progress_bar": False}, "run_path": str(tmp_path / "ce.run"),
+        "data": {"class_path": "boltir.DataModule", "init_args": {"inference_datasets": [
+            {"class_path": "boltir.RunDataset", "init_args": {"run": run, "queries": beir, "corpus": beir}}]}},
+    }
+    main(["re_rank", "--config", _write(tmp_path, "re_rank.yaml", re_rank)])
+    assert sorted(Run.from_trec(tmp_path / "ce.run").query_ids) == ["q1", "q2", "q3"]

@@ -229,6 +229,16 @@ def test_checkpoints_are_model_directories(tiny_bert_dir, toy_tuples, tmp_path):
     torch.testing.assert_close(reloaded.score("capital of germany", texts).scores, module.score("capital of germany", texts).scores)
 
 
+def test_last_is_the_final_step_whatever_the_interval(tiny_bert_dir, toy_tuples, tmp_path):
+    module = BiEncoderModule(tiny_bert_dir)
+    checkpoint = ModelDirCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_last=True, save_top_k=0)
+    trainer(max_steps=3, callbacks=[checkpoint], enable_checkpointing=True).fit(
+        module, datamodule=DataModule(train_dataset=toy_tuples, batch_size=2)
+    )
+    assert torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["global_step"] == 3
+    assert (tmp_path / "ckpt" / "last" / "boltir_config.json").is_file()
+
+
 def test_top_k_checkpoints_remove_their_directories(tiny_bert_dir, toy_tuples, tmp_path):
     pl.seed_everything(0)
     module = BiEncoderModule(tiny_bert_dir, config=BiEncoderConfig(similarity="dot"))

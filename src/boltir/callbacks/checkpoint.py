@@ -22,8 +22,14 @@ class ModelDirCheckpoint(ModelCheckpoint):
 
     The ``.ckpt`` file holds the optimiser and loop state for ``boltir fit --ckpt_path last``; the directory is
     the trained model, for ``index``/``search``/``re_rank`` or ``BiEncoderModule("<dir>")``. Directories are
-    removed with their checkpoints when ``save_top_k`` drops them.
+    removed with their checkpoints when ``save_top_k`` drops them. With ``save_last`` the final step of training
+    is always saved as ``last``, whatever the saving interval.
     """
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning writes `last` at the end only when it never saved before; `last` should be the final model.
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)

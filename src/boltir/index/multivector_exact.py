@@ -28,7 +28,9 @@ class MultiVectorExactIndexConfig(IndexConfig):
         token_dtype: how token vectors are stored (float16 halves the index; MaxSim is computed in float32).
         candidates_per_token: nearest document tokens fetched per query token to pick candidate documents;
             None scores every document.
-        chunk_tokens: document tokens scored at once (bounds memory of exhaustive scoring).
+        chunk_tokens: document tokens scored at once (bounds the memory of a search).
+        max_memory_mb: stored tokens up to this size are held in memory as float32 at search time (fast BLAS
+            products); larger indexes are read from the memory map chunk by chunk.
     """
 
     engine: ClassVar[str] = "multivector-exact"
@@ -36,14 +38,15 @@ class MultiVectorExactIndexConfig(IndexConfig):
     token_dtype: str = "float16"
     candidates_per_token: int | None = 64
     chunk_tokens: int = 131_072
+    max_memory_mb: int = 4096
 
     def __post_init__(self) -> None:
         if self.token_dtype not in TOKEN_DTYPES:
             raise ConfigError(f"token_dtype='{self.token_dtype}' is not supported; choose one of {list(TOKEN_DTYPES)}.")
         if self.candidates_per_token is not None and self.candidates_per_token <= 0:
             raise ConfigError(f"candidates_per_token must be positive or None (score all), got {self.candidates_per_token}.")
-        if self.chunk_tokens <= 0:
-            raise ConfigError(f"chunk_tokens must be positive, got {self.chunk_tokens}.")
+        if self.chunk_tokens <= 0 or self.max_memory_mb < 0:
+            raise ConfigError(f"chunk_tokens must be positive and max_memory_mb >= 0, got {self.chunk_tokens}, {self.max_memory_mb}.")
 
     def indexer(self, directory: str | os.PathLike[str], model: Any) -> MultiVectorExactIndexer:
         return MultiVectorExactIndexer(directory, self, model)
@@ -81,27 +84,31 @@ class MultiVectorExactSearcher(Searcher):
         self.dim = int(manifest["dim"])
         self.tokens, self.offsets = read_tokens(self.directory, manifest)
         self.lengths = np.diff(self.offsets)
-        self._token_index: Any = None
+        if self.tokens.size * 4 <= config.max_memory_mb * 2**20:
+            self.tokens = np.asarray(self.tokens, dtype=np.float32)  # products in BLAS, no conversion per search
+
+    def _chunk(self, start: int, end: int) -> np.ndarray:
+        return np.asarray(self.tokens[start:end], dtype=np.float32)
 
     # -- candidates --------------------------------------------------------------------------------
-    def token_index(self) -> Any:
-        """A brute-force Faiss index over every stored token (built on first use; storage as on disk)."""
-        if self._token_index is None:
-            faiss = require("faiss", "faiss-cpu", "the multi-vector exact index")
-            if self.tokens.dtype == np.float16:
-                index = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-            else:
-                index = faiss.IndexFlatIP(self.dim)
-            for start in range(0, len(self.tokens), self.config.chunk_tokens):
-                index.add(np.ascontiguousarray(self.tokens[start : start + self.config.chunk_tokens], dtype=np.float32))
-            self._token_index = index
-        return self._token_index
-
     def candidates(self, query: np.ndarray) -> np.ndarray:
-        """Sorted positions of documents owning one of the query tokens' nearest document tokens."""
-        _, token_ids = self.token_index().search(query, self.config.candidates_per_token)
-        token_ids = token_ids[token_ids >= 0]
-        return np.unique(np.searchsorted(self.offsets, token_ids, side="right") - 1)
+        """Sorted positions of documents owning one of the query tokens' nearest document tokens (exact
+        inner-product search over every stored token, by Faiss, chunk by chunk)."""
+        faiss = require("faiss", "faiss-cpu", "the multi-vector exact index")
+        k = min(self.config.candidates_per_token, len(self.tokens))
+        best_scores, best_ids = [], []
+        for start in range(0, len(self.tokens), self.config.chunk_tokens):
+            chunk = self._chunk(start, start + self.config.chunk_tokens)
+            scores, ids = faiss.knn(np.ascontiguousarray(query, dtype=np.float32), chunk, min(k, len(chunk)),
+                                    metric=faiss.METRIC_INNER_PRODUCT)
+            best_scores.append(scores)
+            best_ids.append(np.where(ids >= 0, ids + start, -1))
+        scores, ids = np.concatenate(best_scores, axis=1), np.concatenate(best_ids, axis=1)
+        if scores.shape[1] > k:  # merge the chunks' lists: the k best of each query token
+            keep = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            ids = np.take_along_axis(ids, keep, axis=1)
+        ids = ids[ids >= 0]
+        return np.unique(np.searchsorted(self.offsets, ids, side="right") - 1)
 
     # -- exact MaxSim ------------------------------------------------------------------------------
     def maxsim(self, queries: list[np.ndarray], docs: np.ndarray) -> np.ndarray:
@@ -116,10 +123,11 @@ class MultiVectorExactSearcher(Searcher):
             end = max(start + 1, int(np.searchsorted(ends, done + self.config.chunk_tokens, side="right")))
             chunk = docs[start:end]
             if chunk[-1] - chunk[0] + 1 == len(chunk):  # contiguous: one slice of the memory map
-                matrix = self.tokens[self.offsets[chunk[0]] : self.offsets[chunk[-1] + 1]]
+                matrix = self._chunk(self.offsets[chunk[0]], self.offsets[chunk[-1] + 1])
             else:
-                matrix = self.tokens[np.concatenate([np.arange(self.offsets[d], self.offsets[d + 1]) for d in chunk])]
-            sims = query_tokens @ np.asarray(matrix, dtype=np.float32).T
+                rows = np.concatenate([np.arange(self.offsets[d], self.offsets[d + 1]) for d in chunk])
+                matrix = np.asarray(self.tokens[rows], dtype=np.float32)
+            sims = query_tokens @ matrix.T
             doc_starts = np.concatenate([[0], np.cumsum(self.lengths[chunk])[:-1]])
             best = np.maximum.reduceat(sims, doc_starts, axis=1)  # [query tokens, docs]: best match per document
             scores[:, start:end] = np.add.reduceat(best, query_starts, axis=0) if len(query_tokens) else 0

