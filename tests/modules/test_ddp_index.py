@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from boltir import BiEncoderModule, DataModule, DocDataset, FaissIndexConfig, QueryDataset, Trainer, open_searcher
+from boltir import (
+    BiEncoderConfig,
+    BiEncoderModule,
+    DataModule,
+    DocDataset,
+    FaissIndexConfig,
+    QueryDataset,
+    Trainer,
+    open_searcher,
+)
 
 
 def _trainer(**kwargs) -> Trainer:
@@ -13,14 +22,16 @@ def _trainer(**kwargs) -> Trainer:
 
 
 @pytest.mark.slow
-def test_two_processes_build_the_same_index_as_one(tiny_bert_dir, tiny_beir, tmp_path):
-    module = BiEncoderModule(tiny_bert_dir)
+@pytest.mark.parametrize("segments", [None, {"aggregation": "sedr", "max_segments": 3}], ids=["plain", "segments"])
+def test_two_processes_build_the_same_index_as_one(segments, tiny_bert_dir, tiny_beir, tmp_path):
+    module = BiEncoderModule(tiny_bert_dir, config=BiEncoderConfig(doc_length=6 if segments else 256, segments=segments))
     _trainer(devices=1).index(module, DataModule(DocDataset(tiny_beir), inference_batch_size=2), tmp_path / "one")
     data = DataModule(DocDataset(tiny_beir), inference_batch_size=2, num_workers=1)
     _trainer(devices=2, strategy="ddp_spawn").index(module, data, tmp_path / "two", FaissIndexConfig())
     assert not (tmp_path / ".two.shards").exists()
     one, two = open_searcher(tmp_path / "one"), open_searcher(tmp_path / "two")
-    assert two.manifest["count"] == 6 and sorted(two.doc_ids) == sorted(one.doc_ids)
+    assert two.manifest["documents"] == 6 and two.manifest["count"] == one.manifest["count"]
+    assert sorted(two.doc_ids) == sorted(one.doc_ids) and two.manifest.get("segments") == one.manifest.get("segments")
     queries = module.encode_queries([q.text for q in QueryDataset(tiny_beir)])
     (one_scores, one_ids), (two_scores, two_ids) = one.search(queries, 6), two.search(queries, 6)
     assert [r[0] for r in two_ids] == [r[0] for r in one_ids]

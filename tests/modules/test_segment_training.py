@@ -90,3 +90,26 @@ def test_late_cache_is_filled_with_the_batch_of_every_device(tiny_bert_dir, long
     assert scores.shape == (4, 16)  # 2 devices x 2 queries, 2 x 8 documents, nothing cached before this step
     assert len(module.late_cache) == 16 and isinstance(module.late_cache.vectors, SegmentedVectors)
     assert not module.late_cache.vectors.vectors.requires_grad
+
+
+class _SaveCacheKeys(pl.Callback):
+    """Writes each rank's late-cache keys after training (the module lives in the spawned processes)."""
+
+    def __init__(self, directory) -> None:
+        self.directory = directory
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        keys = pl_module.late_cache.keys.tolist()
+        (self.directory / f"rank{trainer.global_rank}.json").write_text(json.dumps(keys))
+
+
+@pytest.mark.slow
+def test_late_cache_is_the_same_on_every_process_under_ddp(tiny_bert_dir, long_tuples, tmp_path):
+    module = segmented_module(tiny_bert_dir, in_batch_loss={"name": "infonce", "temperature": 0.1}, late_cache_size=64)
+    # find_unused_parameters: the tiny backbone has a pooler that bi-encoders never use
+    strategy = "ddp_spawn_find_unused_parameters_true"
+    fit = trainer(accelerator="cpu", devices=2, strategy=strategy, max_steps=2, callbacks=[_SaveCacheKeys(tmp_path)])
+    fit.fit(module, datamodule=DataModule(train_dataset=long_tuples, batch_size=1))
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0] == ranks[1]  # each rank enqueued the gathered batch of both
+    assert len(ranks[0]) == 2 * 2 * 4  # 2 steps x 2 ranks x 1 query's list of 4 documents

@@ -152,13 +152,18 @@ def segment_attention(
     return output.index_put_(index, interacted), weights
 
 
-def enable_segment_attention(backbone: nn.Module) -> None:
-    """Register the segment attention with transformers (once) and switch ``backbone`` to it."""
+def register_segment_attention() -> None:
+    """Make the segment attention known to transformers in this process (idempotent)."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     AttentionInterface.register(ATTENTION_NAME, segment_attention)
     AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
+
+
+def enable_segment_attention(backbone: nn.Module) -> None:
+    """Register the segment attention with transformers and switch ``backbone`` to it."""
+    register_segment_attention()
     if not hasattr(backbone, "set_attn_implementation"):
         raise ConfigError(f"{type(backbone).__name__} is not a transformers model: SeDR needs one.")
     backbone.set_attn_implementation(ATTENTION_NAME)
@@ -169,4 +174,11 @@ def enable_segment_attention(backbone: nn.Module) -> None:
         )
 
 
-__all__ = ["ATTENTION_NAME", "SegmentLayout", "enable_segment_attention", "representation_attention", "segment_attention"]
+__all__ = [
+    "ATTENTION_NAME",
+    "SegmentLayout",
+    "enable_segment_attention",
+    "register_segment_attention",
+    "representation_attention",
+    "segment_attention",
+]

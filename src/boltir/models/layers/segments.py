@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ...errors import ConfigError
 from .multivector import TokenVectors
-from .segment_attention import SegmentLayout, enable_segment_attention
+from .segment_attention import SegmentLayout, enable_segment_attention, register_segment_attention
 
 AGGREGATIONS = ("firstp", "maxp", "sedr", "transformer_head")
 
@@ -225,6 +225,12 @@ class Segments(nn.Module):
                 nn.init.zeros_(self.order.weight)
         elif config.aggregation == "transformer_head":
             self.head = SegmentHead(dim, config.max_segments, config.head_layers, config.head_heads)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a model unpickled in a fresh process (DDP spawn, DataLoader workers) finds the attention registered there
+        super().__setstate__(state)
+        if self.config.aggregation == "sedr":
+            register_segment_attention()
 
     def forward(self, encode: EncodeFn, backbone: nn.Module, encoding: dict[str, Tensor]) -> SegmentedVectors:
         segment_mask = encoding["segment_mask"].bool()
