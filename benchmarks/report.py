@@ -158,7 +158,7 @@ def write_page(out: Path, md: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Re-render the results page from saved results.")
     parser.add_argument("--out", default="benchmarks/results")
-    parser.add_argument("--md", default="benchmarks/RESULTS-bench.md")
+    parser.add_argument("--md", default="benchmarks/results/RESULTS-bench.md")
     args = parser.parse_args()
     print(write_page(Path(args.out), Path(args.md)).read_text())
 

@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--training-args", default="", help="extra arguments for benchmarks.training")
     parser.add_argument("--scaling-points", default="1000x1,5183x4", help="LIMITxREPEAT collection sizes (with --rows scaling)")
     parser.add_argument("--out", default="benchmarks/results")
-    parser.add_argument("--md", default="benchmarks/RESULTS-bench.md")
+    parser.add_argument("--md", default="benchmarks/results/RESULTS-bench.md")
     args = parser.parse_args()
     args.precisions = args.precisions or ("fp32,bf16" if args.device.startswith("cuda") else "fp32")
     rows = args.rows.split(",")
