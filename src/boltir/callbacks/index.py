@@ -13,7 +13,7 @@ import torch
 
 from ..errors import ConfigError
 from ..index import FaissIndexConfig, IndexConfig, Indexer
-from ..models.layers import cat_batches
+from ..models.layers import SegmentedVectors, TokenVectors, cat_batches
 from ..modules.base import EncodeOutput
 
 
@@ -66,6 +66,9 @@ class IndexCallback(pl.Callback):
             self.indexer.add(self._ids, vectors)
         else:
             stem = self.shard_dir / f"rank{self._rank:05d}-{self._shards_written:06d}"
+            if isinstance(vectors, TokenVectors):  # padded rows of token / segment vectors: keep which ones count
+                np.save(f"{stem}.{type(vectors).__name__}.npy", vectors.mask.cpu().numpy())
+                vectors = vectors.vectors
             np.save(f"{stem}.npy", vectors.detach().float().cpu().numpy())
             Path(f"{stem}.ids").write_text("".join(doc_id + "\n" for doc_id in self._ids), encoding="utf-8")
             self._shards_written += 1
@@ -74,9 +77,14 @@ class IndexCallback(pl.Callback):
     def _add_shards(self) -> None:
         """Rank 0: the other ranks' vectors, in rank order, into the index."""
         assert self.indexer is not None
-        for vectors_file in sorted(self.shard_dir.glob("rank*.npy")):
+        for vectors_file in sorted(self.shard_dir.glob("rank*[0-9].npy")):
             ids = vectors_file.with_suffix(".ids").read_text(encoding="utf-8").splitlines()
-            self.indexer.add(ids, torch.from_numpy(np.load(vectors_file)))
+            vectors = torch.from_numpy(np.load(vectors_file))
+            for kind in (TokenVectors, SegmentedVectors):
+                mask_file = vectors_file.with_suffix(f".{kind.__name__}.npy")
+                if mask_file.is_file():
+                    vectors = kind(vectors, torch.from_numpy(np.load(mask_file)))
+            self.indexer.add(ids, vectors)
         shutil.rmtree(self.shard_dir, ignore_errors=True)
 
     def on_predict_batch_end(
