@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..data.batches import TrainBatch
 from ..errors import ConfigError
 from ..loss import Regulariser, build_loss, in_batch_scores
-from ..data.batches import TrainBatch
 from ..models import BiEncoderConfig, BiEncoderModel
 from .base import BoltirModule, LossConfig
 
