@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -27,7 +27,7 @@ from ..models.layers.segments import SegmentedVectors
 log = logging.getLogger(__name__)
 
 # What ``loss_functions`` accepts in YAML: a name, {name: ..., option: ...}, or a list of those with weights.
-LossConfig = Union[str, dict[str, Any], list[str | dict[str, Any]]]
+LossConfig = str | dict[str, Any] | list[str | dict[str, Any]]
 
 
 @dataclass
