@@ -67,11 +67,17 @@ class IndexConfig:
             raise ConfigError(f"unknown option(s) {unknown} for {cls.__name__}; valid options are {sorted(known)}.")
         return cls(**values)
 
+    # each engine module sets these once its classes exist
+    indexer_class: ClassVar[type[Indexer]]
+    searcher_class: ClassVar[type[Searcher]]
+
     def indexer(self, directory: str | os.PathLike[str], model: Any) -> Indexer:
-        raise NotImplementedError
+        """A fresh indexer writing this engine's index into ``directory``."""
+        return self.indexer_class(directory, self, model)
 
     def searcher(self, directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> Searcher:
-        raise NotImplementedError
+        """A searcher over the complete index in ``directory``."""
+        return self.searcher_class(directory, self, manifest or read_manifest(directory))
 
 
 class Indexer(ABC):

@@ -50,13 +50,6 @@ class BM25IndexConfig(IndexConfig):
         if self.k1 < 0 or not 0 <= self.b <= 1:
             raise ConfigError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}.")
 
-    def indexer(self, directory: str | os.PathLike[str], model: Any) -> BM25Indexer:
-        return BM25Indexer(directory, self, model)
-
-    def searcher(self, directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> BM25Searcher:
-        from .base import read_manifest
-
-        return BM25Searcher(directory, self, manifest or read_manifest(directory))
 
     def tokenizer(self):
         """A bm25s tokenizer with these analysis settings (vocabulary empty until texts pass through it)."""
@@ -118,5 +111,7 @@ class BM25Searcher(Searcher):
         ids = [[self.doc_ids[p] for p, s in zip(row, srow) if s > 0] for row, srow in zip(positions, scores)]
         return np.asarray(scores, dtype=np.float32), ids
 
+
+BM25IndexConfig.indexer_class, BM25IndexConfig.searcher_class = BM25Indexer, BM25Searcher
 
 __all__ = ["BM25IndexConfig", "BM25Indexer", "BM25Searcher"]

@@ -38,13 +38,6 @@ class FaissIndexConfig(IndexConfig):
     nprobe: int | None = None
     ef_search: int | None = None
 
-    def indexer(self, directory: str | os.PathLike[str], model: Any) -> FaissIndexer:
-        return FaissIndexer(directory, self, model)
-
-    def searcher(self, directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> FaissSearcher:
-        from .base import read_manifest
-
-        return FaissSearcher(directory, self, manifest or read_manifest(directory))
 
 
 def _as_float32(vectors: Tensor | np.ndarray, normalize: bool) -> np.ndarray:
@@ -133,5 +126,7 @@ class FaissSearcher(Searcher):
             return scores, ids.tolist()
         return scores, [row[hit].tolist() for row, hit in zip(ids, found)]
 
+
+FaissIndexConfig.indexer_class, FaissIndexConfig.searcher_class = FaissIndexer, FaissSearcher
 
 __all__ = ["FaissIndexConfig", "FaissIndexer", "FaissSearcher"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError, require
 from ..models.layers import TokenVectors
-from .base import IndexConfig, Indexer, Searcher, read_manifest
+from .base import IndexConfig, Indexer, Searcher
 from .vectors import TOKEN_DTYPES, TokenWriter, pad_results, read_tokens, token_matrices, top_k
 
 
@@ -48,11 +48,6 @@ class MultiVectorExactIndexConfig(IndexConfig):
         if self.chunk_tokens <= 0 or self.max_memory_mb < 0:
             raise ConfigError(f"chunk_tokens must be positive and max_memory_mb >= 0, got {self.chunk_tokens}, {self.max_memory_mb}.")
 
-    def indexer(self, directory: str | os.PathLike[str], model: Any) -> MultiVectorExactIndexer:
-        return MultiVectorExactIndexer(directory, self, model)
-
-    def searcher(self, directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> MultiVectorExactSearcher:
-        return MultiVectorExactSearcher(directory, self, manifest or read_manifest(directory))
 
 
 class MultiVectorExactIndexer(Indexer):
@@ -151,5 +146,7 @@ class MultiVectorExactSearcher(Searcher):
             rows.append(top_k(self.maxsim([query], docs)[0], docs, k) if len(docs) else empty)
         return pad_results(rows, self.doc_ids, k)
 
+
+MultiVectorExactIndexConfig.indexer_class, MultiVectorExactIndexConfig.searcher_class = MultiVectorExactIndexer, MultiVectorExactSearcher
 
 __all__ = ["MultiVectorExactIndexConfig", "MultiVectorExactIndexer", "MultiVectorExactSearcher"]

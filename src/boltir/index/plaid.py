@@ -18,7 +18,7 @@ import torch
 
 from ..errors import ConfigError, require
 from ..models.layers import TokenVectors
-from .base import IndexConfig, Indexer, Searcher, read_manifest
+from .base import IndexConfig, Indexer, Searcher
 from .vectors import LENGTHS_FILE, TOKENS_FILE, TokenWriter, pad_results, read_tokens, token_matrices, top_k
 
 PLAID_DIR = "plaid"
@@ -57,11 +57,6 @@ class PlaidIndexConfig(IndexConfig):
         if self.n_ivf_probe <= 0 or self.n_full_scores <= 0 or self.kmeans_niters <= 0:
             raise ConfigError("n_ivf_probe, n_full_scores and kmeans_niters must be positive.")
 
-    def indexer(self, directory: str | os.PathLike[str], model: Any) -> PlaidIndexer:
-        return PlaidIndexer(directory, self, model)
-
-    def searcher(self, directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> PlaidSearcher:
-        return PlaidSearcher(directory, self, manifest or read_manifest(directory))
 
 
 class PlaidIndexer(Indexer):
@@ -117,5 +112,7 @@ class PlaidSearcher(Searcher):
         ]
         return pad_results(rows, self.doc_ids, k)
 
+
+PlaidIndexConfig.indexer_class, PlaidIndexConfig.searcher_class = PlaidIndexer, PlaidSearcher
 
 __all__ = ["PlaidIndexConfig", "PlaidIndexer", "PlaidSearcher"]

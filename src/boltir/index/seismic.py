@@ -16,7 +16,7 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import ConfigError, require
-from .base import IndexConfig, Indexer, Searcher, read_manifest
+from .base import IndexConfig, Indexer, Searcher
 from .vectors import pad_results, sparse_rows, top_k
 
 INDEX_STEM = "index"  # Seismic appends ".index.seismic"
@@ -62,11 +62,6 @@ class SeismicIndexConfig(IndexConfig):
         if not 0 < self.heap_factor <= 1 or not 0 < self.summary_energy <= 1 or not 0 < self.centroid_fraction <= 1:
             raise ConfigError("heap_factor, summary_energy and centroid_fraction must lie in (0, 1].")
 
-    def indexer(self, directory: str | os.PathLike[str], model: Any) -> SeismicIndexer:
-        return SeismicIndexer(directory, self, model)
-
-    def searcher(self, directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> SeismicSearcher:
-        return SeismicSearcher(directory, self, manifest or read_manifest(directory))
 
 
 def _classes(dim: int) -> tuple[Any, Any]:
@@ -129,5 +124,7 @@ class SeismicSearcher(Searcher):
             rows.append(top_k(np.array([h[1] for h in hits], dtype=np.float32), np.array([int(h[2]) for h in hits], dtype=np.int64), k))
         return pad_results(rows, self.doc_ids, k)
 
+
+SeismicIndexConfig.indexer_class, SeismicIndexConfig.searcher_class = SeismicIndexer, SeismicSearcher
 
 __all__ = ["SeismicIndexConfig", "SeismicIndexer", "SeismicSearcher"]

@@ -15,7 +15,7 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import ConfigError
-from .base import IndexConfig, Indexer, Searcher, read_manifest
+from .base import IndexConfig, Indexer, Searcher
 from .vectors import SparseRows, pad_results, scipy_sparse, sparse_rows, top_k
 
 POSTINGS_FILE = "postings.npz"
@@ -37,11 +37,6 @@ class SparseExactIndexConfig(IndexConfig):
         if self.query_batch_size <= 0:
             raise ConfigError(f"query_batch_size must be positive, got {self.query_batch_size}.")
 
-    def indexer(self, directory: str | os.PathLike[str], model: Any) -> SparseExactIndexer:
-        return SparseExactIndexer(directory, self, model)
-
-    def searcher(self, directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> SparseExactSearcher:
-        return SparseExactSearcher(directory, self, manifest or read_manifest(directory))
 
 
 class SparseExactIndexer(Indexer):
@@ -85,5 +80,7 @@ class SparseExactSearcher(Searcher):
                 rows.append(top_k(values[keep].astype(np.float32), positions[keep], k))
         return pad_results(rows, self.doc_ids, k)
 
+
+SparseExactIndexConfig.indexer_class, SparseExactIndexConfig.searcher_class = SparseExactIndexer, SparseExactSearcher
 
 __all__ = ["SparseExactIndexConfig", "SparseExactIndexer", "SparseExactSearcher"]

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from ..errors import ConfigError
-from .base import IndexConfig, Indexer, Searcher, read_manifest
+from .base import IndexConfig, Indexer, Searcher
 
 VECTORS_FILE = "vectors.safetensors"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -40,11 +40,6 @@ class TorchIndexConfig(IndexConfig):
         if self.dtype not in _DTYPES:
             raise ConfigError(f"index_config.dtype='{self.dtype}' does not exist; choose one of {sorted(_DTYPES)}.")
 
-    def indexer(self, directory: str | os.PathLike[str], model: Any) -> TorchIndexer:
-        return TorchIndexer(directory, self, model)
-
-    def searcher(self, directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> TorchSearcher:
-        return TorchSearcher(directory, self, manifest or read_manifest(directory))
 
 
 class TorchIndexer(Indexer):
@@ -99,3 +94,5 @@ class TorchSearcher(Searcher):
         scores = torch.cat(all_scores).numpy()
         positions = torch.cat(all_positions).numpy()
         return scores, [list(self.doc_ids[row]) for row in positions]
+
+TorchIndexConfig.indexer_class, TorchIndexConfig.searcher_class = TorchIndexer, TorchSearcher
