@@ -85,3 +85,10 @@ def test_unknown_hub_name_says_what_to_pass(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError, match="pass the path of a local model directory"):
         BiEncoderModule("nobody/no-such-model")
+
+
+def test_decoder_sequences_never_start_with_padding(tiny_llama_dir):
+    """A leading pad position under a causal mask attends to nothing (NaN gradients in fused CUDA attention)."""
+    model = BiEncoderModule(tiny_llama_dir, config=BiEncoderConfig(query_pooling="last", doc_pooling="last")).model
+    mask = model.tokenize_docs(["x", *TEXTS])["attention_mask"]
+    assert mask[:, 0].all() and not mask[:, -1].all()

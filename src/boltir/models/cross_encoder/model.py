@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from ...errors import ConfigError, ModelNotFoundError
-from ..layers import Pooling
+from ..layers import Pooling, pad_right_for_causal_attention
 from ..layers.attention import SetLayout, WindowedLayout, use_boltir_attention
 from ..model import BoltirModel, is_decoder, read_json
 from ..resolve import resolve_model_dir
@@ -107,7 +107,7 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             self.pooling = None if config.pooling == "pooler" else Pooling(config.pooling)
             self.head = nn.Linear(hf.hidden_size, 1)
             if decoder:
-                tokenizer.padding_side = "left"  # keeps every last token at the same position
+                pad_right_for_causal_attention(tokenizer)
         if config.attention != "full":
             use_boltir_attention(backbone)
 

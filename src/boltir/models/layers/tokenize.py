@@ -14,6 +14,17 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 
+def pad_right_for_causal_attention(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Pad decoder inputs on the right; ``Pooling("last")`` finds the last real token on either side.
+
+    With left padding under a causal mask the leading pad positions have nothing to attend to, and what attention
+    kernels return for such rows (zeros, NaN, or NaN gradients) differs between backends and versions. Right padding
+    leaves every position at least the first token. (A LightRetriever symmetric run on an H200 scored 0.0 with left
+    padding; see benchmarks/RESULTS.md.)
+    """
+    tokenizer.padding_side = "right"
+
+
 def tokenize_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> dict[str, Tensor]:
     """``input_ids`` and ``attention_mask`` of ``texts``, truncated to ``max_length`` and padded on the
     tokenizer's padding side, as ``tokenizer(texts, padding=True, truncation=True)`` would give them."""
