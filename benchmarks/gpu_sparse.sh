@@ -4,11 +4,13 @@
 # Carried folders (git-ignored; each call under the 64 MiB limit):
 #   call1  carry .carry/sparse1 .carry/g2 .carry/sf   (62.6 MiB)  boltir's wheels into /tmp/site; SciFact into /tmp/scifact;
 #          MiniLM (fp16, xz) into /tmp/minilm; the zero-shot MiniLM run over the train queries (every family's hard
-#          negatives); the dense bi-encoder zero-shot and fine-tuned, on Faiss Flat                        (~3-4 min)
+#          negatives); the dense bi-encoder zero-shot and fine-tuned, on Faiss Flat                         (~2-3 min)
 #   call2  carry .carry/sparse2                       (43.3 MiB)  fast-plaid + Seismic wheels; SPLADE-tiny and the ColBERT
 #          int8 ONNX (xz); PLAID smoke test; SPLADE (zero-shot and fine-tuned: exact vs Seismic) and ColBERT (fine-tuned:
-#          exhaustive vs Faiss-candidate MaxSim vs PLAID), reported with call1's dense rows; then the PLAID /
-#          Faiss-candidate sweep on the fine-tuned ColBERT (plaid_scifact.py)                               (~6-8 min)
+#          exhaustive MaxSim vs Faiss candidates 16/64 per token vs PLAID n_ivf_probe 4/8/16/32), reported with
+#          call1's dense rows in sparse_multivector_scifact.{md,json}                                         (~6-8 min)
+#   call3  (optional, nothing new)                                plaid_scifact.py on the zero-shot ColBERT backbone
+#          (384-d tokens, no projection): the same searchers at 4x the exact cost                              (~3-4 min)
 # Fine-tuning: every family EPOCHS epochs (default 4 = 104 steps of 32 queries x 8 documents), each fit capped at
 # FIT_CAP (Lightning's DD:HH:MM:SS). CPU rehearsal (tiny slices, nothing installed):
 #   PY=/work/main/.venv/bin/python DEVICE=cpu PRECISION=fp32 INSTALL=0 SCRATCH=/tmp/sparse-rehearsal \
@@ -70,16 +72,14 @@ assert ids[0][0] == "d3-0" and ids[1][0] == "d3-1", ids
 print("PLAID smoke ok:", ids[0][:3], scores[0][:3])
 EOF
     DENSE=$T/smv-out/sparse_multivector_dense.json; [ -s "$DENSE" ] || { echo "no dense rows from call1"; DENSE=""; }
-    timeout 420 $PY benchmarks/sparse_multivector_scifact.py $COMMON --families splade colbert --zero-shot splade ${WITHOUT:+--without $WITHOUT} \
+    timeout 480 $PY benchmarks/sparse_multivector_scifact.py $COMMON --families splade colbert --zero-shot splade ${WITHOUT:+--without $WITHOUT} \
       --splade "$T/splade" --colbert-onnx "$T/colbert-onnx" --negatives "$WORK/negatives/zero-shot-train.run" \
-      ${DENSE:+--include "$DENSE"} --max-epochs "$EPOCHS" --max-time "$FIT_CAP" $FIT_SLICE \
-      --work "$WORK" --out "$OUT" > "$OUT/call2.log" 2>&1; status=$?
-    grep -v "Warning\|warn(" "$OUT/call2.log" | tail -30
-    left=$(( 530 - SECONDS ))  # the sweep gets what is left of ~9 minutes
-    if [[ "$WITHOUT" != *plaid* ]] && [ -e "$WORK/colbert-fit/checkpoints/last" ] && [ $left -gt 60 ]; then
-      timeout $left $PY benchmarks/plaid_scifact.py $COMMON --model "$WORK/colbert-fit/checkpoints/last" --out "$OUT" \
-        > "$OUT/call2-plaid.log" 2>&1 || status=$?
-    else echo "PLAID sweep skipped ($left s left)"; fi
-    grep -v "Warning\|warn(" "$OUT/call2-plaid.log" 2>/dev/null | tail -20; exit $status ;;
-  *) echo "usage: bash benchmarks/gpu_sparse.sh call1|call2"; exit 2 ;;
+      ${DENSE:+--include "$DENSE"} --candidates 16 --plaid-probes 4 16 32 --max-epochs "$EPOCHS" --max-time "$FIT_CAP" \
+      $FIT_SLICE --work "$WORK" --out "$OUT" > "$OUT/call2.log" 2>&1; status=$?
+    grep -v "Warning\|warn(" "$OUT/call2.log" | tail -40; exit $status ;;
+  call3)
+    [ "$INSTALL" != 1 ] || need "$SITE/fast_plaid"; need "$T/colbert-onnx/model.onnx"
+    timeout 500 $PY benchmarks/plaid_scifact.py $COMMON --colbert-onnx "$T/colbert-onnx" --out "$OUT" > "$OUT/call3.log" 2>&1; status=$?
+    grep -v "Warning\|warn(" "$OUT/call3.log" | tail -20; exit $status ;;
+  *) echo "usage: bash benchmarks/gpu_sparse.sh call1|call2|call3"; exit 2 ;;
 esac

@@ -98,21 +98,26 @@ def slice_beir(source: Path, target: Path, max_docs: int, max_queries: int) -> P
     return target
 
 
-def engines(family: str, triton_kmeans: bool = False, without: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Variant]]:
-    """The indexes to build for a family and the searchers to measure on them (exact first, the engine last)."""
+def engines(family: str, args: Any) -> tuple[dict[str, Any], list[Variant]]:
+    """The indexes to build for a family and the searchers to measure on them (exact first, the engine last; the
+    settings swept with ``--candidates`` / ``--plaid-probes`` in between)."""
     if family == "dense":
         return {"faiss": FaissIndexConfig()}, [Variant("faiss Flat (exact)", "faiss", nested=True)]
     if family == "splade":
         exact = ({"exact": SparseExactIndexConfig()}, [Variant("exact inverted index", "exact", nested=True)])
-        if "seismic" in without:
+        if "seismic" in args.without:
             return exact
         return {**exact[0], "seismic": SeismicIndexConfig()}, [*exact[1], Variant("seismic", "seismic")]
     configs = {"exact": MultiVectorExactIndexConfig(candidates_per_token=None)}
-    variants = [Variant("exact MaxSim (exhaustive)", "exact", nested=True),
-                Variant("exact MaxSim (Faiss candidates)", "exact", {"candidates_per_token": 64}, nested=True)]
-    if "plaid" not in without and importlib.util.find_spec("fast_plaid") is not None:
-        configs["plaid"] = PlaidIndexConfig(use_triton_kmeans=triton_kmeans)
-        variants.append(Variant("plaid", "plaid", nested=True))
+    default = MultiVectorExactIndexConfig().candidates_per_token
+    faiss = [Variant(f"exact MaxSim (Faiss candidates, {n}/token)", "exact", {"candidates_per_token": n}, nested=True)
+             for n in [*args.candidates, default]]
+    variants = [Variant("exact MaxSim (exhaustive)", "exact", nested=True), *faiss]
+    if "plaid" not in args.without and importlib.util.find_spec("fast_plaid") is not None:
+        plaid = PlaidIndexConfig(use_triton_kmeans=args.triton_kmeans)
+        configs["plaid"] = plaid
+        variants += [Variant(f"plaid (n_ivf_probe={n})", "plaid", {"n_ivf_probe": n}, nested=True) for n in args.plaid_probes]
+        variants.append(Variant(f"plaid (default: nbits={plaid.nbits}, n_ivf_probe={plaid.n_ivf_probe})", "plaid", nested=True))
     return configs, variants
 
 
@@ -120,7 +125,7 @@ def evaluate_model(module: Any, family: str, label: str, data: Path, work: Path,
     """Encode the test collection once into the family's indexes and measure every searcher."""
     collection = load_collection(str(data))
     module = module.to(args.device).eval()
-    configs, variants = engines(family, args.triton_kmeans, tuple(args.without))
+    configs, variants = engines(family, args)
     built = encode_into(module, collection, configs, work, args.batch_size, args.precision)
     rows = compare(module, collection, variants, variants[0].label, work, MEASURES, precision=args.precision)
     for row in rows:
@@ -225,6 +230,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--train-batch-size", type=int, default=None, help="override the fit configs' batch size")
     parser.add_argument("--triton-kmeans", action="store_true",
                         help="fast-plaid's Triton k-means (compiles with the machine's C compiler; default: plain torch)")
+    parser.add_argument("--candidates", type=int, nargs="*", default=[], help="ColBERT: Faiss candidates per token to measure beside 64")
+    parser.add_argument("--plaid-probes", type=int, nargs="*", default=[], help="ColBERT: PLAID n_ivf_probe values to measure beside 8")
     parser.add_argument("--without", nargs="*", default=[], choices=["plaid", "seismic"], help="engines to leave out (exact searchers stay)")
     parser.add_argument("--include", nargs="*", default=[], help="result JSONs of earlier runs (other families) to report with these")
     parser.add_argument("--name", default="sparse_multivector_scifact")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -61,3 +62,17 @@ def test_sparse_multivector_report_merges_the_calls_families(tiny_beir, tmp_path
     summary = text.split("### Every searcher")[0]
     assert summary.count("| colbert |") == 2 and "| plaid |" in summary and "exhaustive" not in summary
     assert "104 steps, 50.0 s" in summary and text.count("| colbert |") == 6
+
+
+def test_sparse_multivector_engines_put_exact_first_and_the_engine_last(monkeypatch):
+    args = argparse.Namespace(candidates=[16], plaid_probes=[4], without=[], triton_kmeans=False)
+    monkeypatch.setattr(sparse_multivector_scifact.importlib.util, "find_spec", lambda name: object())  # fast-plaid "installed"
+    configs, variants = sparse_multivector_scifact.engines("colbert", args)
+    assert [v.label for v in variants] == ["exact MaxSim (exhaustive)", "exact MaxSim (Faiss candidates, 16/token)",
+                                           "exact MaxSim (Faiss candidates, 64/token)", "plaid (n_ivf_probe=4)",
+                                           "plaid (default: nbits=4, n_ivf_probe=8)"]
+    assert all(v.nested for v in variants) and configs["plaid"].use_triton_kmeans is False
+    assert "plaid" not in sparse_multivector_scifact.engines("colbert", argparse.Namespace(**{**vars(args), "without": ["plaid"]}))[0]
+    configs, variants = sparse_multivector_scifact.engines("splade", args)
+    assert list(configs) == ["exact", "seismic"] and [v.nested for v in variants] == [True, False]
+    assert list(sparse_multivector_scifact.engines("splade", argparse.Namespace(**{**vars(args), "without": ["seismic"]}))[0]) == ["exact"]
