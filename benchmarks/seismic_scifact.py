@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> Path:
     default = SeismicIndexConfig()
     built = encode_into(module, collection, {"exact": SparseExactIndexConfig(), "seismic": default}, work, args.batch_size,
                         args.precision)
-    variants = [Variant("exact", "exact"), Variant(f"seismic (default, heap_factor={default.heap_factor})", "seismic")]
+    variants = [Variant("exact", "exact", nested=True), Variant(f"seismic (default, heap_factor={default.heap_factor})", "seismic")]
     variants += [Variant(f"seismic heap_factor={h}", "seismic", {"heap_factor": h}) for h in args.heap_factors]
     rows = compare(module, collection, variants, "exact", work, ["nDCG@10", "R@100"], precision=args.precision)
     setup = {

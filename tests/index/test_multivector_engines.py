@@ -121,16 +121,23 @@ def test_plaid_needs_its_extra(tmp_path):
 
 
 class _FakeFastPlaid:
-    """fast-plaid's interface (create / search) over exact MaxSim: tests boltir's glue where fast-plaid cannot install."""
+    """fast-plaid's interface (create / search) over exact MaxSim: tests boltir's glue where fast-plaid cannot install.
+    The keywords are fast-plaid 1.7's, so a misspelt setting fails here as it would on the GPU machine."""
 
-    def __init__(self, index: str, device: str | None = None) -> None:
+    def __init__(self, index: str, device: str | list[str] | None = None, index_gpu_memory: str = "auto",
+                 index_memory_fraction: float = 0.7, search_memory_fraction: float = 0.5) -> None:
         self.path = Path(index) / "fake.pt"
 
-    def create(self, documents_embeddings: list[torch.Tensor], **settings) -> None:
+    def create(self, documents_embeddings: list[torch.Tensor], kmeans_niters: int = 4, max_points_per_centroid: int = 256,
+               nbits: int = 4, n_samples_kmeans: int | None = None, batch_size: int = 25_000, seed: int = 42,
+               use_triton_kmeans: bool | None = None, metadata: list | None = None, start_from_scratch: int = 1000,
+               compress_only: bool = False) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         torch.save([d.float() for d in documents_embeddings], self.path)
 
-    def search(self, queries_embeddings: list[torch.Tensor], top_k: int, **settings) -> list[list[tuple[int, float]]]:
+    def search(self, queries_embeddings: list[torch.Tensor], top_k: int = 10, batch_size: int | str = "auto",
+               n_full_scores: int = 4096, n_ivf_probe: int = 8, show_progress: bool = True, subset: list | None = None,
+               n_processes: int | None = None) -> list[list[tuple[int, float]]]:
         docs = torch.load(self.path)
         results = []
         for query in queries_embeddings:

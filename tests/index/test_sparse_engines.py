@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from boltir import IndexMismatchError
 from boltir.index import INDEX_ENGINES, SeismicIndexConfig, SparseExactIndexConfig, open_searcher
+from boltir.index import seismic as seismic_index
 from boltir.models.layers import TokenVectors
 
 from .stubs import StubModel
@@ -93,6 +94,30 @@ def test_a_collection_of_only_empty_vectors_indexes_and_finds_nothing(config, tm
     directory = _build(config, tmp_path / "index", torch.zeros(4, 30))
     _, ids = open_searcher(directory).search(_sparse(2, 30, 3, 0), 3)
     assert ids == [[], []]
+
+
+class _OneAtATime:
+    """pyseismic-lsr 0.5.2's dataset API (the newest with Python 3.12 wheels): documents added one by one."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def add_document(self, doc_id, tokens, values) -> None:
+        self.dataset.add_document(doc_id, tokens, values)
+
+
+def test_seismic_without_batch_adds_stores_the_same_index(tmp_path, monkeypatch):
+    docs, queries = _sparse(300, 500, 20, 2), _sparse(20, 500, 8, 3)
+    docs[[5, 77]] = 0
+    batched = open_searcher(_build(SeismicIndexConfig(), tmp_path / "batched", docs)).search(queries, 10)
+    original = seismic_index.add_rows
+    monkeypatch.setattr(seismic_index, "add_rows", lambda dataset, rows, first: original(_OneAtATime(dataset), rows, first))
+    directory = _build(SeismicIndexConfig(), tmp_path / "one-by-one", docs)
+    searcher = open_searcher(directory)
+    assert searcher.manifest["stored_docs"] == 298 and searcher.manifest["empty_docs"] == 2
+    scores, ids = searcher.search(queries, 10)
+    assert ids == batched[1]
+    np.testing.assert_allclose(scores, batched[0], rtol=1e-6)  # term order differs: float sums by an ulp
 
 
 def test_large_vocabularies_use_seismics_wide_term_ids(tmp_path):

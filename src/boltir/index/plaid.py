@@ -35,6 +35,8 @@ class PlaidIndexConfig(IndexConfig):
     Build:
         nbits: bits per residual dimension (2 or 4; PLAID's residual compression).
         kmeans_niters, max_points_per_centroid: k-means of the centroids.
+        use_triton_kmeans: fast-plaid's Triton k-means kernel (None: on GPUs with bf16). Triton compiles its
+            kernels with the machine's C compiler at first use; False runs k-means in plain torch.
     Search (may be overridden per search):
         n_ivf_probe: centroids probed per query token.
         n_full_scores: candidates scored with full (decompressed) MaxSim.
@@ -46,6 +48,7 @@ class PlaidIndexConfig(IndexConfig):
     nbits: int = 4
     kmeans_niters: int = 4
     max_points_per_centroid: int = 256
+    use_triton_kmeans: bool | None = None
     n_ivf_probe: int = 8
     n_full_scores: int = 4096
     device: str | None = None
@@ -82,7 +85,8 @@ class PlaidIndexer(Indexer):
         c = self.config
         engine = _fast_plaid().FastPlaid(index=str(directory / PLAID_DIR), device=c.device)
         engine.create(documents_embeddings=documents, kmeans_niters=c.kmeans_niters,
-                      max_points_per_centroid=c.max_points_per_centroid, nbits=c.nbits, seed=c.seed)
+                      max_points_per_centroid=c.max_points_per_centroid, nbits=c.nbits, seed=c.seed,
+                      use_triton_kmeans=c.use_triton_kmeans)
         del documents, tokens
         (directory / TOKENS_FILE).unlink()
         (directory / LENGTHS_FILE).unlink()

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, require
 from .base import IndexConfig, Indexer, Searcher
-from .vectors import pad_results, sparse_rows, top_k
+from .vectors import SparseRows, pad_results, sparse_rows, top_k
 
 INDEX_STEM = "index"  # Seismic appends ".index.seismic"
 U16_LIMIT = 65_536  # Seismic's default build stores term ids as u16; larger vocabularies use its "LV" classes
@@ -71,6 +71,26 @@ def _classes(dim: int) -> tuple[Any, Any]:
     return seismic.SeismicDataset, seismic.SeismicIndex
 
 
+def _new_dataset(dataset_class: Any, dim: int) -> Any:
+    # pyseismic-lsr 0.5.4 sizes a dataset up front; 0.5.2 (the newest with cp312 wheels) takes no arguments
+    return dataset_class(dim=dim) if hasattr(dataset_class, "add_documents_by_id") else dataset_class()
+
+
+def add_rows(dataset: Any, rows: SparseRows, first: int) -> int:
+    """Add ``rows`` under the names of their positions (``first``, ``first + 1``, ...); returns how many were
+    stored (Seismic leaves empty vectors out)."""
+    names = [str(first + i) for i in range(len(rows))]  # positions in doc_ids.txt
+    if hasattr(dataset, "add_documents_by_id"):  # pyseismic-lsr >= 0.5.4: the whole batch at once
+        return int(dataset.add_documents_by_id(names, rows.indices, rows.values, rows.indptr))
+    string_type, stored = _seismic().get_seismic_string(), 0  # older: one document at a time, terms as strings
+    for i, name in enumerate(names):
+        terms, weights = rows.row(i)
+        if len(terms):
+            dataset.add_document(name, terms.astype(str).astype(string_type), np.ascontiguousarray(weights))
+            stored += 1
+    return stored
+
+
 class SeismicIndexer(Indexer):
     representation: ClassVar[str] = "sparse"
     config: SeismicIndexConfig
@@ -79,13 +99,12 @@ class SeismicIndexer(Indexer):
         super().__init__(directory, config, model)
         self.dim = int(self.fingerprint["dim"])
         dataset_class, self.index_class = _classes(self.dim)
-        self.dataset = dataset_class(dim=self.dim)
+        self.dataset = _new_dataset(dataset_class, self.dim)
         self.stored = 0
 
     def _add(self, embeddings: Tensor) -> None:
         rows = sparse_rows(embeddings, self.dim, self.config.engine)
-        names = [str(self.count + i) for i in range(len(rows))]  # positions in doc_ids.txt
-        self.stored += self.dataset.add_documents_by_id(names, rows.indices, rows.values, rows.indptr)
+        self.stored += add_rows(self.dataset, rows, first=self.count)
 
     def _write(self, directory: Path) -> dict[str, Any]:
         c = self.config
