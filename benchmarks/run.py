@@ -32,6 +32,8 @@ def _indexing_args(
             "--data", args.data, "--batch-sizes", batch_sizes, "--repeats", str(repeats or args.repeats)]
     if limit or args.limit:
         argv += ["--limit", str(limit or args.limit)]
+    if args.repeat_corpus > 1 and not system.startswith("lir"):
+        argv += ["--repeat-corpus", str(args.repeat_corpus)]
     if args.num_workers is not None:
         argv += ["--num-workers", str(args.num_workers)]
     for key, value in extra.items():
@@ -66,6 +68,41 @@ def indexing_rows(args: argparse.Namespace, scaling: bool) -> list[dict[str, Any
     return results
 
 
+def training_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each training system at each precision; boltir also under DDP on each of ``--training-devices``."""
+    results: list[dict[str, Any]] = []
+    for precision in args.precisions.split(","):
+        for system in args.training_systems.split(","):
+            argv = ["-m", "benchmarks.lir_training" if system == "lir" else "benchmarks.training", "--system", system,
+                    "--device", args.device, "--precision", precision, "--model", args.model_dir, "--data", args.data,
+                    *shlex.split(args.training_args)]
+            if system == "lir":
+                if args.lir_python:
+                    results += _lir(args, argv)
+                continue
+            for devices in [1] + [int(n) for n in args.training_devices.split(",") if int(n) > 1 and system == "boltir"]:
+                results += run_child(argv + (["--devices", str(devices)] if devices > 1 else []))
+    return results
+
+
+def reranking_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every re-ranking system at every precision, over the same run and pairs."""
+    model = prepare_model(args.rerank_model, args.random_weights, classifier=True)
+    results: list[dict[str, Any]] = []
+    for precision in args.precisions.split(","):
+        for system in args.rerank_systems.split(","):
+            lir = system.startswith("lir")
+            if lir and not args.lir_python:
+                continue
+            argv = ["-m", "benchmarks.lir_reranking" if lir else "benchmarks.reranking", "--system", system,
+                    "--device", args.device, "--precision", precision, "--model", model, "--data", args.data,
+                    "--run", args.rerank_run, "--repeats", str(args.repeats),
+                    "--batch-sizes", getattr(args, f"rerank_{'lir' if lir else system.split('-')[0]}_batch_sizes"),
+                    *shlex.split(args.rerank_args)]
+            results += _lir(args, argv) if lir else run_child(argv)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -74,6 +111,8 @@ def main() -> None:
     parser.add_argument("--random-weights", action="store_true", help="random weights of the model's shape")
     parser.add_argument("--data", required=True, help="SciFact BEIR folder")
     parser.add_argument("--limit", type=int, default=None, help="index only the first N documents (CPU)")
+    parser.add_argument("--repeat-corpus", type=int, default=1, help="index the (limited) corpus repeated N times "
+                        "(fresh ids), so fixed costs do not dominate (multi-GPU rows)")
     parser.add_argument("--precisions", default=None, help="default: fp32,bf16 on cuda, fp32 on cpu")
     parser.add_argument("--systems", default="st,boltir-encode,boltir-index", help="of the indexing row")
     parser.add_argument("--repeats", type=int, default=3)
@@ -89,6 +128,15 @@ def main() -> None:
     parser.add_argument("--search-args", default="", help="extra arguments for benchmarks.search")
     parser.add_argument("--training-args", default="", help="extra arguments for benchmarks.training")
     parser.add_argument("--scaling-points", default="1000x1,5183x4", help="LIMITxREPEAT collection sizes (with --rows scaling)")
+    parser.add_argument("--rerank-model", default=None, help="cross-encoder directory (or its shape, with --random-weights)")
+    parser.add_argument("--rerank-run", default=None, help="first-stage TREC run to re-rank (benchmarks.reranking --make-run)")
+    parser.add_argument("--rerank-systems", default="st,boltir-score,boltir-re-rank,lir-re-rank")
+    parser.add_argument("--rerank-st-batch-sizes", default="64,256")
+    parser.add_argument("--rerank-boltir-batch-sizes", default="256,1024")
+    parser.add_argument("--rerank-lir-batch-sizes", default="100,400")
+    parser.add_argument("--rerank-args", default="", help="extra arguments for benchmarks.reranking (e.g. --queries 10)")
+    parser.add_argument("--training-systems", default="st,boltir", help="of the training row (lir needs --lir-python)")
+    parser.add_argument("--training-devices", default="1", help="e.g. 1,2: also train boltir on 2 GPUs under DDP")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--md", default="benchmarks/results/RESULTS-bench.md")
     args = parser.parse_args()
@@ -110,14 +158,12 @@ def main() -> None:
     if "search" in rows:
         results += run_child(["-m", "benchmarks.search", *shlex.split(args.search_args)])
     if "training" in rows:
-        for precision in args.precisions.split(","):
-            for system in ("st", "boltir"):
-                results += run_child(["-m", "benchmarks.training", "--system", system, "--device", args.device,
-                                      "--precision", precision, "--model", args.model_dir, "--data", args.data,
-                                      *shlex.split(args.training_args)])
+        results += training_rows(args)
     if "reranking" in rows:
-        results.append({"row": "reranking", "error": "not built yet: waits for cross-encoders in main"})
-    corpus = scifact_corpus(args.data, args.limit)
+        if not (args.rerank_model and args.rerank_run):
+            parser.error("--rows reranking needs --rerank-model and --rerank-run")
+        results += reranking_rows(args)
+    corpus = scifact_corpus(args.data, args.limit, args.repeat_corpus)
     meta = {
         "device": args.device,
         "machine": machine(args.device),

@@ -73,7 +73,8 @@ def _boltir(args: argparse.Namespace, clock: StepClock) -> None:
     module = BiEncoderModule(args.model, config=config, loss_functions=None,
                              in_batch_loss={"name": "infonce", "temperature": 0.05})
     trainer = Trainer(
-        accelerator="gpu" if args.device.startswith("cuda") else "cpu", devices=1,
+        accelerator="gpu" if args.device.startswith("cuda") else "cpu", devices=args.devices,
+        strategy="ddp" if args.devices > 1 else "auto",
         precision={"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}[args.precision],
         max_steps=args.steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, callbacks=[Clock()], num_sanity_val_steps=0,
@@ -121,16 +122,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup-steps", type=int, default=5)
     parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--devices", type=int, default=1, help="boltir: processes (GPUs) under DDP, each with "
+                        "--batch-size queries; in-batch negatives are gathered across them")
     args = parser.parse_args()
+    if args.devices > 1 and args.system != "boltir":
+        parser.error("--devices > 1 is measured for boltir only")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     clock = StepClock(args.device, args.warmup_steps)
     reset_peak_memory(args.device)
     SYSTEMS[args.system](args, clock)
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0:  # under DDP every rank runs this script; rank 0 reports
+        return
     seconds = clock.end - clock.start
+    samples = clock.timed_steps * args.batch_size * args.devices  # each device trains on its own batch
     emit({
         "row": "training", "system": args.system, "device": args.device, "precision": args.precision,
-        "batch_size": args.batch_size, "timed_steps": clock.timed_steps, "seconds": seconds,
-        "samples_per_s": clock.timed_steps * args.batch_size / seconds if seconds > 0 else None,
+        "batch_size": args.batch_size, "devices": args.devices, "timed_steps": clock.timed_steps, "seconds": seconds,
+        "samples_per_s": samples / seconds if seconds > 0 else None,
         "peak_mem_mib": peak_memory_mib(args.device), "versions": versions(),
     })
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boltir.models.layers import tokenize_texts
+from boltir.models.layers.tokenize import tokenize_pairs
 from boltir.models.model import load_tokenizer
 
 WORDS = "the capital of germany is berlin moon causes ocean tide protein cell cancer risk brain mice , . ?".split()
@@ -38,3 +39,29 @@ def test_matches_transformers(fixture, side, request):
 def test_no_texts_gives_empty_batch(tiny_bert_dir):
     fast = tokenize_texts(load_tokenizer(tiny_bert_dir), [], 16)
     assert fast["input_ids"].shape == (0, 0)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_llama_dir"])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_pairs_match_transformers(fixture, side, request):
+    tokenizer = load_tokenizer(request.getfixturevalue(fixture))
+    tokenizer.padding_side = side
+    short = st.lists(st.sampled_from(WORDS), max_size=5).map(" ".join)
+    long = st.lists(st.sampled_from(WORDS), max_size=60).map(" ".join)
+
+    @settings(max_examples=25, deadline=None)
+    @given(pairs=st.lists(st.tuples(short, long), min_size=1, max_size=6), max_length=st.integers(16, 64))
+    def check(pairs, max_length):
+        queries, docs = [q for q, _ in pairs], [d for _, d in pairs]
+        reference = tokenizer(queries, docs, padding=True, truncation="only_second", max_length=max_length,
+                              return_tensors="pt")
+        fast = tokenize_pairs(tokenizer, queries, docs, max_length, doc_starts=True)
+        for key in ("input_ids", "attention_mask", "token_type_ids"):
+            if key in reference:
+                assert torch.equal(fast[key], reference[key]), key
+        starts = [next((j for j, s in enumerate(reference.sequence_ids(i)) if s == 1), None) for i in range(len(pairs))]
+        for row, start in enumerate(starts):
+            if start is not None:
+                assert int(fast["doc_start"][row]) == start
+
+    check()

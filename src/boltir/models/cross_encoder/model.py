@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTraine
 from ...errors import ConfigError, ModelNotFoundError
 from ..layers import Pooling
 from ..layers.attention import SetLayout, WindowedLayout, use_boltir_attention
+from ..layers.tokenize import tokenize_pairs
 from ..model import BoltirModel, is_decoder, read_json
 from ..resolve import resolve_model_dir
 from .config import CrossEncoderConfig
@@ -41,6 +42,10 @@ class PairBatch:
     def to(self, device: torch.device | str) -> PairBatch:
         inputs = {k: v.to(device, non_blocking=True) for k, v in self.inputs.items()}
         return PairBatch(inputs, self.query_tokens, self.list_sizes)
+
+    def pin_memory(self) -> PairBatch:
+        """Page-locked copies, so the copy to a GPU overlaps its work (``to`` does not wait for it)."""
+        return PairBatch({k: v.pin_memory() for k, v in self.inputs.items()}, self.query_tokens, self.list_sizes)
 
     def __len__(self) -> int:
         return int(self.inputs["input_ids"].shape[0])
@@ -181,17 +186,15 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         if len(queries) != len(docs):
             raise ConfigError(f"got {len(queries)} queries but {len(docs)} documents to pair.")
         c = self.config
-        queries = truncate_texts(self.tokenizer, queries, [c.query_length] * len(queries))
+        unique = list(dict.fromkeys(queries))  # re-ranking repeats each query once per candidate: cut each once
+        cut = dict(zip(unique, truncate_texts(self.tokenizer, unique, [c.query_length] * len(unique))))
+        queries = [cut[q] for q in queries]
         if self.seq2seq:
             return PairBatch(self._tokenize_seq2seq(queries, docs))
-        query_sizes = [len(ids) for ids in self.tokenizer(queries, add_special_tokens=False)["input_ids"]]
-        special = self.tokenizer.num_special_tokens_to_add(pair=True)
-        docs = truncate_texts(self.tokenizer, docs, [max(c.max_length - n - special, 1) for n in query_sizes])
-        encoding = self.tokenizer(queries, docs, padding=True, truncation="only_second", max_length=c.max_length,
-                                  return_tensors="pt")
-        inputs = {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        # the document fills what the (cut) query leaves of max_length, cut at its token limit in Rust
+        inputs = tokenize_pairs(self.tokenizer, queries, docs, c.max_length, doc_starts=c.attention == "sparse")
         if c.attention == "sparse":
-            return self._segmented(encoding, inputs)
+            return self._segmented(inputs)
         if c.attention == "set":
             sizes = list_sizes if list_sizes is not None else [len(queries)]
             if sum(sizes) != len(queries) or any(s < 1 for s in sizes):
@@ -208,11 +211,10 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         encoding = self.tokenizer(texts, padding=True, truncation=True, max_length=c.max_length, return_tensors="pt")
         return {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask")}
 
-    def _segmented(self, encoding: Any, inputs: dict[str, Tensor]) -> PairBatch:
+    def _segmented(self, inputs: dict[str, Tensor]) -> PairBatch:
         """Move packed pairs into ``[query segment | document segment]`` rows, keeping each token's position."""
         lengths = inputs["attention_mask"].sum(1)
-        boundary = torch.tensor([next((j for j, s in enumerate(encoding.sequence_ids(i)) if s == 1), int(lengths[i]))
-                                 for i in range(len(lengths))])
+        boundary = inputs.pop("doc_start")
         p, d = int(boundary.max()), int((lengths - boundary).max())
         slots = torch.arange(p + d)[None, :]
         source = torch.where(slots < p, slots, boundary[:, None] + slots - p)
@@ -256,7 +258,9 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         else:
             vectors = self.pooling(output.last_hidden_state, inputs["attention_mask"])
         assert self.head is not None
-        return self.head(vectors).squeeze(-1)
+        # the head in float32 whatever the precision: bf16 scores (8 bits of mantissa) would tie candidates
+        with torch.autocast(vectors.device.type, enabled=False):
+            return nn.functional.linear(vectors.float(), self.head.weight.float(), self.head.bias.float()).squeeze(-1)
 
     def _seq2seq_scores(self, inputs: dict[str, Tensor]) -> Tensor:
         """monoT5: log p("true") against "false" at the first decoder step."""

@@ -1,12 +1,15 @@
-"""Tokenising single texts into padded tensors, fast.
+"""Tokenising texts and (query, document) pairs into padded tensors, fast.
 
 transformers' ``tokenizer(texts, padding=True, return_tensors="pt")`` spends most of its time (4x the Rust
 tokenisation itself, measured on SciFact with 16 cores) turning Rust encodings into Python lists and those into
-tensors. Here the Rust backend encodes, and numpy pads: the same ``input_ids`` and ``attention_mask``.
-``token_type_ids`` are left out: for one text they are all zeros, which is what models assume without them.
+tensors. Here the Rust backend encodes, and numpy pads: the same ``input_ids`` and ``attention_mask`` (and, for
+pairs, ``token_type_ids``). For one text ``token_type_ids`` are left out: they are all zeros, which is what models
+assume without them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,29 +17,70 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 
+def _backend(tokenizer: PreTrainedTokenizerBase, max_length: int, strategy: str) -> Any:
+    """The Rust tokenizer set to truncate as asked and not to pad (None for pure-Python tokenizers)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    if backend.padding is not None:  # transformers leaves padding switched on after a padded call
+        backend.no_padding()
+    truncation = {"max_length": max_length, "stride": 0, "strategy": strategy, "direction": tokenizer.truncation_side}
+    if backend.truncation != truncation:
+        backend.enable_truncation(**truncation)
+    return backend
+
+
+def _pad(rows: list[list[int]], pad_id: int, left: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows padded into one ``[n, longest]`` array, the attention mask, and each row's offset (left padding)."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    width = int(lengths.max()) if len(rows) else 0
+    out = np.full((len(rows), width), pad_id, dtype=np.int64)
+    offsets = width - lengths if left else np.zeros_like(lengths)
+    for row, (values, offset) in enumerate(zip(rows, offsets)):
+        out[row, offset : offset + len(values)] = values
+    positions = np.arange(width)
+    mask = positions >= offsets[:, None] if left else positions < lengths[:, None]
+    return out, mask.astype(np.int64), offsets
+
+
 def tokenize_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> dict[str, Tensor]:
     """``input_ids`` and ``attention_mask`` of ``texts``, truncated to ``max_length`` and padded on the
     tokenizer's padding side, as ``tokenizer(texts, padding=True, truncation=True)`` would give them."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+    backend = _backend(tokenizer, max_length, "longest_first")
     if backend is None:  # a pure-Python tokenizer: nothing to bypass
         encoding = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         return {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-    if backend.padding is not None:  # transformers leaves padding switched on after a padded call
-        backend.no_padding()
-    truncation = {"max_length": max_length, "stride": 0, "strategy": "longest_first", "direction": tokenizer.truncation_side}
-    if backend.truncation != truncation:
-        backend.enable_truncation(**truncation)
     encodings = getattr(backend, "encode_batch_fast", backend.encode_batch)(texts)  # _fast: no character offsets
-    lengths = np.fromiter(map(len, encodings), dtype=np.int64, count=len(encodings))
-    width = int(lengths.max()) if len(encodings) else 0
-    ids = np.full((len(encodings), width), tokenizer.pad_token_id, dtype=np.int64)
-    positions = np.arange(width)
-    if tokenizer.padding_side == "left":
-        for row, (encoding, length) in enumerate(zip(encodings, lengths)):
-            ids[row, width - length :] = encoding.ids
-        mask = positions >= (width - lengths)[:, None]
-    else:
-        for row, (encoding, length) in enumerate(zip(encodings, lengths)):
-            ids[row, :length] = encoding.ids
-        mask = positions < lengths[:, None]
-    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask.astype(np.int64))}
+    ids, mask, _ = _pad([e.ids for e in encodings], tokenizer.pad_token_id, tokenizer.padding_side == "left")
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+
+def tokenize_pairs(
+    tokenizer: PreTrainedTokenizerBase, queries: list[str], docs: list[str], max_length: int, doc_starts: bool = False
+) -> dict[str, Tensor]:
+    """(query, document) pairs in one sequence each, the document cut to fit ``max_length``, as
+    ``tokenizer(queries, docs, padding=True, truncation="only_second", max_length=max_length)`` gives them.
+
+    ``doc_starts=True`` adds ``doc_start``: the position of each row's first document token (the row's length
+    where the document is empty), for layouts that split a row into its query and document parts.
+    """
+    backend = _backend(tokenizer, max_length, "only_second")
+    if backend is None:
+        encoding = tokenizer(queries, docs, padding=True, truncation="only_second", max_length=max_length,
+                             return_tensors="pt")
+        out = {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        if doc_starts:
+            lengths = out["attention_mask"].sum(1).tolist()
+            out["doc_start"] = torch.tensor([next((j for j, s in enumerate(encoding.sequence_ids(i)) if s == 1), lengths[i])
+                                             for i in range(len(queries))])
+        return out
+    encodings = getattr(backend, "encode_batch_fast", backend.encode_batch)(list(zip(queries, docs)))
+    left = tokenizer.padding_side == "left"
+    ids, mask, offsets = _pad([e.ids for e in encodings], tokenizer.pad_token_id, left)
+    out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+    if "token_type_ids" in tokenizer.model_input_names:
+        out["token_type_ids"] = torch.from_numpy(_pad([e.type_ids for e in encodings], 0, left)[0])
+    if doc_starts:
+        starts = [next((j for j, s in enumerate(e.sequence_ids) if s == 1), len(e.ids)) for e in encodings]
+        out["doc_start"] = torch.from_numpy(np.asarray(starts, dtype=np.int64) + offsets)
+    return out
