@@ -21,7 +21,7 @@ from ...errors import ConfigError, ModelNotFoundError
 from ..layers import Pooling
 from ..layers.attention import SetLayout, WindowedLayout, use_boltir_attention
 from ..layers.tokenize import tokenize_pairs
-from ..model import BoltirModel, is_decoder, read_json
+from ..model import BoltirModel, freeze_pooler, is_decoder, read_json
 from ..resolve import resolve_model_dir
 from .config import CrossEncoderConfig
 
@@ -110,6 +110,8 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             self.token_ids = (self._single_token(config.false_token), self._single_token(config.true_token))
         else:
             self.pooling = None if config.pooling == "pooler" else Pooling(config.pooling)
+            if self.pooling is not None:
+                freeze_pooler(backbone)
             self.head = nn.Linear(hf.hidden_size, 1)
             if decoder:
                 tokenizer.padding_side = "left"  # keeps every last token at the same position
