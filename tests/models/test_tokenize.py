@@ -65,3 +65,33 @@ def test_pairs_match_transformers(fixture, side, request):
                 assert int(fast["doc_start"][row]) == start
 
     check()
+
+
+def test_long_texts_are_cut_before_tokenising_without_changing_tokens(tiny_bert_dir):
+    """Texts far longer than max_length are tokenised from a prefix; where the prefix holds too few tokens
+    (long words), the whole text is tokenised again: the result is always transformers' own."""
+    from boltir.models.layers import tokenize as module
+
+    tokenizer = load_tokenizer(tiny_bert_dir)
+    texts = [" ".join(WORDS * 20), " ".join(["ж" * 40] * 20), "y" * 300 + " berlin", "berlin"]
+    for max_length in (8, 16):
+        reference = _reference(tokenizer, texts, max_length)
+        assert torch.equal(tokenize_texts(tokenizer, texts, max_length)["input_ids"], reference["input_ids"])
+        seen: list = []
+        backend = module._backend(tokenizer, max_length, "longest_first")
+
+        class Spy:
+            pre_tokenizer, normalizer, encode_batch = backend.pre_tokenizer, backend.normalizer, None
+
+            def encode_batch_fast(self, inputs):
+                seen.append(list(inputs))
+                return backend.encode_batch_fast(inputs)
+
+        encodings = module._encode(tokenizer, Spy(), texts, max_length)
+        assert [e.ids for e in encodings] == [e.ids for e in backend.encode_batch_fast(texts)]
+        assert len(seen[0][0]) <= module.CUT_CHARS_PER_TOKEN * max_length  # the first text was cut
+        assert seen[1] == [texts[1]]  # unknown 40-character words: its prefix held too few tokens, tokenised whole
+    pairs = tokenize_pairs(tokenizer, ["capital", "tide"], texts[:2], 16)
+    reference = tokenizer(["capital", "tide"], texts[:2], padding=True, truncation="only_second", max_length=16,
+                          return_tensors="pt")
+    assert torch.equal(pairs["input_ids"], reference["input_ids"])
