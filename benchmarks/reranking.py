@@ -166,6 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser, systems: list[str]) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--warmup-pairs", type=int, default=1000)
+    parser.add_argument("--model-label", default=None, help="the model's name in the results (default: its folder)")
 
 
 def measure(args: argparse.Namespace, systems: dict, extra_versions: dict[str, str] | None = None) -> None:
@@ -180,7 +181,7 @@ def measure(args: argparse.Namespace, systems: dict, extra_versions: dict[str, s
         "row": "reranking", "system": args.system, "device": args.device, "precision": args.precision,
         "queries": len(lists), "pairs": pairs, "max_length": args.max_length, **timing,
         "pairs_per_s": pairs / timing["median_s"], "peak_mem_mib": peak_memory_mib(args.device),
-        "model": Path(args.model).name, "versions": {**versions(), **(extra_versions or {})},
+        "model": args.model_label or Path(args.model).name, "versions": {**versions(), **(extra_versions or {})},
     })
 
 

@@ -73,13 +73,8 @@ def training_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     for precision in args.precisions.split(","):
         for system in args.training_systems.split(","):
-            argv = ["-m", "benchmarks.lir_training" if system == "lir" else "benchmarks.training", "--system", system,
-                    "--device", args.device, "--precision", precision, "--model", args.model_dir, "--data", args.data,
-                    *shlex.split(args.training_args)]
-            if system == "lir":
-                if args.lir_python:
-                    results += _lir(args, argv)
-                continue
+            argv = ["-m", "benchmarks.training", "--system", system, "--device", args.device, "--precision", precision,
+                    "--model", args.model_dir, "--data", args.data, *shlex.split(args.training_args)]
             for devices in [1] + [int(n) for n in args.training_devices.split(",") if int(n) > 1 and system == "boltir"]:
                 results += run_child(argv + (["--devices", str(devices)] if devices > 1 else []))
     return results
@@ -96,7 +91,8 @@ def reranking_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
                 continue
             argv = ["-m", "benchmarks.lir_reranking" if lir else "benchmarks.reranking", "--system", system,
                     "--device", args.device, "--precision", precision, "--model", model, "--data", args.data,
-                    "--run", args.rerank_run, "--repeats", str(args.repeats),
+                    "--run", args.rerank_run, "--repeats", str(args.repeats), "--model-label",
+                    Path(args.rerank_model).name + (" (random weights)" if args.random_weights else ""),
                     "--batch-sizes", getattr(args, f"rerank_{'lir' if lir else system.split('-')[0]}_batch_sizes"),
                     *shlex.split(args.rerank_args)]
             results += _lir(args, argv) if lir else run_child(argv)
@@ -135,8 +131,9 @@ def main() -> None:
     parser.add_argument("--rerank-boltir-batch-sizes", default="256,1024")
     parser.add_argument("--rerank-lir-batch-sizes", default="100,400")
     parser.add_argument("--rerank-args", default="", help="extra arguments for benchmarks.reranking (e.g. --queries 10)")
-    parser.add_argument("--training-systems", default="st,boltir", help="of the training row (lir needs --lir-python)")
+    parser.add_argument("--training-systems", default="st,boltir", help="of the training row")
     parser.add_argument("--training-devices", default="1", help="e.g. 1,2: also train boltir on 2 GPUs under DDP")
+    parser.add_argument("--name", default=None, help="results-NAME.json (default: device and rows)")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--md", default="benchmarks/results/RESULTS-bench.md")
     args = parser.parse_args()
@@ -175,7 +172,8 @@ def main() -> None:
         "corpus_docs": len(scifact_texts(corpus)[1]),
         "corpus_flops": token_flops(args.model_dir, scifact_texts(corpus)[1]),
     }
-    path = out / f"results-{args.device.split(':')[0]}-{'-'.join(rows)}.json"  # one file per device and row set
+    name = args.name or f"{args.device.split(':')[0]}-{'-'.join(rows)}"  # one file per device and row set
+    path = out / f"results-{name}.json"
     path.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     print(write_page(out, Path(args.md)).read_text())
 
