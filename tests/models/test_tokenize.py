@@ -95,3 +95,16 @@ def test_long_texts_are_cut_before_tokenising_without_changing_tokens(tiny_bert_
     reference = tokenizer(["capital", "tide"], texts[:2], padding=True, truncation="only_second", max_length=16,
                           return_tensors="pt")
     assert torch.equal(pairs["input_ids"], reference["input_ids"])
+
+
+def test_pair_texts_are_tokenised_once_across_batches(tiny_bert_dir):
+    tokenizer = load_tokenizer(tiny_bert_dir)
+    queries, docs = ["capital", "capital", "tide"], ["berlin is the capital", "paris", "berlin is the capital"]
+    cache: dict = {}
+    first = tokenize_pairs(tokenizer, queries, docs, 16, cache=cache)
+    assert sorted(cache) == sorted({*queries, *docs})
+    again = tokenize_pairs(tokenizer, queries[::-1], docs[::-1], 16, cache=cache)
+    assert len(cache) == 4
+    reference = tokenizer(queries[::-1], docs[::-1], padding=True, truncation="only_second", max_length=16, return_tensors="pt")
+    assert torch.equal(again["input_ids"], reference["input_ids"]) and torch.equal(again["token_type_ids"], reference["token_type_ids"])
+    assert torch.equal(first["input_ids"], tokenize_pairs(tokenizer, queries, docs, 16)["input_ids"])

@@ -67,9 +67,10 @@ class CrossEncoderModule(BoltirModule):
         size = self.pairs_per_batch
         parts = [order[start : start + size] for start in range(0, len(order), size)]
         on_gpu = self.device.type == "cuda"
+        cache: dict[str, Any] = {}  # each distinct query and document is tokenised once per call
 
         def prepare(part: list[int]) -> PairBatch:
-            batch = self.model.tokenize_pairs([queries[i] for i in part], [docs[i] for i in part])
+            batch = self.model.tokenize_pairs([queries[i] for i in part], [docs[i] for i in part], cache=cache)
             return batch.pin_memory() if on_gpu else batch
 
         chunks = self._overlapped(parts, prepare, lambda batch: self.model(batch.to(self.device)))

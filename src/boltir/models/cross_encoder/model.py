@@ -180,10 +180,13 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         return True
 
     # -- tokenizing --------------------------------------------------------------------------------
-    def tokenize_pairs(self, queries: list[str], docs: list[str], list_sizes: list[int] | None = None) -> PairBatch:
+    def tokenize_pairs(
+        self, queries: list[str], docs: list[str], list_sizes: list[int] | None = None, cache: dict[str, Any] | None = None
+    ) -> PairBatch:
         """Tokenise pairs under the truncation policy and lay them out for the attention pattern.
 
-        ``list_sizes`` (Set-Encoder) says how many consecutive pairs form each query's candidate list.
+        ``list_sizes`` (Set-Encoder) says how many consecutive pairs form each query's candidate list; ``cache``
+        keeps each text's tokens for the next batches of the same re-ranking (see ``layers.tokenize_pairs``).
         """
         if len(queries) != len(docs):
             raise ConfigError(f"got {len(queries)} queries but {len(docs)} documents to pair.")
@@ -194,7 +197,7 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         if self.seq2seq:
             return PairBatch(self._tokenize_seq2seq(queries, docs))
         # the document fills what the (cut) query leaves of max_length, cut at its token limit in Rust
-        inputs = tokenize_pairs(self.tokenizer, queries, docs, c.max_length, doc_starts=c.attention == "sparse")
+        inputs = tokenize_pairs(self.tokenizer, queries, docs, c.max_length, doc_starts=c.attention == "sparse", cache=cache)
         if c.attention == "sparse":
             return self._segmented(inputs)
         if c.attention == "set":

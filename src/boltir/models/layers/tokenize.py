@@ -9,6 +9,7 @@ assume without them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,17 +48,17 @@ def _cut(text: str, limit: int) -> str:
     return text[:space] if space > 0 else text
 
 
-def _encode(tokenizer: PreTrainedTokenizerBase, backend: Any, inputs: list, max_length: int) -> list:
-    """Rust encodings of texts (or (query, doc) pairs, whose doc is cut), truncated to ``max_length`` tokens,
-    skipping the tokenisation of what truncation would drop where that is exact (see CUT_CHARS_PER_TOKEN)."""
-    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # _fast: no character offsets
+def _encode(tokenizer: PreTrainedTokenizerBase, backend: Any, inputs: list[str], max_length: int,
+            encode: Callable[[list[str]], list] | None = None) -> list:
+    """Rust encodings of texts truncated to ``max_length`` tokens, skipping the tokenisation of what truncation
+    would drop where that is exact (see CUT_CHARS_PER_TOKEN)."""
+    encode = encode or getattr(backend, "encode_batch_fast", backend.encode_batch)  # _fast: no character offsets
     exact = (type(backend.pre_tokenizer).__name__ in _SPACE_SPLITTING and type(backend.normalizer).__name__ in _CHAR_NORMALIZERS
              and tokenizer.truncation_side == "right")
     if not exact:
         return encode(inputs)
     limit = CUT_CHARS_PER_TOKEN * max_length
-    pairs = bool(inputs) and isinstance(inputs[0], tuple)
-    cut = [(q, _cut(d, limit)) for q, d in inputs] if pairs else [_cut(t, limit) for t in inputs]
+    cut = [_cut(t, limit) for t in inputs]
     encodings = encode(cut)
     again = [i for i, (e, c, x) in enumerate(zip(encodings, cut, inputs)) if len(e.ids) < max_length and c != x]
     for i, encoding in zip(again, encode([inputs[i] for i in again]) if again else []):
@@ -91,16 +92,20 @@ def tokenize_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_len
 
 
 def tokenize_pairs(
-    tokenizer: PreTrainedTokenizerBase, queries: list[str], docs: list[str], max_length: int, doc_starts: bool = False
+    tokenizer: PreTrainedTokenizerBase, queries: list[str], docs: list[str], max_length: int, doc_starts: bool = False,
+    cache: dict[str, Any] | None = None,
 ) -> dict[str, Tensor]:
     """(query, document) pairs in one sequence each, the document cut to fit ``max_length``, as
     ``tokenizer(queries, docs, padding=True, truncation="only_second", max_length=max_length)`` gives them.
 
-    ``doc_starts=True`` adds ``doc_start``: the position of each row's first document token (the row's length
-    where the document is empty), for layouts that split a row into its query and document parts.
+    Each distinct text is tokenised once (re-ranking repeats a query for each candidate, and a document for each
+    query whose candidates it is among: SciFact's BM25 top-100 holds 5,083 distinct documents in 30,000 pairs);
+    the tokenizer's own post-processor then joins and cuts each pair, as encoding the pair would. ``cache`` keeps
+    the encodings of texts across calls (the batches of one re-ranking). ``doc_starts=True`` adds ``doc_start``:
+    the position of each row's first document token (the row's length where the document is empty).
     """
-    backend = _backend(tokenizer, max_length, "only_second")
-    if backend is None:
+    backend = _backend(tokenizer, max_length, "longest_first")
+    if backend is None or backend.post_processor is None:  # no post-processor: pairs would not get their type ids
         encoding = tokenizer(queries, docs, padding=True, truncation="only_second", max_length=max_length,
                              return_tensors="pt")
         out = {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
@@ -109,7 +114,15 @@ def tokenize_pairs(
             out["doc_start"] = torch.tensor([next((j for j, s in enumerate(encoding.sequence_ids(i)) if s == 1), lengths[i])
                                              for i in range(len(queries))])
         return out
-    encodings = _encode(tokenizer, backend, list(zip(queries, docs)), max_length)
+    cache = {} if cache is None else cache
+    if len(cache) > 100_000:  # bounded: a long re-ranking keeps the recent texts only
+        cache.clear()
+    new = [t for t in dict.fromkeys(queries + docs) if t not in cache]
+    if new:  # texts alone, no special tokens, cut at max_length tokens (none can keep more in a pair)
+        encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+        cache.update(zip(new, _encode(tokenizer, backend, new, max_length, lambda t: encode(t, add_special_tokens=False))))
+    _backend(tokenizer, max_length, "only_second")
+    encodings = [backend.post_process(cache[q], cache[d]) for q, d in zip(queries, docs)]
     left = tokenizer.padding_side == "left"
     ids, mask, offsets = _pad([e.ids for e in encodings], tokenizer.pad_token_id, left)
     out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
