@@ -4,10 +4,11 @@
 # $OUT/RESULTS-speed.md (JSON in $OUT/results/); `python -m benchmarks.report --out DIR/results --md X.md`
 # re-renders them here. Speed needs no real weights: models are random weights of the real shapes.
 #
-#   bash benchmarks/gpu_speed.sh index    kind nvidia-h200      ~4.5 min    carry (44.6 MiB):
+#   bash benchmarks/gpu_speed.sh index    kind nvidia-h200      ~5 min      carry (44.6 MiB):
 #        .whl .whl-bench .carry/sf .carry/minilm-shape
 #        indexing, bf16: sentence-transformers encode, boltir encode_docs, boltir Trainer.index, lightning-ir index;
-#        training, bf16: sentence-transformers' trainer vs boltir fit (in-batch negatives), batch 64, 40 steps
+#        training, bf16: sentence-transformers' trainer vs boltir fit vs lightning-ir fit (in-batch negatives), batch 64,
+#        40 steps
 #   bash benchmarks/gpu_speed.sh rerank   kind nvidia-h200      ~3.5 min    carry (44.9 MiB):
 #        .whl .whl-bench/lir .carry/sf .carry/rerank
 #        re-ranking, bf16, 30k SciFact BM25 top-100 pairs, MS MARCO MiniLM-L12 cross-encoder shape:
@@ -39,7 +40,7 @@ case "$1" in
     site; lir; data
     run 200 --device cuda --rows indexing --precisions bf16 $MINILM $LIR --st-batch-sizes 128,512 \
       --boltir-batch-sizes 512,1024 --index-batch-sizes 1024 --lir-batch-sizes 64,256 --repeats 3
-    run 150 --device cuda --rows training --precisions bf16 $MINILM --training-args "--batch-size 64 --steps 40" ;;
+    run 200 --device cuda --rows training --precisions bf16 $MINILM $LIR --training-args "--batch-size 64 --steps 40" ;;
   rerank)
     site; lir; data
     run 400 --device cuda --rows reranking --precisions bf16 $MINILM --rerank-model $ROOT/.carry/rerank/l12-shape \

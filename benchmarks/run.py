@@ -73,8 +73,12 @@ def training_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     for precision in args.precisions.split(","):
         for system in args.training_systems.split(","):
-            argv = ["-m", "benchmarks.training", "--system", system, "--device", args.device, "--precision", precision,
-                    "--model", args.model_dir, "--data", args.data, *shlex.split(args.training_args)]
+            argv = ["-m", "benchmarks.lir_training" if system == "lir" else "benchmarks.training", "--system", system,
+                    "--device", args.device, "--precision", precision, "--model", args.model_dir, "--data", args.data,
+                    *shlex.split(args.training_args)]
+            if system == "lir":  # Lightning IR's own environment
+                results += _lir(args, argv) if args.lir_python else []
+                continue
             for devices in [1] + [int(n) for n in args.training_devices.split(",") if int(n) > 1 and system == "boltir"]:
                 results += run_child(argv + (["--devices", str(devices)] if devices > 1 else []))
     return results
@@ -131,7 +135,7 @@ def main() -> None:
     parser.add_argument("--rerank-boltir-batch-sizes", default="256,1024")
     parser.add_argument("--rerank-lir-batch-sizes", default="100,400")
     parser.add_argument("--rerank-args", default="", help="extra arguments for benchmarks.reranking (e.g. --queries 10)")
-    parser.add_argument("--training-systems", default="st,boltir", help="of the training row")
+    parser.add_argument("--training-systems", default="st,boltir,lir", help="of the training row (lir: with --lir-python)")
     parser.add_argument("--training-devices", default="1", help="e.g. 1,2: also train boltir on 2 GPUs under DDP")
     parser.add_argument("--name", default=None, help="results-NAME.json (default: device and rows)")
     parser.add_argument("--out", default="benchmarks/results")

@@ -23,14 +23,27 @@ from pathlib import Path
 from .common import emit, peak_memory_mib, reset_peak_memory, scifact_texts, synchronize, versions
 
 
+def training_samples(data: str, count: int) -> list[tuple[str, str, str, str]]:
+    """``count`` (query id, query, document id, relevant document) of SciFact's train split, cycled as needed
+    (read without boltir, so Lightning IR's environment can use it too)."""
+    judged: dict[str, list[str]] = {}
+    for line in (Path(data) / "qrels" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        query_id, doc_id, relevance = line.split("\t")[:3]
+        if int(relevance) > 0:
+            judged.setdefault(query_id, []).append(doc_id)
+    docs = dict(zip(*scifact_texts(Path(data) / "corpus.jsonl")))
+    samples = []
+    for line in (Path(data) / "queries.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line) if line.strip() else None
+        if record is not None and str(record["_id"]) in judged:
+            query_id = str(record["_id"])
+            samples += [(query_id, record["text"], d, docs[d]) for d in sorted(judged[query_id]) if d in docs]
+    return [samples[i % len(samples)] for i in range(count)]
+
+
 def training_pairs(data: str, count: int) -> list[tuple[str, str]]:
     """``count`` (query, relevant document) pairs from SciFact's train split, cycled as needed."""
-    from boltir import QueryDataset
-
-    queries = QueryDataset(data, split="train")
-    docs = dict(zip(*scifact_texts(Path(data) / "corpus.jsonl")))
-    pairs = [(q.text, docs[d]) for q in queries.queries for d, r in sorted(queries.qrels[q.query_id].items()) if r > 0 and d in docs]
-    return [pairs[i % len(pairs)] for i in range(count)]
+    return [(query, doc) for _, query, _, doc in training_samples(data, count)]
 
 
 class StepClock:
