@@ -50,18 +50,18 @@ def main() -> None:
         st.max_seq_length = 256
         bolt = BiEncoderModule(args.model, config=config).to(dtype).eval()
         systems = {
-            "st": lambda: st.encode(texts, batch_size=args.batch_size),
-            "boltir-encode": lambda: bolt.encode_docs(texts, batch_size=args.batch_size),
+            "st": lambda st=st: st.encode(texts, batch_size=args.batch_size),
+            "boltir-encode": lambda bolt=bolt: bolt.encode_docs(texts, batch_size=args.batch_size),
         }
         if lists:
             ce = CrossEncoder(classifier, device="cpu", max_length=512).to(dtype)
             module = CrossEncoderModule(classifier, pair_batch_size=args.batch_size,
                                         config_overrides={"query_length": 64, "max_length": 512}).to(dtype).eval()
-            systems["st-rerank"] = lambda: ce.predict(pairs, batch_size=args.batch_size)
-            systems["boltir-score"] = lambda: module.score([q for _, q, _, _ in lists], [ds for _, _, _, ds in lists])
+            systems["st-rerank"] = lambda ce=ce: ce.predict(pairs, batch_size=args.batch_size)
+            systems["boltir-score"] = lambda module=module: module.score([q for _, q, _, _ in lists], [ds for _, _, _, ds in lists])
         times: dict[str, list[float]] = {name: [] for name in systems}
         with torch.inference_mode():
-            for name, fn in systems.items():
+            for fn in systems.values():
                 fn()  # warm-up
             for _ in range(args.rounds):
                 for name, fn in systems.items():

@@ -22,7 +22,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import dtype_of, emit, lightning_precision, peak_memory_mib, reset_peak_memory, scifact_texts, sweep_then_repeat, timed, versions
+from .common import (
+    dtype_of,
+    emit,
+    lightning_precision,
+    peak_memory_mib,
+    reset_peak_memory,
+    scifact_texts,
+    sweep_then_repeat,
+    timed,
+    versions,
+)
 
 QUERY_LENGTH = 64
 

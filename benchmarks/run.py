@@ -46,9 +46,22 @@ def _lir(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
     return run_child(argv, env={"PYTHONPATH": args.lir_path} if args.lir_path else None, python=args.lir_python)
 
 
-def indexing_rows(args: argparse.Namespace, scaling: bool) -> list[dict[str, Any]]:
+class Results(list):
+    """The rows measured so far, saved to ``path`` after each addition: a run cut short keeps what it measured."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], started: float) -> None:
+        super().__init__()
+        self.path, self.meta, self.started = path, meta, started
+
+    def __iadd__(self, rows):  # type: ignore[override]
+        self.extend(rows)
+        self.meta["minutes"] = round((time.time() - self.started) / 60, 1)
+        self.path.write_text(json.dumps({"meta": self.meta, "results": list(self)}, indent=1) + "\n")
+        return self
+
+
+def indexing_rows(args: argparse.Namespace, scaling: bool, results: Results) -> None:
     """Every system at every precision; the last precision's st and boltir-index also time the scaling points."""
-    results: list[dict[str, Any]] = []
     precisions = args.precisions.split(",")
     for precision in precisions:
         points = {"points": args.scaling_points} if scaling and precision == precisions[-1] else {}
@@ -65,12 +78,10 @@ def indexing_rows(args: argparse.Namespace, scaling: bool) -> list[dict[str, Any
             results += _lir(args, _indexing_args(args, "lir-index", precision, args.lir_batch_sizes))
     if args.device.startswith("cuda") and args.st_fp16:
         results += run_child(_indexing_args(args, "st", "fp16", args.st_batch_sizes))  # the issue's reference setting
-    return results
 
 
-def training_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+def training_rows(args: argparse.Namespace, results: Results) -> None:
     """Each training system at each precision; boltir also under DDP on each of ``--training-devices``."""
-    results: list[dict[str, Any]] = []
     for precision in args.precisions.split(","):
         for system in args.training_systems.split(","):
             argv = ["-m", "benchmarks.lir_training" if system == "lir" else "benchmarks.training", "--system", system,
@@ -81,13 +92,11 @@ def training_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
                 continue
             for devices in [1] + [int(n) for n in args.training_devices.split(",") if int(n) > 1 and system == "boltir"]:
                 results += run_child(argv + (["--devices", str(devices)] if devices > 1 else []))
-    return results
 
 
-def reranking_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+def reranking_rows(args: argparse.Namespace, results: Results) -> None:
     """Every re-ranking system at every precision, over the same run and pairs."""
     model = prepare_model(args.rerank_model, args.random_weights, classifier=True)
-    results: list[dict[str, Any]] = []
     for precision in args.precisions.split(","):
         for system in args.rerank_systems.split(","):
             lir = system.startswith("lir")
@@ -100,7 +109,6 @@ def reranking_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "--batch-sizes", getattr(args, f"rerank_{'lir' if lir else system.split('-')[0]}_batch_sizes"),
                     *shlex.split(args.rerank_args)]
             results += _lir(args, argv) if lir else run_child(argv)
-    return results
 
 
 def main() -> None:
@@ -153,17 +161,6 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    results: list[dict[str, Any]] = []
-    if "indexing" in rows:
-        results += indexing_rows(args, scaling="scaling" in rows)
-    if "search" in rows:
-        results += run_child(["-m", "benchmarks.search", *shlex.split(args.search_args)])
-    if "training" in rows:
-        results += training_rows(args)
-    if "reranking" in rows:
-        if not (args.rerank_model and args.rerank_run):
-            parser.error("--rows reranking needs --rerank-model and --rerank-run")
-        results += reranking_rows(args)
     corpus = scifact_corpus(args.data, args.limit, args.repeat_corpus)
     meta = {
         "device": args.device,
@@ -172,13 +169,23 @@ def main() -> None:
         "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "random_weights": args.random_weights,
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "minutes": round((time.time() - started) / 60, 1),
+        "minutes": 0.0,
         "corpus_docs": len(scifact_texts(corpus)[1]),
         "corpus_flops": token_flops(args.model_dir, scifact_texts(corpus)[1]),
     }
     name = args.name or f"{args.device.split(':')[0]}-{'-'.join(rows)}"  # one file per device and row set
-    path = out / f"results-{name}.json"
-    path.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+    results = Results(out / f"results-{name}.json", meta, started)
+    if "indexing" in rows:
+        indexing_rows(args, "scaling" in rows, results)
+    if "search" in rows:
+        results += run_child(["-m", "benchmarks.search", *shlex.split(args.search_args)])
+    if "training" in rows:
+        training_rows(args, results)
+    if "reranking" in rows:
+        if not (args.rerank_model and args.rerank_run):
+            parser.error("--rows reranking needs --rerank-model and --rerank-run")
+        reranking_rows(args, results)
+    results += []  # saved even when no row ran
     print(write_page(out, Path(args.md)).read_text())
 
 

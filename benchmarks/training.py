@@ -98,7 +98,11 @@ def _boltir(args: argparse.Namespace, clock: StepClock) -> None:
 
 def _st(args: argparse.Namespace, clock: StepClock) -> None:
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.losses import MultipleNegativesRankingLoss
     from transformers import TrainerCallback
 

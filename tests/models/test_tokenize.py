@@ -83,7 +83,7 @@ def test_long_texts_are_cut_before_tokenising_without_changing_tokens(tiny_bert_
         class Spy:
             pre_tokenizer, normalizer, encode_batch = backend.pre_tokenizer, backend.normalizer, None
 
-            def encode_batch_fast(self, inputs):
+            def encode_batch_fast(self, inputs, seen=seen, backend=backend):
                 seen.append(list(inputs))
                 return backend.encode_batch_fast(inputs)
 
