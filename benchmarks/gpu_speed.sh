@@ -16,7 +16,7 @@
 #        sentence-transformers CrossEncoder.predict, boltir score and Trainer.re_rank, lightning-ir re_rank
 #   bash benchmarks/gpu_speed.sh ddp      kind nvidia-h200-x2  ~3 min (ceiling 8.5)     carry 26.3 MiB:
 #        .whl .carry/sf .carry/minilm-shape
-#        boltir Trainer.index on 1 vs 2 GPUs (DDP) over SciFact repeated 8x (41,464 docs, fresh ids), and boltir fit
+#        boltir Trainer.index on 1 vs 2 GPUs (DDP) over SciFact repeated 16x (82,928 docs, fresh ids), and boltir fit
 #        on 1 vs 2 GPUs (batch 64 per GPU, in-batch negatives gathered across GPUs)
 #
 # .whl: boltir's wheels (lightning, faiss, ir-measures, jsonargparse, ...); .whl-bench/lir: Lightning IR with
@@ -53,7 +53,7 @@ case "$1" in
     site; data
     nvidia-smi -L
     run 300 --device cuda --rows indexing --name cuda-ddp-indexing --precisions bf16 $MINILM --systems boltir-index --index-devices 1,2 \
-      --repeat-corpus 8 --index-batch-sizes 1024 --num-workers 12 --repeats 3
+      --repeat-corpus 16 --index-batch-sizes 1024 --num-workers 12 --repeats 3
     run 200 --device cuda --rows training --name cuda-ddp-training --precisions bf16 $MINILM --training-systems boltir --training-devices 1,2 \
       --training-args "--batch-size 64 --steps 40" ;;
   *) echo "usage: bash benchmarks/gpu_speed.sh index|rerank|ddp"; exit 2 ;;

@@ -127,7 +127,7 @@ def _reranking(saved: dict[str, Any]) -> str:
     first = rows[0]
     return (
         f"**Re-ranking** ({first['pairs']:,} (query, document) pairs: {first['queries']} SciFact test queries x BM25 "
-        f"top-{first['pairs'] // max(first['queries'], 1)}, cross-encoder `{first['model']}`, pairs cut at "
+        f"top-{first.get('depth', 100)}, cross-encoder `{first['model']}`, pairs cut at "
         f"{first['max_length']} tokens; median of {len(first['times'])} runs at each system's fastest batch size "
         "(pairs per forward pass); memory: peak GPU memory allocated, or peak process RSS on a CPU)\n\n"
         + _table(["system", "precision", "batch", "pairs", "median s", "pairs/s", "memory MiB", "vs ST",

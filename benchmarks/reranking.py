@@ -189,7 +189,7 @@ def measure(args: argparse.Namespace, systems: dict, extra_versions: dict[str, s
     pairs = sum(len(ids) for _, _, ids, _ in lists)
     emit({
         "row": "reranking", "system": args.system, "device": args.device, "precision": args.precision,
-        "queries": len(lists), "pairs": pairs, "max_length": args.max_length, **timing,
+        "queries": len(lists), "depth": args.depth, "pairs": pairs, "max_length": args.max_length, **timing,
         "pairs_per_s": pairs / timing["median_s"], "peak_mem_mib": peak_memory_mib(args.device),
         "model": args.model_label or Path(args.model).name, "versions": {**versions(), **(extra_versions or {})},
     })

@@ -110,3 +110,18 @@ def test_cross_encoder_bf16_scores_stay_close_to_fp32(tiny_bert_dir):
     torch.testing.assert_close(fast, exact, atol=0.05, rtol=0.02)
     assert torch.equal(torch.argsort(fast, descending=True, stable=True)[:3].sort().values,
                        torch.argsort(exact, descending=True, stable=True)[:3].sort().values)
+
+
+def test_cross_encoder_scores_alike_with_the_helper_thread(tiny_bert_dir, monkeypatch):
+    """The GPU path (next batch tokenised in a helper thread, texts cached across batches) scores like the plain one."""
+    from boltir import CrossEncoderModule
+    from boltir.modules import base
+
+    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=2)
+    queries, docs = ["capital of germany", "ocean tide"], [TEXTS, TEXTS[::-1] + TEXTS[:1]]
+    plain = module.score(queries, docs).scores
+    monkeypatch.setattr(CrossEncoderModule, "_overlapped",
+                        lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, helper=True))
+    threaded = module.score(queries, docs).scores
+    for a, b in zip(plain, threaded):
+        torch.testing.assert_close(a, b)
