@@ -41,7 +41,7 @@ case "$1" in
   index)
     site; lir; data
     run 270 --device cuda --rows indexing --precisions bf16 $MINILM $LIR --st-batch-sizes 512 \
-      --boltir-batch-sizes 512,1024 --index-batch-sizes 1024 --lir-batch-sizes 64 --repeats 3
+      --boltir-batch-sizes 256,512,1024 --index-batch-sizes 1024 --lir-batch-sizes 64 --repeats 3
     run 210 --device cuda --rows training --precisions bf16 $MINILM $LIR --training-args "--batch-size 64 --steps 35" ;;
   rerank)
     site; lir; data
