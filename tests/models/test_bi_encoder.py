@@ -100,3 +100,10 @@ def test_unused_bert_pooler_is_frozen(tmp_path):
     model = BiEncoderModel.from_pretrained(tmp_path)
     assert not any(p.requires_grad for p in model.backbone.pooler.parameters())
     assert all(p.requires_grad for p in model.backbone.encoder.parameters())
+
+
+def test_decoder_sequences_never_start_with_padding(tiny_llama_dir):
+    """A leading pad position under a causal mask attends to nothing (NaN gradients in fused CUDA attention)."""
+    model = BiEncoderModule(tiny_llama_dir, config=BiEncoderConfig(query_pooling="last", doc_pooling="last")).model
+    mask = model.tokenize_docs(["x", *TEXTS])["attention_mask"]
+    assert mask[:, 0].all() and not mask[:, -1].all()

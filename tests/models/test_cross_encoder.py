@@ -140,3 +140,10 @@ def test_config_errors_name_the_option(tiny_bert_dir, tiny_llama_dir, tiny_t5_di
     for directory in (tiny_llama_dir, tiny_t5_dir):
         with pytest.raises(ConfigError, match="encoder backbone"):
             CrossEncoderModule(directory, config=CrossEncoderConfig(attention="set"))
+
+
+def test_decoder_pairs_never_start_with_padding(tiny_llama_dir):
+    """A leading pad position under a causal mask attends to nothing (NaN gradients in fused CUDA attention)."""
+    model = CrossEncoderModule(tiny_llama_dir).model
+    mask = model.tokenize_pairs([QUERY, "x"], [DOCS[0], "y"]).inputs["attention_mask"]
+    assert mask[:, 0].all() and not mask[:, -1].all()

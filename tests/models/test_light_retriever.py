@@ -286,3 +286,14 @@ def test_fit_from_yaml_trains_lora_and_saves_a_plain_model(representation, tiny_
     trained = LightRetrieverModule(tmp_path / "ckpt" / "last")  # LoRA merged into a plain checkpoint
     assert trained.config.lora_r == 2 and trained.config.representation == representation
     assert not torch.allclose(trained.score("ocean tide", TEXTS).scores, before)
+
+
+@pytest.mark.parametrize("variant", [{"symmetric": True}, {"representation": "sparse"}])
+def test_decoder_sequences_never_start_with_padding(tiny_llama_dir, variant):
+    """Under a causal mask a leading pad position attends to nothing, and fused CUDA attention turns such rows
+    into NaN gradients; every row must start with a real token."""
+    model = LightRetrieverModule(tiny_llama_dir, config=variant).model
+    texts = ["x", "a much longer text about the capital of germany and the moon"]
+    for encoding in (model.tokenize_docs(texts), model.tokenize_queries(texts) if variant.get("symmetric") else None):
+        if encoding is not None:
+            assert encoding["attention_mask"][:, 0].all() and not encoding["attention_mask"][:, -1].all()

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..layers import Pooling, pairwise_similarity
+from ..layers import Pooling, pad_right_for_causal_attention, pairwise_similarity
 from ..layers.segments import SegmentedVectors, Segments, max_over_segments, split_into_segments
 from ..model import BoltirModel, freeze_pooler, is_decoder, read_json
 from .config import BiEncoderConfig
@@ -73,7 +73,7 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
         hidden = self.backbone.config.hidden_size
         self.projection = nn.Linear(hidden, config.embedding_dim) if config.embedding_dim else None
         if is_decoder(self.backbone.config) and "last" in (config.query_pooling, config.doc_pooling):
-            self.tokenizer.padding_side = "left"  # keeps every last token at the same position
+            pad_right_for_causal_attention(self.tokenizer)
         # long documents as several segment vectors (firstp is plain truncation: one vector, no layer needed)
         if config.segments is not None and config.segments.multi_vector:
             self.segments = Segments(config.segments, self.backbone, self.embedding_dim, config.doc_pooling, config.normalize)

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from ...errors import ConfigError, ModelNotFoundError
-from ..layers import Pooling
+from ..layers import Pooling, pad_right_for_causal_attention
 from ..layers.attention import SetLayout, WindowedLayout, use_boltir_attention
 from ..layers.tokenize import tokenize_pairs
 from ..model import BoltirModel, freeze_pooler, is_decoder, read_json
@@ -114,7 +114,7 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
                 freeze_pooler(backbone)
             self.head = nn.Linear(hf.hidden_size, 1)
             if decoder:
-                tokenizer.padding_side = "left"  # keeps every last token at the same position
+                pad_right_for_causal_attention(tokenizer)
         if config.attention != "full":
             use_boltir_attention(backbone)
 

@@ -6,7 +6,7 @@ from .pooling import POOLING_STRATEGIES, Pooling
 from .segments import AGGREGATIONS, SegmentConfig, SegmentedVectors, Segments
 from .similarity import SIMILARITIES, check_similarity, pairwise_similarity
 from .sparse import SPARSE_POOLING, LogSaturation, TopKPruning, VocabularyPooling, restrict_to_input_tokens
-from .tokenize import tokenize_texts
+from .tokenize import pad_right_for_causal_attention, tokenize_texts
 
 __all__ = [
     "POOLING_STRATEGIES",
@@ -26,5 +26,6 @@ __all__ = [
     "SegmentConfig",
     "SegmentedVectors",
     "Segments",
+    "pad_right_for_causal_attention",
     "tokenize_texts",
 ]

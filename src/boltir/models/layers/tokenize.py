@@ -18,6 +18,17 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 
+def pad_right_for_causal_attention(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Pad decoder inputs on the right; ``Pooling("last")`` finds the last real token on either side.
+
+    With left padding under a causal mask the leading pad positions have nothing to attend to, and what attention
+    kernels return for such rows (zeros, NaN, or NaN gradients) differs between backends and versions. Right padding
+    leaves every position at least the first token. (A LightRetriever symmetric run on an H200 scored 0.0 with left
+    padding; see benchmarks/RESULTS.md.)
+    """
+    tokenizer.padding_side = "right"
+
+
 def _backend(tokenizer: PreTrainedTokenizerBase, max_length: int, strategy: str) -> Any:
     """The Rust tokenizer set to truncate as asked and not to pad (None for pure-Python tokenizers)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)

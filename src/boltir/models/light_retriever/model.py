@@ -25,7 +25,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreT
 from ..._io import atomic_file
 from ...errors import ConfigError, IndexMismatchError, require
 from ..config import CONFIG_NAME
-from ..layers import Pooling, pairwise_similarity
+from ..layers import Pooling, pad_right_for_causal_attention, pairwise_similarity
 from ..model import BoltirModel, load_tokenizer
 from ..resolve import resolve_model_dir
 from .config import LightRetrieverConfig
@@ -88,7 +88,7 @@ class LightRetrieverModel(BoltirModel[LightRetrieverConfig]):
         self.backbone_config = backbone_config if backbone_config is not None else backbone.config  # type: ignore[union-attr]
         if tokenizer.eos_token_id is None:
             raise ConfigError("LightRetriever pools the EOS token, but the tokenizer defines no eos_token.")
-        tokenizer.padding_side = "left"  # every sequence then ends at the last position
+        pad_right_for_causal_attention(tokenizer)
         self.last_token = Pooling("last")
         self.token_cache = (
             nn.EmbeddingBag.from_pretrained(token_cache, freeze=True, mode=config.token_pooling) if token_cache is not None else None
