@@ -149,30 +149,42 @@ def scifact_texts(corpus: Path) -> tuple[list[str], list[str]]:
 
 
 # -- models ----------------------------------------------------------------------------------------
-def random_weights_copy(model_dir: str | os.PathLike[str]) -> Path:
+# sentence-transformers' bi-encoder files: a cross-encoder copy leaves them out (its loader would read them)
+_BI_ENCODER_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling")
+
+
+def random_weights_copy(model_dir: str | os.PathLike[str], classifier: bool = False) -> Path:
     """A model directory with ``model_dir``'s shape, tokenizer and sentence-transformers files but random
-    weights: speed does not depend on the weights, and the files travel without them."""
+    weights: speed does not depend on the weights, and the files travel without them. ``classifier``: a
+    one-label sequence classifier (a cross-encoder: backbone, pooler and a fresh head) of the same shape."""
     import torch
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
     source = Path(model_dir)
     target = Path(tempfile.mkdtemp(prefix="bench-model-"))
     for item in source.iterdir():
-        if item.suffix in (".safetensors", ".bin", ".xz") or item.name.startswith("."):
+        if item.suffix in (".safetensors", ".bin", ".xz", ".onnx") or item.name.startswith("."):
+            continue
+        if classifier and item.name in _BI_ENCODER_FILES:
             continue
         if item.is_dir():
             shutil.copytree(item, target / item.name)
         else:
             shutil.copy(item, target / item.name)
     torch.manual_seed(0)
-    model = AutoModel.from_config(AutoConfig.from_pretrained(source)).float()
+    config = AutoConfig.from_pretrained(source)
+    if classifier:
+        config.num_labels = 1
+        model = AutoModelForSequenceClassification.from_config(config).float()
+    else:
+        model = AutoModel.from_config(config).float()
     model.config.dtype = torch.float32  # the source may be a float16 copy; loaders read this back
     model.save_pretrained(target)
     return target
 
 
-def prepare_model(model_dir: str, random_weights: bool) -> str:
-    return str(random_weights_copy(model_dir)) if random_weights else model_dir
+def prepare_model(model_dir: str, random_weights: bool, classifier: bool = False) -> str:
+    return str(random_weights_copy(model_dir, classifier)) if random_weights else model_dir
 
 
 def dtype_of(precision: str):

@@ -58,7 +58,6 @@ def _tsv(corpus: Path, name: str) -> Path:
 def _index_config():
     try:
         import faiss  # noqa: F401
-
         from lightning_ir import FaissFlatIndexConfig
 
         return FaissFlatIndexConfig()

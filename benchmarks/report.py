@@ -40,6 +40,8 @@ def _indexing(saved: dict[str, Any]) -> str:
         return ""
     reference = {(r["precision"]): r["docs_per_s"] for r in rows if r["system"] == "st"}
     lir = {(r["precision"]): r["docs_per_s"] for r in rows if r["system"] == "lir-index"}
+    one = {(r["precision"], r["docs"]): r["docs_per_s"] for r in rows if r["system"] == "boltir-index" and r.get("devices", 1) == 1}
+    multi = any(r.get("devices", 1) > 1 for r in rows)
     peak = _peak(meta["machine"].get("gpu"))
     flops = meta.get("corpus_flops")
     body = []
@@ -53,14 +55,15 @@ def _indexing(saved: dict[str, Any]) -> str:
             f"{r['docs_per_s']:,.0f}", f"{r['peak_mem_mib']:,.0f}",
             f"{r['docs_per_s'] / st:.2f}x" if st else "–", f"{r['docs_per_s'] / li:.2f}x" if li else "–",
             (f"{achieved:.0f} ({achieved / peak:.1%})" if peak else f"{achieved:.1f}") if achieved else "–",
-        ])
+        ] + ([f"{r['docs_per_s'] / one[(r['precision'], r['docs'])]:.2f}x"
+              if r.get("devices", 1) > 1 and (r["precision"], r["docs"]) in one else "–"] if multi else []))
     memory = "peak GPU memory allocated" if meta["device"].startswith("cuda") else "peak process RSS"
     return (
         f"**Indexing** ({rows[0]['docs']:,} SciFact documents, title + text, all-MiniLM-L6-v2, 256 tokens; median of "
-        f"{len(rows[0]['times'])} runs at each system's fastest batch size; memory: {memory}; TFLOP/s: useful model "
+        f"{len(rows[0]['times'])} runs at each system's fastest batch size; memory: {memory} (rank 0 under DDP); TFLOP/s: useful model "
         f"FLOPs {flops / 1e12:.1f} T / time" + (f", % of the {peak:.0f} TFLOP/s bf16 matrix peak" if peak else "") + ")\n\n"
         + _table(["system", "precision", "batch", "docs", "median s", "docs/s", "memory MiB", "vs ST", "vs lightning-ir",
-                  "TFLOP/s"], body)
+                  "TFLOP/s"] + (["vs 1 device"] if multi else []), body)
     )
 
 
@@ -85,16 +88,50 @@ def _training(saved: dict[str, Any]) -> str:
     rows = [r for r in saved["results"] if r.get("row") == "training" and "error" not in r]
     if not rows:
         return ""
-    reference = {r["precision"]: r["samples_per_s"] for r in rows if r["system"] == "st"}
-    body = [[
-        r["system"], r["precision"], str(r["batch_size"]), str(r["timed_steps"]), f"{r['seconds']:.2f}",
-        f"{r['samples_per_s']:,.0f}", f"{r['peak_mem_mib']:,.0f}",
-        f"{r['samples_per_s'] / reference[r['precision']]:.2f}x" if r["precision"] in reference else "–",
-    ] for r in rows]
+    single = [r for r in rows if r.get("devices", 1) == 1]
+    reference = {r["precision"]: r["samples_per_s"] for r in single if r["system"] == "st"}
+    lir = {r["precision"]: r["samples_per_s"] for r in single if r["system"] == "lir"}
+    one = {r["precision"]: r["samples_per_s"] for r in single if r["system"] == "boltir"}
+    body = []
+    for r in rows:
+        devices = r.get("devices", 1)
+        ratios = [reference.get(r["precision"]), lir.get(r["precision"]), one.get(r["precision"]) if devices > 1 else None]
+        body.append([
+            r["system"] + (f" ({devices} devices, DDP)" if devices > 1 else ""), r["precision"], str(r["batch_size"]),
+            str(r["timed_steps"]), f"{r['seconds']:.2f}", f"{r['samples_per_s']:,.0f}", f"{r['peak_mem_mib']:,.0f}",
+            *[f"{r['samples_per_s'] / x:.2f}x" if x else "–" for x in ratios],
+        ])
     return (
         "**Training** (bi-encoder, in-batch negatives, InfoNCE t=0.05 / MultipleNegativesRankingLoss scale 20, "
-        "SciFact train pairs, 256 tokens; samples = queries; timed after the warm-up steps)\n\n"
-        + _table(["system", "precision", "batch", "steps", "s", "samples/s", "memory MiB", "vs ST"], body)
+        "SciFact train pairs, 256 tokens; samples = queries; batch = queries per device per step, negatives "
+        "gathered across devices under DDP; timed after the warm-up steps)\n\n"
+        + _table(["system", "precision", "batch", "steps", "s", "samples/s", "memory MiB", "vs ST", "vs lightning-ir",
+                  "vs 1 device"], body)
+    )
+
+
+def _reranking(saved: dict[str, Any]) -> str:
+    rows = [r for r in saved["results"] if r.get("row") == "reranking" and "error" not in r]
+    if not rows:
+        return ""
+    reference = {r["precision"]: r["pairs_per_s"] for r in rows if r["system"] == "st"}
+    lir = {r["precision"]: r["pairs_per_s"] for r in rows if r["system"] == "lir-re-rank"}
+    body = []
+    for r in rows:
+        st, li = reference.get(r["precision"]), lir.get(r["precision"])
+        body.append([
+            r["system"], r["precision"], str(r["batch_size"]), f"{r['pairs']:,}", f"{r['median_s']:.3f}",
+            f"{r['pairs_per_s']:,.0f}", f"{r['peak_mem_mib']:,.0f}",
+            f"{r['pairs_per_s'] / st:.2f}x" if st else "–", f"{r['pairs_per_s'] / li:.2f}x" if li else "–",
+        ])
+    first = rows[0]
+    return (
+        f"**Re-ranking** ({first['pairs']:,} (query, document) pairs: {first['queries']} SciFact test queries x BM25 "
+        f"top-{first.get('depth', 100)}, cross-encoder `{first['model']}`, pairs cut at "
+        f"{first['max_length']} tokens; median of {len(first['times'])} runs at each system's fastest batch size "
+        "(pairs per forward pass); memory: peak GPU memory allocated, or peak process RSS on a CPU)\n\n"
+        + _table(["system", "precision", "batch", "pairs", "median s", "pairs/s", "memory MiB", "vs ST",
+                  "vs lightning-ir"], body)
     )
 
 
@@ -131,7 +168,7 @@ def render(saved: list[dict[str, Any]], parity: dict[str, Any] | None, png: Path
                      f"Started {meta['started']}, {meta['minutes']} min"
                      + (", random weights of MiniLM's shape" if meta.get("random_weights") else "") + ".\n")
         parts.append(f"Command: `{meta['command']}`\n")
-        for section in (_indexing(one), _search(one), _training(one)):
+        for section in (_indexing(one), _reranking(one), _search(one), _training(one)):
             if section:
                 parts.append(section + "\n")
         errors = _errors(one)

@@ -32,6 +32,8 @@ def _indexing_args(
             "--data", args.data, "--batch-sizes", batch_sizes, "--repeats", str(repeats or args.repeats)]
     if limit or args.limit:
         argv += ["--limit", str(limit or args.limit)]
+    if args.repeat_corpus > 1 and not system.startswith("lir"):
+        argv += ["--repeat-corpus", str(args.repeat_corpus)]
     if args.num_workers is not None:
         argv += ["--num-workers", str(args.num_workers)]
     for key, value in extra.items():
@@ -44,9 +46,22 @@ def _lir(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
     return run_child(argv, env={"PYTHONPATH": args.lir_path} if args.lir_path else None, python=args.lir_python)
 
 
-def indexing_rows(args: argparse.Namespace, scaling: bool) -> list[dict[str, Any]]:
+class Results(list):
+    """The rows measured so far, saved to ``path`` after each addition: a run cut short keeps what it measured."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], started: float) -> None:
+        super().__init__()
+        self.path, self.meta, self.started = path, meta, started
+
+    def __iadd__(self, rows):  # type: ignore[override]
+        self.extend(rows)
+        self.meta["minutes"] = round((time.time() - self.started) / 60, 1)
+        self.path.write_text(json.dumps({"meta": self.meta, "results": list(self)}, indent=1) + "\n")
+        return self
+
+
+def indexing_rows(args: argparse.Namespace, scaling: bool, results: Results) -> None:
     """Every system at every precision; the last precision's st and boltir-index also time the scaling points."""
-    results: list[dict[str, Any]] = []
     precisions = args.precisions.split(",")
     for precision in precisions:
         points = {"points": args.scaling_points} if scaling and precision == precisions[-1] else {}
@@ -63,7 +78,37 @@ def indexing_rows(args: argparse.Namespace, scaling: bool) -> list[dict[str, Any
             results += _lir(args, _indexing_args(args, "lir-index", precision, args.lir_batch_sizes))
     if args.device.startswith("cuda") and args.st_fp16:
         results += run_child(_indexing_args(args, "st", "fp16", args.st_batch_sizes))  # the issue's reference setting
-    return results
+
+
+def training_rows(args: argparse.Namespace, results: Results) -> None:
+    """Each training system at each precision; boltir also under DDP on each of ``--training-devices``."""
+    for precision in args.precisions.split(","):
+        for system in args.training_systems.split(","):
+            argv = ["-m", "benchmarks.lir_training" if system == "lir" else "benchmarks.training", "--system", system,
+                    "--device", args.device, "--precision", precision, "--model", args.model_dir, "--data", args.data,
+                    *shlex.split(args.training_args)]
+            if system == "lir":  # Lightning IR's own environment
+                results += _lir(args, argv) if args.lir_python else []
+                continue
+            for devices in [1] + [int(n) for n in args.training_devices.split(",") if int(n) > 1 and system == "boltir"]:
+                results += run_child(argv + (["--devices", str(devices)] if devices > 1 else []))
+
+
+def reranking_rows(args: argparse.Namespace, results: Results) -> None:
+    """Every re-ranking system at every precision, over the same run and pairs."""
+    model = prepare_model(args.rerank_model, args.random_weights, classifier=True)
+    for precision in args.precisions.split(","):
+        for system in args.rerank_systems.split(","):
+            lir = system.startswith("lir")
+            if lir and not args.lir_python:
+                continue
+            argv = ["-m", "benchmarks.lir_reranking" if lir else "benchmarks.reranking", "--system", system,
+                    "--device", args.device, "--precision", precision, "--model", model, "--data", args.data,
+                    "--run", args.rerank_run, "--repeats", str(args.repeats), "--model-label",
+                    Path(args.rerank_model).name + (" (random weights)" if args.random_weights else ""),
+                    "--batch-sizes", getattr(args, f"rerank_{'lir' if lir else system.split('-')[0]}_batch_sizes"),
+                    *shlex.split(args.rerank_args)]
+            results += _lir(args, argv) if lir else run_child(argv)
 
 
 def main() -> None:
@@ -74,6 +119,8 @@ def main() -> None:
     parser.add_argument("--random-weights", action="store_true", help="random weights of the model's shape")
     parser.add_argument("--data", required=True, help="SciFact BEIR folder")
     parser.add_argument("--limit", type=int, default=None, help="index only the first N documents (CPU)")
+    parser.add_argument("--repeat-corpus", type=int, default=1, help="index the (limited) corpus repeated N times "
+                        "(fresh ids), so fixed costs do not dominate (multi-GPU rows)")
     parser.add_argument("--precisions", default=None, help="default: fp32,bf16 on cuda, fp32 on cpu")
     parser.add_argument("--systems", default="st,boltir-encode,boltir-index", help="of the indexing row")
     parser.add_argument("--repeats", type=int, default=3)
@@ -89,6 +136,16 @@ def main() -> None:
     parser.add_argument("--search-args", default="", help="extra arguments for benchmarks.search")
     parser.add_argument("--training-args", default="", help="extra arguments for benchmarks.training")
     parser.add_argument("--scaling-points", default="1000x1,5183x4", help="LIMITxREPEAT collection sizes (with --rows scaling)")
+    parser.add_argument("--rerank-model", default=None, help="cross-encoder directory (or its shape, with --random-weights)")
+    parser.add_argument("--rerank-run", default=None, help="first-stage TREC run to re-rank (benchmarks.reranking --make-run)")
+    parser.add_argument("--rerank-systems", default="st,boltir-score,boltir-re-rank,lir-re-rank")
+    parser.add_argument("--rerank-st-batch-sizes", default="64,256")
+    parser.add_argument("--rerank-boltir-batch-sizes", default="256,1024")
+    parser.add_argument("--rerank-lir-batch-sizes", default="100,400")
+    parser.add_argument("--rerank-args", default="", help="extra arguments for benchmarks.reranking (e.g. --queries 10)")
+    parser.add_argument("--training-systems", default="st,boltir,lir", help="of the training row (lir: with --lir-python)")
+    parser.add_argument("--training-devices", default="1", help="e.g. 1,2: also train boltir on 2 GPUs under DDP")
+    parser.add_argument("--name", default=None, help="results-NAME.json (default: device and rows)")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--md", default="benchmarks/results/RESULTS-bench.md")
     args = parser.parse_args()
@@ -104,20 +161,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    results: list[dict[str, Any]] = []
-    if "indexing" in rows:
-        results += indexing_rows(args, scaling="scaling" in rows)
-    if "search" in rows:
-        results += run_child(["-m", "benchmarks.search", *shlex.split(args.search_args)])
-    if "training" in rows:
-        for precision in args.precisions.split(","):
-            for system in ("st", "boltir"):
-                results += run_child(["-m", "benchmarks.training", "--system", system, "--device", args.device,
-                                      "--precision", precision, "--model", args.model_dir, "--data", args.data,
-                                      *shlex.split(args.training_args)])
-    if "reranking" in rows:
-        results.append({"row": "reranking", "error": "not built yet: waits for cross-encoders in main"})
-    corpus = scifact_corpus(args.data, args.limit)
+    corpus = scifact_corpus(args.data, args.limit, args.repeat_corpus)
     meta = {
         "device": args.device,
         "machine": machine(args.device),
@@ -125,12 +169,23 @@ def main() -> None:
         "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "random_weights": args.random_weights,
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-        "minutes": round((time.time() - started) / 60, 1),
+        "minutes": 0.0,
         "corpus_docs": len(scifact_texts(corpus)[1]),
         "corpus_flops": token_flops(args.model_dir, scifact_texts(corpus)[1]),
     }
-    path = out / f"results-{args.device.split(':')[0]}-{'-'.join(rows)}.json"  # one file per device and row set
-    path.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+    name = args.name or f"{args.device.split(':')[0]}-{'-'.join(rows)}"  # one file per device and row set
+    results = Results(out / f"results-{name}.json", meta, started)
+    if "indexing" in rows:
+        indexing_rows(args, "scaling" in rows, results)
+    if "search" in rows:
+        results += run_child(["-m", "benchmarks.search", *shlex.split(args.search_args)])
+    if "training" in rows:
+        training_rows(args, results)
+    if "reranking" in rows:
+        if not (args.rerank_model and args.rerank_run):
+            parser.error("--rows reranking needs --rerank-model and --rerank-run")
+        reranking_rows(args, results)
+    results += []  # saved even when no row ran
     print(write_page(out, Path(args.md)).read_text())
 
 

@@ -23,14 +23,27 @@ from pathlib import Path
 from .common import emit, peak_memory_mib, reset_peak_memory, scifact_texts, synchronize, versions
 
 
+def training_samples(data: str, count: int) -> list[tuple[str, str, str, str]]:
+    """``count`` (query id, query, document id, relevant document) of SciFact's train split, cycled as needed
+    (read without boltir, so Lightning IR's environment can use it too)."""
+    judged: dict[str, list[str]] = {}
+    for line in (Path(data) / "qrels" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        query_id, doc_id, relevance = line.split("\t")[:3]
+        if int(relevance) > 0:
+            judged.setdefault(query_id, []).append(doc_id)
+    docs = dict(zip(*scifact_texts(Path(data) / "corpus.jsonl")))
+    samples = []
+    for line in (Path(data) / "queries.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line) if line.strip() else None
+        if record is not None and str(record["_id"]) in judged:
+            query_id = str(record["_id"])
+            samples += [(query_id, record["text"], d, docs[d]) for d in sorted(judged[query_id]) if d in docs]
+    return [samples[i % len(samples)] for i in range(count)]
+
+
 def training_pairs(data: str, count: int) -> list[tuple[str, str]]:
     """``count`` (query, relevant document) pairs from SciFact's train split, cycled as needed."""
-    from boltir import QueryDataset
-
-    queries = QueryDataset(data, split="train")
-    docs = dict(zip(*scifact_texts(Path(data) / "corpus.jsonl")))
-    pairs = [(q.text, docs[d]) for q in queries.queries for d, r in sorted(queries.qrels[q.query_id].items()) if r > 0 and d in docs]
-    return [pairs[i % len(pairs)] for i in range(count)]
+    return [(query, doc) for _, query, _, doc in training_samples(data, count)]
 
 
 class StepClock:
@@ -73,7 +86,8 @@ def _boltir(args: argparse.Namespace, clock: StepClock) -> None:
     module = BiEncoderModule(args.model, config=config, loss_functions=None,
                              in_batch_loss={"name": "infonce", "temperature": 0.05})
     trainer = Trainer(
-        accelerator="gpu" if args.device.startswith("cuda") else "cpu", devices=1,
+        accelerator="gpu" if args.device.startswith("cuda") else "cpu", devices=args.devices,
+        strategy="ddp" if args.devices > 1 else "auto",
         precision={"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}[args.precision],
         max_steps=args.steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, callbacks=[Clock()], num_sanity_val_steps=0,
@@ -84,7 +98,11 @@ def _boltir(args: argparse.Namespace, clock: StepClock) -> None:
 
 def _st(args: argparse.Namespace, clock: StepClock) -> None:
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.losses import MultipleNegativesRankingLoss
     from transformers import TrainerCallback
 
@@ -121,16 +139,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup-steps", type=int, default=5)
     parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--devices", type=int, default=1, help="boltir: processes (GPUs) under DDP, each with "
+                        "--batch-size queries; in-batch negatives are gathered across them")
     args = parser.parse_args()
+    if args.devices > 1 and args.system != "boltir":
+        parser.error("--devices > 1 is measured for boltir only")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     clock = StepClock(args.device, args.warmup_steps)
     reset_peak_memory(args.device)
     SYSTEMS[args.system](args, clock)
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0:  # under DDP every rank runs this script; rank 0 reports
+        return
     seconds = clock.end - clock.start
+    samples = clock.timed_steps * args.batch_size * args.devices  # each device trains on its own batch
     emit({
         "row": "training", "system": args.system, "device": args.device, "precision": args.precision,
-        "batch_size": args.batch_size, "timed_steps": clock.timed_steps, "seconds": seconds,
-        "samples_per_s": clock.timed_steps * args.batch_size / seconds if seconds > 0 else None,
+        "batch_size": args.batch_size, "devices": args.devices, "timed_steps": clock.timed_steps, "seconds": seconds,
+        "samples_per_s": samples / seconds if seconds > 0 else None,
         "peak_mem_mib": peak_memory_mib(args.device), "versions": versions(),
     })
 

@@ -87,6 +87,21 @@ def test_unknown_hub_name_says_what_to_pass(monkeypatch):
         BiEncoderModule("nobody/no-such-model")
 
 
+def test_unused_bert_pooler_is_frozen(tmp_path):
+    """A BERT checkpoint with a pooler (all-MiniLM-L6-v2 has one) trains under DDP: the pooler gets no gradients."""
+    from transformers import BertConfig, BertModel
+
+    from tests.conftest import make_bert_tokenizer
+
+    tokenizer = make_bert_tokenizer(tmp_path)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64)
+    BertModel(config).save_pretrained(tmp_path)
+    model = BiEncoderModel.from_pretrained(tmp_path)
+    assert not any(p.requires_grad for p in model.backbone.pooler.parameters())
+    assert all(p.requires_grad for p in model.backbone.encoder.parameters())
+
+
 def test_decoder_sequences_never_start_with_padding(tiny_llama_dir):
     """A leading pad position under a causal mask attends to nothing (NaN gradients in fused CUDA attention)."""
     model = BiEncoderModule(tiny_llama_dir, config=BiEncoderConfig(query_pooling="last", doc_pooling="last")).model

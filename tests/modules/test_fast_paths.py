@@ -82,3 +82,46 @@ def test_every_document_is_indexed_whatever_the_worker_count(tiny_bert_dir, tiny
         assert sum(len(b.doc_ids) for b in data.predict_dataloader()[0]) == 6
         _trainer().index(module, data, tmp_path / f"w{workers}", FaissIndexConfig())
         assert open_searcher(tmp_path / f"w{workers}").manifest["count"] == 6
+
+
+def test_overlapped_preparation_keeps_batch_order():
+    from boltir.modules.base import overlapped
+
+    batches = [[1, 2], [3], [4, 5, 6]]
+    plain = overlapped(batches, lambda b: torch.tensor(b), lambda t: t * 2, helper=False)
+    threaded = overlapped(batches, lambda b: torch.tensor(b), lambda t: t * 2, helper=True)
+    assert [t.tolist() for t in threaded] == [t.tolist() for t in plain] == [[2, 4], [6], [8, 10, 12]]
+    assert overlapped([], lambda b: b, lambda t: t, helper=True) == []
+
+
+def test_cross_encoder_bf16_scores_stay_close_to_fp32(tiny_bert_dir):
+    """The re-ranking fast path (bf16 backbone, head in float32) keeps scores and rankings of the fp32 path."""
+    from boltir import CrossEncoderModule
+
+    torch.manual_seed(0)
+    module = CrossEncoderModule(tiny_bert_dir)
+    assert module.pairs_per_batch == 64  # CPU default
+    with torch.no_grad():  # a head with weight: scores spread enough to rank
+        module.model.head.weight.normal_(0, 1.0)
+    docs = TEXTS * 4
+    exact = module.score("capital of germany", docs).scores
+    fast = module.to(torch.bfloat16).score("capital of germany", docs).scores
+    assert fast.dtype == torch.float32  # no bf16 rounding of the scores themselves: no ties from it
+    torch.testing.assert_close(fast, exact, atol=0.05, rtol=0.02)
+    assert torch.equal(torch.argsort(fast, descending=True, stable=True)[:3].sort().values,
+                       torch.argsort(exact, descending=True, stable=True)[:3].sort().values)
+
+
+def test_cross_encoder_scores_alike_with_the_helper_thread(tiny_bert_dir, monkeypatch):
+    """The GPU path (next batch tokenised in a helper thread, texts cached across batches) scores like the plain one."""
+    from boltir import CrossEncoderModule
+    from boltir.modules import base
+
+    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=2)
+    queries, docs = ["capital of germany", "ocean tide"], [TEXTS, TEXTS[::-1] + TEXTS[:1]]
+    plain = module.score(queries, docs).scores
+    monkeypatch.setattr(CrossEncoderModule, "_overlapped",
+                        lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, helper=True))
+    threaded = module.score(queries, docs).scores
+    for a, b in zip(plain, threaded):
+        torch.testing.assert_close(a, b)

@@ -70,7 +70,7 @@ class RunWriter(pl.Callback):
             run.to_trec(path)
             self.written.append(path)
             qrels = getattr(dataset, "qrels", None)
-            if qrels:
+            if qrels and self.measures:  # measures=[]: write the run only
                 self.results[name] = evaluate(run, qrels, self.measures)
                 write_results(path.with_suffix(".metrics.json"), self.results[name])
             log.info("wrote %s (%d queries)", path, len(run))

@@ -41,6 +41,14 @@ def is_decoder(backbone_config: Any) -> bool:
     return bool(getattr(backbone_config, "is_decoder", False)) or any("CausalLM" in a for a in architectures)
 
 
+def freeze_pooler(backbone: nn.Module) -> None:
+    """Freeze a backbone's pooler (BERT's dense + tanh over [CLS]) that the model's scores never use: DDP would
+    otherwise wait for gradients that never come (and refuse to train)."""
+    pooler = getattr(backbone, "pooler", None)
+    if isinstance(pooler, nn.Module):
+        pooler.requires_grad_(False)
+
+
 class BoltirModel(nn.Module, Generic[ConfigT]):
     """A model family's model: ``backbone`` (an HF model), ``tokenizer`` and ``config``."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -117,6 +118,11 @@ class BoltirModule(pl.LightningModule):
         if device.type != "cuda":
             return {k: v.to(device) for k, v in encoding.items()}
         return {k: (v if v.is_cuda else v.pin_memory()).to(device, non_blocking=True) for k, v in encoding.items()}
+
+    def _overlapped(self, batches: Sequence[Any], prepare: Callable[[Any], Any], compute: Callable[[Any], Tensor]) -> list[Tensor]:
+        """:func:`overlapped`, with the helper thread on a GPU only: on a CPU the matrix products already use
+        every core, so preparing beside them would only compete."""
+        return overlapped(batches, prepare, compute, helper=self.device.type == "cuda")
 
     def batch_transform(self) -> Callable[[Any], Any] | None:
         """What the DataLoader's workers apply to each batch (tokenisation); None keeps batches as text."""
@@ -282,6 +288,23 @@ class BoltirModule(pl.LightningModule):
         ids = [str(i) for i in range(len(queries))]
         doc_ids = [[str(j) for j in range(len(d))] for d in doc_lists]
         return SingleScoreOutput(scores[0]) if isinstance(query, str) else ScoreOutput(ids, doc_ids, scores)
+
+
+def overlapped(batches: Sequence[Any], prepare: Callable[[Any], Any], compute: Callable[[Any], Tensor], helper: bool) -> list[Tensor]:
+    """``compute(prepare(batch))`` for every batch, in order. With ``helper``, a thread prepares (tokenises,
+    page-locks) the next batch while this one is computed: Rust tokenizers release the GIL, so the host
+    prepares while the GPU runs the queued kernels."""
+    if not helper:
+        return [compute(prepare(batch)) for batch in batches]
+    chunks = []
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        upcoming = thread.submit(prepare, batches[0]) if len(batches) else None
+        for index in range(len(batches)):
+            prepared = upcoming.result()  # type: ignore[union-attr]
+            if index + 1 < len(batches):
+                upcoming = thread.submit(prepare, batches[index + 1])
+            chunks.append(compute(prepared))
+    return chunks
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import torch
@@ -138,9 +137,8 @@ class BiEncoderModule(BoltirModule):
     ) -> Tensor | TokenVectors:
         """Encode texts in length-sorted batches (little padding), returned in input order.
 
-        On a GPU, vectors stay on the device until the end and a helper thread tokenises the next batch into
-        page-locked memory while this one is encoded: the host and the device work side by side. On a CPU
-        the model's matrix products already use every core, so tokenising beside them would only compete.
+        On a GPU, vectors stay on the device until the end and the next batch is tokenised into page-locked
+        memory while this one is encoded (see ``_overlapped``).
         """
         encode = self.model.encode_queries if side == "query" else self.model.encode_docs
         if encoding is not None:  # a batch the DataLoader's workers tokenised (and length-sorted)
@@ -150,32 +148,16 @@ class BiEncoderModule(BoltirModule):
         size = batch_size or (self.encode_batch_size if on_gpu else min(self.encode_batch_size, 32))  # CPUs: small batches stay in cache
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         batches = [[texts[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
-        if on_gpu:
-            chunks = self._encode_overlapped(batches, tokenize, encode)
-        else:
-            chunks = [encode(self._to_device(tokenize(batch))) for batch in batches]
+
+        def prepare(batch: list[str]) -> Encoding:
+            tokens = tokenize(batch)
+            return {k: v.pin_memory() for k, v in tokens.items()} if on_gpu else tokens
+
+        chunks = self._overlapped(batches, prepare, lambda tokens: encode(self._to_device(tokens)))
         if not chunks:
             return torch.empty(0, self.model.embedding_dim, device=self.device)
         vectors = cat_batches(chunks)
         return vectors[torch.argsort(torch.tensor(order, device=vectors.device))]
-
-    def _encode_overlapped(
-        self, batches: list[list[str]], tokenize: Callable[[list[str]], Encoding], encode: Callable[[Encoding], Tensor]
-    ) -> list[Tensor]:
-        """Encode batches on the GPU while a helper thread tokenises the next one (Rust releases the GIL)."""
-
-        def prepare(batch: list[str]) -> Encoding:
-            return {k: v.pin_memory() for k, v in tokenize(batch).items()}
-
-        chunks = []
-        with ThreadPoolExecutor(max_workers=1) as helper:
-            upcoming = helper.submit(prepare, batches[0]) if batches else None
-            for index in range(len(batches)):
-                encoding = upcoming.result()  # type: ignore[union-attr]
-                if index + 1 < len(batches):
-                    upcoming = helper.submit(prepare, batches[index + 1])
-                chunks.append(encode(self._to_device(encoding)))
-        return chunks
 
     def embed_queries(
         self, texts: list[str], encoding: Encoding | None = None, batch_size: int | None = None

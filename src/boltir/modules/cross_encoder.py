@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..models import BoltirConfig, CrossEncoderModel
+from ..models.cross_encoder.model import PairBatch
 from .base import BoltirModule
 
 
@@ -17,8 +18,8 @@ class CrossEncoderModule(BoltirModule):
     """A cross-encoder (pointwise, sparse-attention or Set-Encoder) ready to re-rank and train.
 
     Args:
-        pair_batch_size: query-document pairs per forward pass; a 1,000-candidate list streams through in
-            slices of this size. The Set-Encoder reads each candidate list whole (its passages attend to each
+        pair_batch_size: query-document pairs per forward pass (default: 256 on a GPU, 64 on a CPU); a
+            1,000-candidate list streams through in slices of this size. The Set-Encoder reads each candidate list whole (its passages attend to each
             other), so its batches hold whole lists, as many as fit in ``pair_batch_size`` (at least one).
 
     Example:
@@ -34,13 +35,18 @@ class CrossEncoderModule(BoltirModule):
         model_name_or_path: str | os.PathLike[str] | None = None,
         config: BoltirConfig | dict | None = None,
         model: CrossEncoderModel | None = None,
-        pair_batch_size: int = 64,
+        pair_batch_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(model_name_or_path, config, model, **kwargs)
-        if pair_batch_size < 1:
+        if pair_batch_size is not None and pair_batch_size < 1:
             raise ConfigError(f"pair_batch_size must be positive, got {pair_batch_size}.")
         self.pair_batch_size = pair_batch_size
+
+    @property
+    def pairs_per_batch(self) -> int:
+        """``pair_batch_size``, or by default 256 on a GPU (large batches keep it busy) and 64 on a CPU."""
+        return self.pair_batch_size or (256 if self.device.type == "cuda" else 64)
 
     def rank_scores(self, queries: list[str], docs: list[list[str]]) -> list[Tensor]:
         """One score per candidate of each query (with gradients when training); empty lists give empty tensors."""
@@ -53,15 +59,21 @@ class CrossEncoderModule(BoltirModule):
         return list(flat.split([len(ds) for ds in docs]))
 
     def _score_pairs(self, queries: list[str], docs: list[str]) -> Tensor:
-        """Pointwise scores in length-sorted batches (little padding), returned in input order."""
+        """Pointwise scores in length-sorted batches (little padding), returned in input order; on a GPU the
+        next batch is tokenised while this one is scored (see ``_overlapped``)."""
         if not docs:
             return torch.zeros(0, device=self.device)
         order = sorted(range(len(docs)), key=lambda i: len(queries[i]) + len(docs[i]), reverse=True)
-        chunks = []
-        for start in range(0, len(order), self.pair_batch_size):
-            part = order[start : start + self.pair_batch_size]
-            batch = self.model.tokenize_pairs([queries[i] for i in part], [docs[i] for i in part])
-            chunks.append(self.model(batch.to(self.device)))
+        size = self.pairs_per_batch
+        parts = [order[start : start + size] for start in range(0, len(order), size)]
+        on_gpu = self.device.type == "cuda"
+        cache: dict[str, Any] = {}  # each distinct query and document is tokenised once per call
+
+        def prepare(part: list[int]) -> PairBatch:
+            batch = self.model.tokenize_pairs([queries[i] for i in part], [docs[i] for i in part], cache=cache)
+            return batch.pin_memory() if on_gpu else batch
+
+        chunks = self._overlapped(parts, prepare, lambda batch: self.model(batch.to(self.device)))
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))
         return torch.cat(chunks)[inverse.to(self.device)]
@@ -70,7 +82,7 @@ class CrossEncoderModule(BoltirModule):
         """Set-Encoder scores: whole candidate lists per forward pass, as many lists as fit in a batch."""
         chunks, group, size = [], [], 0
         for query, candidates in zip(queries, docs):
-            if group and size + len(candidates) > self.pair_batch_size:
+            if group and size + len(candidates) > self.pairs_per_batch:
                 chunks.append(self._forward_lists(group))
                 group, size = [], 0
             if candidates:

@@ -13,7 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..layers import Pooling, pad_right_for_causal_attention, pairwise_similarity
 from ..layers.segments import SegmentedVectors, Segments, max_over_segments, split_into_segments
-from ..model import BoltirModel, is_decoder, read_json
+from ..model import BoltirModel, freeze_pooler, is_decoder, read_json
 from .config import BiEncoderConfig
 
 _ST_POOLING_MODES = {
@@ -60,6 +60,7 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
 
     def __init__(self, backbone: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: BiEncoderConfig) -> None:
         super().__init__(backbone, tokenizer, config)
+        freeze_pooler(backbone)  # pooling reads the token states, never BERT's pooler
         self.query_backbone = None if config.tied else copy.deepcopy(backbone)
         self.segments: Segments | None = None  # set by build_layers when long documents are split
         self.build_layers()

@@ -20,7 +20,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTraine
 from ...errors import ConfigError, ModelNotFoundError
 from ..layers import Pooling, pad_right_for_causal_attention
 from ..layers.attention import SetLayout, WindowedLayout, use_boltir_attention
-from ..model import BoltirModel, is_decoder, read_json
+from ..layers.tokenize import tokenize_pairs
+from ..model import BoltirModel, freeze_pooler, is_decoder, read_json
 from ..resolve import resolve_model_dir
 from .config import CrossEncoderConfig
 
@@ -41,6 +42,10 @@ class PairBatch:
     def to(self, device: torch.device | str) -> PairBatch:
         inputs = {k: v.to(device, non_blocking=True) for k, v in self.inputs.items()}
         return PairBatch(inputs, self.query_tokens, self.list_sizes)
+
+    def pin_memory(self) -> PairBatch:
+        """Page-locked copies, so the copy to a GPU overlaps its work (``to`` does not wait for it)."""
+        return PairBatch({k: v.pin_memory() for k, v in self.inputs.items()}, self.query_tokens, self.list_sizes)
 
     def __len__(self) -> int:
         return int(self.inputs["input_ids"].shape[0])
@@ -105,6 +110,8 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             self.token_ids = (self._single_token(config.false_token), self._single_token(config.true_token))
         else:
             self.pooling = None if config.pooling == "pooler" else Pooling(config.pooling)
+            if self.pooling is not None:
+                freeze_pooler(backbone)
             self.head = nn.Linear(hf.hidden_size, 1)
             if decoder:
                 pad_right_for_causal_attention(tokenizer)
@@ -173,25 +180,26 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         return True
 
     # -- tokenizing --------------------------------------------------------------------------------
-    def tokenize_pairs(self, queries: list[str], docs: list[str], list_sizes: list[int] | None = None) -> PairBatch:
+    def tokenize_pairs(
+        self, queries: list[str], docs: list[str], list_sizes: list[int] | None = None, cache: dict[str, Any] | None = None
+    ) -> PairBatch:
         """Tokenise pairs under the truncation policy and lay them out for the attention pattern.
 
-        ``list_sizes`` (Set-Encoder) says how many consecutive pairs form each query's candidate list.
+        ``list_sizes`` (Set-Encoder) says how many consecutive pairs form each query's candidate list; ``cache``
+        keeps each text's tokens for the next batches of the same re-ranking (see ``layers.tokenize_pairs``).
         """
         if len(queries) != len(docs):
             raise ConfigError(f"got {len(queries)} queries but {len(docs)} documents to pair.")
         c = self.config
-        queries = truncate_texts(self.tokenizer, queries, [c.query_length] * len(queries))
+        unique = list(dict.fromkeys(queries))  # re-ranking repeats each query once per candidate: cut each once
+        cut = dict(zip(unique, truncate_texts(self.tokenizer, unique, [c.query_length] * len(unique))))
+        queries = [cut[q] for q in queries]
         if self.seq2seq:
             return PairBatch(self._tokenize_seq2seq(queries, docs))
-        query_sizes = [len(ids) for ids in self.tokenizer(queries, add_special_tokens=False)["input_ids"]]
-        special = self.tokenizer.num_special_tokens_to_add(pair=True)
-        docs = truncate_texts(self.tokenizer, docs, [max(c.max_length - n - special, 1) for n in query_sizes])
-        encoding = self.tokenizer(queries, docs, padding=True, truncation="only_second", max_length=c.max_length,
-                                  return_tensors="pt")
-        inputs = {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        # the document fills what the (cut) query leaves of max_length, cut at its token limit in Rust
+        inputs = tokenize_pairs(self.tokenizer, queries, docs, c.max_length, doc_starts=c.attention == "sparse", cache=cache)
         if c.attention == "sparse":
-            return self._segmented(encoding, inputs)
+            return self._segmented(inputs)
         if c.attention == "set":
             sizes = list_sizes if list_sizes is not None else [len(queries)]
             if sum(sizes) != len(queries) or any(s < 1 for s in sizes):
@@ -208,11 +216,10 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         encoding = self.tokenizer(texts, padding=True, truncation=True, max_length=c.max_length, return_tensors="pt")
         return {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask")}
 
-    def _segmented(self, encoding: Any, inputs: dict[str, Tensor]) -> PairBatch:
+    def _segmented(self, inputs: dict[str, Tensor]) -> PairBatch:
         """Move packed pairs into ``[query segment | document segment]`` rows, keeping each token's position."""
         lengths = inputs["attention_mask"].sum(1)
-        boundary = torch.tensor([next((j for j, s in enumerate(encoding.sequence_ids(i)) if s == 1), int(lengths[i]))
-                                 for i in range(len(lengths))])
+        boundary = inputs.pop("doc_start")
         p, d = int(boundary.max()), int((lengths - boundary).max())
         slots = torch.arange(p + d)[None, :]
         source = torch.where(slots < p, slots, boundary[:, None] + slots - p)
@@ -256,7 +263,9 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         else:
             vectors = self.pooling(output.last_hidden_state, inputs["attention_mask"])
         assert self.head is not None
-        return self.head(vectors).squeeze(-1)
+        # the head in float32 whatever the precision: bf16 scores (8 bits of mantissa) would tie candidates
+        with torch.autocast(vectors.device.type, enabled=False):
+            return nn.functional.linear(vectors.float(), self.head.weight.float(), self.head.bias.float()).squeeze(-1)
 
     def _seq2seq_scores(self, inputs: dict[str, Tensor]) -> Tensor:
         """monoT5: log p("true") against "false" at the first decoder step."""

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Issue #8's speed rows on the lent GPU machines: one subcommand per device call, each self-contained (it installs
+# its wheels and unpacks its data under /tmp), run from the repository root there. Tables land in
+# $OUT/RESULTS-speed.md, JSON in $OUT/results/ (saved after every measured system, so a step cut short by its
+# timeout keeps what it measured); `python -m benchmarks.report --out DIR/results --md X.md` re-renders them.
+# Speed needs no real weights: models are random weights of the real shapes (config + tokenizer carried).
+#
+#   bash benchmarks/gpu_speed.sh index    kind nvidia-h200     ~4.5 min (ceiling 8.5)   carry 45.0 MiB:
+#        .whl .whl-bench .carry/sf .carry/minilm-shape .carry/stx
+#        indexing, bf16: sentence-transformers encode (batch 512, the best of 32/128/512 in the first run), boltir
+#        encode_docs, boltir Trainer.index, lightning-ir index; training, bf16: sentence-transformers' trainer, boltir
+#        fit, lightning-ir fit (in-batch negatives), batch 64, 30 steps after 5 warm-up steps
+#   bash benchmarks/gpu_speed.sh rerank   kind nvidia-h200     ~3.5 min (ceiling 8.5)   carry 44.9 MiB:
+#        .whl .whl-bench/lir .carry/sf .carry/rerank
+#        re-ranking, bf16, SciFact test BM25 top-100 (29,966 pairs), MS MARCO MiniLM-L12 cross-encoder's shape:
+#        sentence-transformers CrossEncoder.predict, boltir score and Trainer.re_rank, lightning-ir re_rank
+#   bash benchmarks/gpu_speed.sh ddp      kind nvidia-h200-x2  ~3 min (ceiling 8.5)     carry 26.3 MiB:
+#        .whl .carry/sf .carry/minilm-shape
+#        boltir Trainer.index on 1 vs 2 GPUs (DDP) over SciFact repeated 16x (82,928 docs, fresh ids), and boltir fit
+#        on 1 vs 2 GPUs (batch 64 per GPU, in-batch negatives gathered across GPUs)
+#
+# .whl: boltir's wheels (lightning, faiss, ir-measures, jsonargparse, ...); .whl-bench/lir: Lightning IR with
+# transformers<5 (its own PYTHONPATH); .whl-bench/train: `datasets` for sentence-transformers' trainer;
+# .carry/stx: the `accelerate` wheel (that trainer needs it too); .carry/sf: SciFact (corpus xz);
+# .carry/minilm-shape: all-MiniLM-L6-v2's config + tokenizer; .carry/rerank: the BM25 top-100 run of SciFact test
+# (`python -m benchmarks.reranking --make-run`) + MS MARCO MiniLM-L12's config + tokenizer (l12-shape).
+set -o pipefail
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true HF_HUB_OFFLINE=1
+ROOT=$PWD; OUT=${OUT:-$ROOT/benchmarks/results/gpu-speed}; mkdir -p "$OUT/results"
+install() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$1" "${@:2}" > /tmp/install.log 2>&1 || { tail /tmp/install.log; exit 1; }; }
+data() { mkdir -p /tmp/scifact && [ -s /tmp/scifact/corpus.jsonl ] || { xz -T8 -dc .carry/sf/corpus.jsonl.xz > /tmp/scifact/corpus.jsonl && cp -r .carry/sf/queries.jsonl .carry/sf/qrels /tmp/scifact/; } || exit 1; }
+site() { [ -d /tmp/site/faiss ] || install /tmp/site .whl/*.whl $( [ -d .whl-bench/train ] && echo .whl-bench/train/*.whl ) \
+          $( [ -d .carry/stx ] && echo .carry/stx/*.whl ); }
+lir() { [ -d /tmp/lir/lightning_ir ] || install /tmp/lir .whl-bench/lir/*.whl; }
+run() { timeout "$1" python3 -m benchmarks.run "${@:2}" --data /tmp/scifact --out "$OUT/results" --md "$OUT/RESULTS-speed.md" 2>&1 \
+          | tee -a /tmp/speed.log | grep -E "exit|rror|^\|"; }
+export PYTHONPATH=$ROOT/src:/tmp/site
+LIR="--lir-python python3 --lir-path /tmp/lir:/tmp/site"
+MINILM="--model $ROOT/.carry/minilm-shape --random-weights"
+case "$1" in
+  index)
+    site; lir; data
+    run 270 --device cuda --rows indexing --precisions bf16 $MINILM $LIR --st-batch-sizes 512 \
+      --boltir-batch-sizes 256,512,1024 --index-batch-sizes 1024 --lir-batch-sizes 64 --repeats 3
+    run 210 --device cuda --rows training --precisions bf16 $MINILM $LIR --training-args "--batch-size 64 --steps 35" ;;
+  rerank)
+    site; lir; data
+    run 480 --device cuda --rows reranking --precisions bf16 $MINILM --rerank-model $ROOT/.carry/rerank/l12-shape \
+      --rerank-run $ROOT/.carry/rerank/scifact-test-bm25-top100.run $LIR --repeats 3 \
+      --rerank-st-batch-sizes 64,256 --rerank-boltir-batch-sizes 256,1024 --rerank-lir-batch-sizes 100,400 \
+      --rerank-args "--queries-per-batch 32 --num-workers 4 --warmup-pairs 500" ;;
+  ddp)
+    site; data
+    nvidia-smi -L
+    run 300 --device cuda --rows indexing --name cuda-ddp-indexing --precisions bf16 $MINILM --systems boltir-index --index-devices 1,2 \
+      --repeat-corpus 16 --index-batch-sizes 1024 --num-workers 12 --repeats 3
+    run 200 --device cuda --rows training --name cuda-ddp-training --precisions bf16 $MINILM --training-systems boltir --training-devices 1,2 \
+      --training-args "--batch-size 64 --steps 40" ;;
+  *) echo "usage: bash benchmarks/gpu_speed.sh index|rerank|ddp"; exit 2 ;;
+esac

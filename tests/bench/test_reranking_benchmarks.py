@@ -1,0 +1,58 @@
+"""The re-ranking and 2-device pieces of the benchmark suite, on a tiny random cross-encoder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from benchmarks.common import RESULT_PREFIX, random_weights_copy
+from benchmarks.report import render
+from benchmarks.reranking import SYSTEMS, add_arguments, measure, rerank_lists
+
+
+@pytest.fixture()
+def bm25_run(tiny_beir, tmp_path):
+    path = tmp_path / "bm25.run"
+    docs = ["d1", "d2", "d3", "d4", "d5", "d6"]
+    path.write_text("".join(f"{q} Q0 {d} {r + 1} {10 - r} bm25\n" for q in ("q1", "q2", "q3") for r, d in enumerate(docs)))
+    return path
+
+
+def test_rerank_lists_follow_the_run(tiny_beir, bm25_run):
+    lists = rerank_lists(str(tiny_beir), str(bm25_run), depth=4)
+    assert [q for q, *_ in lists] == ["q1", "q2", "q3"]
+    assert lists[0][2] == ["d1", "d2", "d3", "d4"] and lists[0][3][0].startswith("Berlin berlin")
+    assert len(rerank_lists(str(tiny_beir), str(bm25_run), depth=100, queries=2)) == 2
+
+
+@pytest.mark.parametrize("system", sorted(SYSTEMS))
+def test_each_reranking_system_times_every_pair(system, tiny_bert_dir, tiny_beir, bm25_run, capsys):
+    model = random_weights_copy(tiny_bert_dir, classifier=True)
+    assert json.loads((model / "config.json").read_text())["architectures"] == ["BertForSequenceClassification"]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, sorted(SYSTEMS))
+    args = parser.parse_args(["--system", system, "--model", str(model), "--data", str(tiny_beir), "--run", str(bm25_run),
+                              "--batch-sizes", "4,8", "--repeats", "1", "--max-length", "64", "--num-workers", "0",
+                              "--queries-per-batch", "2", "--warmup-pairs", "6"])
+    measure(args, SYSTEMS)
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX))
+    row = json.loads(line[len(RESULT_PREFIX):])
+    assert row["pairs"] == 18 and row["pairs_per_s"] > 0 and row["batch_size"] in (4, 8)
+
+
+def test_results_page_shows_reranking_and_ddp_ratios():
+    meta = {"device": "cuda", "machine": {"gpu": "NVIDIA H200"}, "versions": {}, "command": "c", "started": "now",
+            "minutes": 1, "corpus_docs": 10, "corpus_flops": 1e12}
+    rerank = {"row": "reranking", "precision": "bf16", "batch_size": 256, "pairs": 30000, "queries": 300,
+              "max_length": 512, "times": [1, 1, 1], "peak_mem_mib": 1, "model": "m"}
+    train = {"row": "training", "precision": "bf16", "batch_size": 64, "timed_steps": 10, "seconds": 1.0, "peak_mem_mib": 1}
+    results = [{**rerank, "system": "st", "median_s": 10.0, "pairs_per_s": 3000.0},
+               {**rerank, "system": "boltir-score", "median_s": 2.0, "pairs_per_s": 15000.0},
+               {**rerank, "system": "lir-re-rank", "median_s": 5.0, "pairs_per_s": 6000.0},
+               {**train, "system": "boltir", "samples_per_s": 100.0},
+               {**train, "system": "boltir", "devices": 2, "samples_per_s": 190.0}]
+    page = render([{"meta": meta, "results": results}], None, None)
+    assert "5.00x" in page and "2.50x" in page  # boltir vs ST, boltir vs lightning-ir
+    assert "boltir (2 devices, DDP)" in page and "1.90x" in page
