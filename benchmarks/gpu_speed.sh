@@ -10,6 +10,9 @@
 #        indexing, bf16: sentence-transformers encode (batch 512, the best of 32/128/512 in the first run), boltir
 #        encode_docs, boltir Trainer.index, lightning-ir index; training, bf16: sentence-transformers' trainer, boltir
 #        fit, lightning-ir fit (in-batch negatives), batch 64, 30 steps after 5 warm-up steps
+#   bash benchmarks/gpu_speed.sh training kind nvidia-h200     ~4 min                   carry the index call's
+#        training, bf16, batch 64, 35 steps: boltir fit and lightning-ir fit (in-batch negatives), then
+#        sentence-transformers' trainer (MultipleNegativesRankingLoss) in a process of its own
 #   bash benchmarks/gpu_speed.sh rerank   kind nvidia-h200     ~3.5 min (ceiling 8.5)   carry 44.9 MiB:
 #        .whl .whl-bench/lir .carry/sf .carry/rerank
 #        re-ranking, bf16, SciFact test BM25 top-100 (29,966 pairs), MS MARCO MiniLM-L12 cross-encoder's shape:
@@ -37,18 +40,44 @@ run() { timeout "$1" python3 -m benchmarks.run "${@:2}" --data /tmp/scifact --ou
 export PYTHONPATH=$ROOT/src:/tmp/site
 LIR="--lir-python python3 --lir-path /tmp/lir:/tmp/site"
 MINILM="--model $ROOT/.carry/minilm-shape --random-weights"
+RANDOM_COPY="from benchmarks.common import random_weights_copy as r; import sys; print(r(sys.argv[1], sys.argv[2] == 'cls'))"
 case "$1" in
   index)
     site; lir; data
-    run 270 --device cuda --rows indexing --precisions bf16 $MINILM $LIR --st-batch-sizes 512 \
-      --boltir-batch-sizes 256,512,1024 --index-batch-sizes 1024 --lir-batch-sizes 64 --repeats 3
-    run 210 --device cuda --rows training --precisions bf16 $MINILM $LIR --training-args "--batch-size 64 --steps 35" ;;
+    MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/minilm-shape enc 2>/dev/null | tail -1)
+    for threads in 1 2 4; do  # encode_docs: threads tokenising upcoming batches (prepare_threads)
+      timeout 50 python3 -m benchmarks.indexing --system boltir-encode --device cuda --precision bf16 --model "$MODEL" \
+        --data /tmp/scifact --batch-sizes 256,512 --repeats 3 --prepare-threads $threads --tag "prepare_threads=$threads" 2>&1 \
+        | grep BENCH-RESULT | tee -a "$OUT/results/encode-threads.jsonl"
+    done
+    run 250 --device cuda --rows indexing --precisions bf16 $MINILM $LIR --st-batch-sizes 512 \
+      --boltir-batch-sizes 256,512 --index-batch-sizes 1024 --lir-batch-sizes 64 --repeats 3 ;;
+  training)
+    site; lir; data
+    MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/minilm-shape enc 2>/dev/null | tail -1)
+    ARGS="--device cuda --precision bf16 --model $MODEL --data /tmp/scifact --batch-size 64 --steps 35"
+    for workers in 0 2 8; do  # each system at each DataLoader worker count: the table takes each one's best
+      timeout 80 python3 -m benchmarks.training --system boltir $ARGS --num-workers $workers 2>&1 | grep BENCH-RESULT
+      timeout 80 python3 -m benchmarks.training --system st $ARGS --num-workers $workers 2>&1 | grep BENCH-RESULT
+      PYTHONPATH=/tmp/lir:/tmp/site:$ROOT timeout 80 python3 -m benchmarks.lir_training $ARGS --num-workers $workers 2>&1 \
+        | grep BENCH-RESULT
+    done | tee "$OUT/results/training-workers.jsonl" ;;
   rerank)
     site; lir; data
-    run 480 --device cuda --rows reranking --precisions bf16 $MINILM --rerank-model $ROOT/.carry/rerank/l12-shape \
-      --rerank-run $ROOT/.carry/rerank/scifact-test-bm25-top100.run $LIR --repeats 3 \
-      --rerank-st-batch-sizes 64,256 --rerank-boltir-batch-sizes 256,1024 --rerank-lir-batch-sizes 100,400 \
-      --rerank-args "--queries-per-batch 32 --num-workers 4 --warmup-pairs 500" ;;
+    RUN=$ROOT/.carry/rerank/scifact-test-bm25-top100.run
+    MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/rerank/l12-shape cls 2>/dev/null | tail -1)
+    timeout 150 python3 -m benchmarks.profile_rerank --system boltir-score --device cuda --precision bf16 --model "$MODEL" \
+      --data /tmp/scifact --run $RUN --batch-sizes 256 --repeats 3 --thread-counts 0,1,2,4 2>&1 \
+      | grep BENCH-RESULT | tee -a "$OUT/results/profile-rerank.jsonl"
+    run 270 --device cuda --rows reranking --precisions bf16 $MINILM --rerank-model $ROOT/.carry/rerank/l12-shape \
+      --rerank-run $RUN --rerank-systems st,boltir-score,boltir-re-rank --repeats 3 \
+      --rerank-st-batch-sizes 64,256 --rerank-boltir-batch-sizes 256,1024 \
+      --rerank-args "--queries-per-batch 32 --num-workers 4 --warmup-pairs 500"
+    # Lightning IR re-ranks ~10x slower: both Trainer-based systems on the run's first 60 queries (5,989 pairs)
+    run 150 --device cuda --rows reranking --name cuda-reranking-60q --precisions bf16 $MINILM $LIR \
+      --rerank-model $ROOT/.carry/rerank/l12-shape --rerank-run $RUN --rerank-systems boltir-re-rank,lir-re-rank \
+      --repeats 3 --rerank-boltir-batch-sizes 256 --rerank-lir-batch-sizes 100,400 \
+      --rerank-args "--queries 60 --queries-per-batch 32 --num-workers 4 --warmup-pairs 500" ;;
   ddp)
     site; data
     nvidia-smi -L
@@ -56,5 +85,5 @@ case "$1" in
       --repeat-corpus 16 --index-batch-sizes 1024 --num-workers 12 --repeats 3
     run 200 --device cuda --rows training --name cuda-ddp-training --precisions bf16 $MINILM --training-systems boltir --training-devices 1,2 \
       --training-args "--batch-size 64 --steps 40" ;;
-  *) echo "usage: bash benchmarks/gpu_speed.sh index|rerank|ddp"; exit 2 ;;
+  *) echo "usage: bash benchmarks/gpu_speed.sh index|training|rerank|ddp"; exit 2 ;;
 esac

@@ -71,7 +71,8 @@ def main() -> None:
     seconds = clock.end - clock.start
     emit({
         "row": "training", "system": "lir", "device": args.device, "precision": args.precision,
-        "batch_size": args.batch_size, "devices": 1, "timed_steps": clock.timed_steps, "seconds": seconds,
+        "batch_size": args.batch_size, "num_workers": args.num_workers, "devices": 1, "timed_steps": clock.timed_steps,
+        "seconds": seconds,
         "samples_per_s": clock.timed_steps * args.batch_size / seconds if seconds > 0 else None,
         "peak_mem_mib": peak_memory_mib(args.device),
         "versions": versions(("torch", "transformers", "lightning", "lightning-ir")),

@@ -154,7 +154,8 @@ def main() -> None:
     samples = clock.timed_steps * args.batch_size * args.devices  # each device trains on its own batch
     emit({
         "row": "training", "system": args.system, "device": args.device, "precision": args.precision,
-        "batch_size": args.batch_size, "devices": args.devices, "timed_steps": clock.timed_steps, "seconds": seconds,
+        "batch_size": args.batch_size, "num_workers": args.num_workers, "devices": args.devices,
+        "timed_steps": clock.timed_steps, "seconds": seconds,
         "samples_per_s": samples / seconds if seconds > 0 else None,
         "peak_mem_mib": peak_memory_mib(args.device), "versions": versions(),
     })

@@ -43,9 +43,18 @@ def test_no_texts_gives_empty_batch(tiny_bert_dir):
 
 @pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_llama_dir"])
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_pairs_match_transformers(fixture, side, request):
+@pytest.mark.parametrize("joined_by", ["template", "post-processor"])
+def test_pairs_match_transformers(fixture, side, joined_by, request, monkeypatch):
+    """Pairs joined by the template read off the post-processor (numpy) and by the post-processor itself (the
+    fallback) both equal transformers' own pairs."""
+    from boltir.models.layers import tokenize as module
+
     tokenizer = load_tokenizer(request.getfixturevalue(fixture))
     tokenizer.padding_side = side
+    template = module._pair_template(module._backend(tokenizer, 64, "longest_first"))
+    assert template is not None  # BERT's [CLS] A [SEP] B [SEP] and Llama's <s> A <s> B both follow one
+    if joined_by == "post-processor":
+        monkeypatch.setattr(module, "_pair_template", lambda backend: None)
     short = st.lists(st.sampled_from(WORDS), max_size=5).map(" ".join)
     long = st.lists(st.sampled_from(WORDS), max_size=60).map(" ".join)
 

@@ -3,6 +3,7 @@ buffered index additions, bf16 backbones pooled in float32."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from boltir import BiEncoderModule, DataModule, DocDataset, FaissIndexConfig, QueryDataset, Trainer, open_searcher
@@ -85,13 +86,23 @@ def test_every_document_is_indexed_whatever_the_worker_count(tiny_bert_dir, tiny
 
 
 def test_overlapped_preparation_keeps_batch_order():
+    import random
+    import time
+
     from boltir.modules.base import overlapped
 
-    batches = [[1, 2], [3], [4, 5, 6]]
-    plain = overlapped(batches, lambda b: torch.tensor(b), lambda t: t * 2, helper=False)
-    threaded = overlapped(batches, lambda b: torch.tensor(b), lambda t: t * 2, helper=True)
-    assert [t.tolist() for t in threaded] == [t.tolist() for t in plain] == [[2, 4], [6], [8, 10, 12]]
-    assert overlapped([], lambda b: b, lambda t: t, helper=True) == []
+    batches = [[i, i + 1] for i in range(0, 40, 2)]
+    rng = random.Random(0)
+
+    def slow_prepare(batch: list[int]) -> torch.Tensor:  # batches finish out of order across threads
+        time.sleep(rng.random() / 200)
+        return torch.tensor(batch)
+
+    expected = [[2 * i, 2 * i + 2] for i in range(0, 40, 2)]
+    for threads in (0, 1, 3, 8):
+        assert [t.tolist() for t in overlapped(batches, slow_prepare, lambda t: t * 2, threads=threads)] == expected
+        assert overlapped([], lambda b: b, lambda t: t, threads=threads) == []
+        assert [t.tolist() for t in overlapped([[7]], torch.tensor, lambda t: t, threads=threads)] == [[7]]
 
 
 def test_cross_encoder_bf16_scores_stay_close_to_fp32(tiny_bert_dir):
@@ -112,16 +123,33 @@ def test_cross_encoder_bf16_scores_stay_close_to_fp32(tiny_bert_dir):
                        torch.argsort(exact, descending=True, stable=True)[:3].sort().values)
 
 
-def test_cross_encoder_scores_alike_with_the_helper_thread(tiny_bert_dir, monkeypatch):
-    """The GPU path (next batch tokenised in a helper thread, texts cached across batches) scores like the plain one."""
+@pytest.mark.parametrize("threads", [1, 4])
+def test_cross_encoder_scores_alike_with_preparing_threads(tiny_bert_dir, monkeypatch, threads):
+    """The GPU path (next batches tokenised by threads, texts cached across batches, documents cut to fit beside
+    the query) scores like the plain one."""
     from boltir import CrossEncoderModule
     from boltir.modules import base
 
-    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=2)
-    queries, docs = ["capital of germany", "ocean tide"], [TEXTS, TEXTS[::-1] + TEXTS[:1]]
+    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=2, config_overrides={"max_length": 24, "query_length": 8})
+    long_docs = [" ".join([t] * 6) for t in TEXTS]  # longer than max_length: cut only_second in the pair
+    queries, docs = ["capital of germany", "ocean tide", "tide"], [TEXTS + long_docs, long_docs[::-1] + TEXTS[:1], long_docs]
     plain = module.score(queries, docs).scores
     monkeypatch.setattr(CrossEncoderModule, "_overlapped",
-                        lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, helper=True))
-    threaded = module.score(queries, docs).scores
-    for a, b in zip(plain, threaded):
-        torch.testing.assert_close(a, b)
+                        lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, threads=threads))
+    for _ in range(3):  # thread interleavings differ between calls
+        threaded = module.score(queries, docs).scores
+        for a, b in zip(plain, threaded):
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_bi_encoder_vectors_alike_with_preparing_threads(tiny_bert_dir, monkeypatch, threads):
+    from boltir import BiEncoderModule
+    from boltir.modules import base
+
+    module = BiEncoderModule(tiny_bert_dir)
+    texts = TEXTS * 5 + [" ".join(TEXTS) * 4]
+    plain = module.encode_docs(texts, batch_size=3)
+    monkeypatch.setattr(BiEncoderModule, "_overlapped",
+                        lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, threads=threads))
+    torch.testing.assert_close(module.encode_docs(texts, batch_size=3), plain)

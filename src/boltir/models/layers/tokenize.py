@@ -10,10 +10,14 @@ assume without them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
@@ -51,6 +55,81 @@ _SPACE_SPLITTING = ("BertPreTokenizer", "Whitespace", "WhitespaceSplit", "Metasp
 _CHAR_NORMALIZERS = ("NoneType", "BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents")
 
 
+@dataclass(frozen=True)
+class _PairTemplate:
+    """How a post-processor joins two sequences: ``prefix A middle B suffix`` (BERT: ``[CLS] A [SEP] B [SEP]``),
+    with the special tokens' ids and one type id for each of the five parts (BERT: 0 0 0 1 1)."""
+
+    parts: tuple[np.ndarray, np.ndarray, np.ndarray]
+    types: tuple[int, int, int, int, int]
+
+    @property
+    def added(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+
+def _pair_template(backend: Any) -> _PairTemplate | None:
+    """The template ``backend``'s post-processor follows, read off two probe pairs of different lengths; None
+    where it does not follow one (then each pair goes through the post-processor itself)."""
+    joiner = Tokenizer(WordLevel({}, unk_token=None))
+    joiner.post_processor = backend.post_processor
+    found = []
+    for first, second in (("a b c", "d e"), ("x", "y z w v u")):
+        a, b = backend.encode_batch([first, second], add_special_tokens=False)
+        if not a.ids or not b.ids:
+            return None
+        joined = joiner.post_process(a, b)
+        ids, types = np.asarray(joined.ids), np.asarray(joined.type_ids)
+        second = np.flatnonzero(np.asarray([s == 1 for s in joined.sequence_ids]))  # the first's are not marked
+        if len(second) != len(b.ids) or np.any(np.diff(second) != 1) or list(ids[second]) != b.ids:
+            return None
+        places = [i for i in range(second[0] - len(a.ids) + 1) if list(ids[i : i + len(a.ids)]) == a.ids]
+        if len(places) != 1:
+            return None
+        first = np.arange(places[0], places[0] + len(a.ids))
+        cuts = (slice(0, first[0]), first, slice(first[-1] + 1, second[0]), second, slice(second[-1] + 1, len(ids)))
+        kinds = [set(types[c].tolist()) for c in cuts]
+        if any(len(kind) > 1 for kind in kinds):  # a part of mixed type ids: not a template of this kind
+            return None
+        found.append(_PairTemplate((ids[cuts[0]], ids[cuts[2]], ids[cuts[4]]),
+                                   tuple(kind.pop() if kind else 0 for kind in kinds)))  # type: ignore[arg-type]
+    same = all(np.array_equal(x, y) for x, y in zip(found[0].parts, found[1].parts)) and found[0].types == found[1].types
+    return found[0] if same else None
+
+
+def _join_pairs(
+    template: _PairTemplate, queries: list[np.ndarray], docs: list[np.ndarray], max_length: int, cut_left: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Pairs joined by ``template``, each document cut (``only_second``) so its pair fits ``max_length``: ids and
+    type ids end to end, each row's length and the offset of its document in the row. None where a query alone
+    leaves the document no room (the post-processor then raises its own error)."""
+    prefix, middle, suffix = template.parts
+    pieces, lengths = [], []
+    for query, doc in zip(queries, docs):
+        room = max_length - template.added - len(query)
+        if room < 0:
+            return None
+        if len(doc) > room:
+            doc = doc[len(doc) - room :] if cut_left else doc[:room]
+        pieces += [prefix, query, middle, doc, suffix]
+        lengths.append((len(prefix), len(query), len(middle), len(doc), len(suffix)))
+    parts = np.asarray(lengths, dtype=np.int64).reshape(-1, 5)
+    type_ids = np.repeat(np.tile(np.asarray(template.types, dtype=np.int64), len(parts)), parts.ravel())
+    starts = parts[:, :3].sum(1)
+    rows = parts.sum(1)
+    starts[parts[:, 3] == 0] = rows[parts[:, 3] == 0]  # as the post-processor reports it: no document token
+    return np.concatenate(pieces).astype(np.int64), type_ids, rows, starts
+
+
+def _pair_joiner(backend: Any, max_length: int, direction: str) -> Any:
+    """A model-less Rust tokenizer holding ``backend``'s post-processor, truncating pairs ``only_second``: it joins
+    two encodings (special tokens, type ids) exactly as encoding the pair would, and is the caller's own."""
+    joiner = Tokenizer(WordLevel({}, unk_token=None))
+    joiner.post_processor = backend.post_processor
+    joiner.enable_truncation(max_length, stride=0, strategy="only_second", direction=direction)
+    return joiner
+
+
 def _cut(text: str, limit: int) -> str:
     """``text`` up to the last space within its first ``limit`` characters (whole if shorter, or without a space)."""
     if len(text) <= limit:
@@ -80,13 +159,19 @@ def _encode(tokenizer: PreTrainedTokenizerBase, backend: Any, inputs: list[str],
 def _pad(rows: list[list[int]], pad_id: int, left: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows padded into one ``[n, longest]`` array, the attention mask, and each row's offset (left padding)."""
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    width = int(lengths.max()) if len(rows) else 0
-    out = np.full((len(rows), width), pad_id, dtype=np.int64)
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+    return _pad_flat(flat, lengths, pad_id, left)
+
+
+def _pad_flat(flat: np.ndarray, lengths: np.ndarray, pad_id: int, left: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_pad` of rows given end to end in ``flat``: the mask's true cells, read row by row, are exactly
+    the rows' cells in order on either padding side, so one masked assignment fills them all."""
+    width = int(lengths.max()) if len(lengths) else 0
     offsets = width - lengths if left else np.zeros_like(lengths)
-    for row, (values, offset) in enumerate(zip(rows, offsets)):
-        out[row, offset : offset + len(values)] = values
     positions = np.arange(width)
     mask = positions >= offsets[:, None] if left else positions < lengths[:, None]
+    out = np.full((len(lengths), width), pad_id, dtype=flat.dtype)
+    out[mask] = flat
     return out, mask.astype(np.int64), offsets
 
 
@@ -128,18 +213,44 @@ def tokenize_pairs(
     cache = {} if cache is None else cache
     if len(cache) > 100_000:  # bounded: a long re-ranking keeps the recent texts only
         cache.clear()
-    new = [t for t in dict.fromkeys(queries + docs) if t not in cache]
+    # Several threads may tokenise batches of one re-ranking at once: each call reads the shared cache into its
+    # own dict (another thread may clear the cache meanwhile) and never switches the shared backend's truncation
+    # while another thread encodes with it (pairs are cut here, or by a post-processing tokenizer of its own).
+    template = _pair_template(backend)
+    texts: dict[str, Any] = {}  # text -> its ids (numpy) where a template joins pairs, else its Rust encoding
+    new = []
+    for text in dict.fromkeys(queries + docs):
+        known = cache.get(text)
+        if known is None:
+            new.append(text)
+        else:
+            texts[text] = known
     if new:  # texts alone, no special tokens, cut at max_length tokens (none can keep more in a pair)
         encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
-        cache.update(zip(new, _encode(tokenizer, backend, new, max_length, lambda t: encode(t, add_special_tokens=False))))
-    _backend(tokenizer, max_length, "only_second")
-    encodings = [backend.post_process(cache[q], cache[d]) for q, d in zip(queries, docs)]
+        encodings = _encode(tokenizer, backend, new, max_length, lambda t: encode(t, add_special_tokens=False))
+        fresh = dict(zip(new, (np.asarray(e.ids, dtype=np.int64) for e in encodings) if template else encodings))
+        texts.update(fresh)
+        cache.update(fresh)
     left = tokenizer.padding_side == "left"
-    ids, mask, offsets = _pad([e.ids for e in encodings], tokenizer.pad_token_id, left)
+    joined = template and _join_pairs(template, [texts[q] for q in queries], [texts[d] for d in docs], max_length,
+                                      tokenizer.truncation_side == "left")
+    if joined:
+        flat_ids, flat_types, lengths, starts = joined
+        ids, mask, offsets = _pad_flat(flat_ids, lengths, tokenizer.pad_token_id, left)
+        type_ids = _pad_flat(flat_types, lengths, 0, left)[0]
+    else:
+        if template:  # a query too long for its pair: the post-processor raises its own error
+            encodings = backend.encode_batch_fast(queries + docs, add_special_tokens=False)
+            texts = dict(zip(queries + docs, encodings))
+        joiner = _pair_joiner(backend, max_length, tokenizer.truncation_side)
+        pairs = [joiner.post_process(texts[q], texts[d]) for q, d in zip(queries, docs)]
+        ids, mask, offsets = _pad([e.ids for e in pairs], tokenizer.pad_token_id, left)
+        type_ids = _pad([e.type_ids for e in pairs], 0, left)[0]
+        starts = np.asarray([next((j for j, s in enumerate(e.sequence_ids) if s == 1), len(e.ids)) for e in pairs],
+                            dtype=np.int64)
     out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
     if "token_type_ids" in tokenizer.model_input_names:
-        out["token_type_ids"] = torch.from_numpy(_pad([e.type_ids for e in encodings], 0, left)[0])
+        out["token_type_ids"] = torch.from_numpy(type_ids)
     if doc_starts:
-        starts = [next((j for j, s in enumerate(e.sequence_ids) if s == 1), len(e.ids)) for e in encodings]
-        out["doc_start"] = torch.from_numpy(np.asarray(starts, dtype=np.int64) + offsets)
+        out["doc_start"] = torch.from_numpy(starts + offsets)
     return out
