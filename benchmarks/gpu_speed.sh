@@ -5,19 +5,19 @@
 # timeout keeps what it measured); `python -m benchmarks.report --out DIR/results --md X.md` re-renders them.
 # Speed needs no real weights: models are random weights of the real shapes (config + tokenizer carried).
 #
-#   bash benchmarks/gpu_speed.sh index    kind nvidia-h200     ~4.5 min (ceiling 8.5)   carry 45.0 MiB:
+#   bash benchmarks/gpu_speed.sh index    kind nvidia-h200     ~7 min                   carry 43.4 MiB:
 #        .whl .whl-bench .carry/sf .carry/minilm-shape .carry/stx
-#        indexing, bf16: sentence-transformers encode (batch 512, the best of 32/128/512 in the first run), boltir
-#        encode_docs, boltir Trainer.index, lightning-ir index; training, bf16: sentence-transformers' trainer, boltir
-#        fit, lightning-ir fit (in-batch negatives), batch 64, 30 steps after 5 warm-up steps
-#   bash benchmarks/gpu_speed.sh training kind nvidia-h200     ~4 min                   carry the index call's
-#        training, bf16, batch 64, 35 steps: boltir fit and lightning-ir fit (in-batch negatives), then
-#        sentence-transformers' trainer (MultipleNegativesRankingLoss) in a process of its own
-#   bash benchmarks/gpu_speed.sh rerank   kind nvidia-h200     ~3.5 min (ceiling 8.5)   carry 44.9 MiB:
+#        encode_docs at 1 / 2 / 4 preparing threads; indexing, bf16: sentence-transformers encode (batch 512, the best
+#        of 32/128/512 in the first run), boltir encode_docs, boltir Trainer.index, lightning-ir index
+#   bash benchmarks/gpu_speed.sh training kind nvidia-h200     ~7 min                   carry the index call's
+#        training, bf16, batch 64, 35 steps (30 timed): boltir fit, sentence-transformers' trainer
+#        (MultipleNegativesRankingLoss), lightning-ir fit, each at 0 / 2 / 8 DataLoader workers
+#   bash benchmarks/gpu_speed.sh rerank   kind nvidia-h200     ~8 min                   carry 43.5 MiB:
 #        .whl .whl-bench/lir .carry/sf .carry/rerank
-#        re-ranking, bf16, SciFact test BM25 top-100 (29,966 pairs), MS MARCO MiniLM-L12 cross-encoder's shape:
-#        sentence-transformers CrossEncoder.predict, boltir score and Trainer.re_rank, lightning-ir re_rank
-#   bash benchmarks/gpu_speed.sh ddp      kind nvidia-h200-x2  ~3 min (ceiling 8.5)     carry 26.3 MiB:
+#        re-ranking, bf16, SciFact test BM25 top-100 (29,966 pairs), MS MARCO MiniLM-L12 cross-encoder's shape: where
+#        the time goes (benchmarks.profile_rerank), sentence-transformers CrossEncoder.predict, boltir score and
+#        Trainer.re_rank; then Trainer.re_rank vs lightning-ir re_rank on the first 60 queries (6,000 pairs)
+#   bash benchmarks/gpu_speed.sh ddp      kind nvidia-h200-x2  ~3 min (ceiling 8.5)     carry 24.8 MiB:
 #        .whl .carry/sf .carry/minilm-shape
 #        boltir Trainer.index on 1 vs 2 GPUs (DDP) over SciFact repeated 16x (82,928 docs, fresh ids), and boltir fit
 #        on 1 vs 2 GPUs (batch 64 per GPU, in-batch negatives gathered across GPUs)
