@@ -39,6 +39,11 @@ def timed(fn: Callable[[], Any], device: str) -> float:
     return time.perf_counter() - start
 
 
+def median_seconds(fn: Callable[[], Any], repeats: int, device: str) -> float:
+    """Median of ``repeats`` :func:`timed` runs of ``fn``."""
+    return statistics.median(timed(fn, device) for _ in range(repeats))
+
+
 def reset_peak_memory(device: str) -> None:
     import torch
 

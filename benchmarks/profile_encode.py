@@ -7,21 +7,8 @@ Run: ``python -m benchmarks.profile_encode --model DIR --data SCIFACT_DIR --devi
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-from .common import dtype_of, emit, scifact_corpus, scifact_texts, synchronize
-
-
-def _median(fn, repeats: int, device: str) -> float:
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from .common import dtype_of, emit, median_seconds, scifact_corpus, scifact_texts
 
 
 def main() -> None:
@@ -48,15 +35,15 @@ def main() -> None:
         def tok(**kwargs):
             return [tokenizer(b, padding=True, truncation=True, max_length=256, return_tensors="pt", **kwargs) for b in batches]
 
-        emit({"what": "tokenize padded pt", "batch": size, "s": _median(tok, args.repeats, "cpu")})
+        emit({"what": "tokenize padded pt", "batch": size, "s": median_seconds(tok, args.repeats, "cpu")})
         emit({"what": "tokenize padded pt, no token_type_ids", "batch": size,
-              "s": _median(lambda: tok(return_token_type_ids=False), args.repeats, "cpu")})
+              "s": median_seconds(lambda: tok(return_token_type_ids=False), args.repeats, "cpu")})
         emit({"what": "tokenize rust only", "batch": size,
-              "s": _median(lambda: [tokenizer._tokenizer.encode_batch(b) for b in batches], args.repeats, "cpu")})
+              "s": median_seconds(lambda: [tokenizer._tokenizer.encode_batch(b) for b in batches], args.repeats, "cpu")})
         from boltir.models.layers import tokenize_texts
 
         emit({"what": "boltir tokenize_texts", "batch": size,
-              "s": _median(lambda: [tokenize_texts(tokenizer, b, 256) for b in batches], args.repeats, "cpu")})
+              "s": median_seconds(lambda: [tokenize_texts(tokenizer, b, 256) for b in batches], args.repeats, "cpu")})
         if args.tokenize_only:
             continue
         encodings = [{k: v.to(args.device) for k, v in e.items()} for e in tok(return_token_type_ids=False)]
@@ -72,7 +59,7 @@ def main() -> None:
 
                 forward()
                 emit({"what": f"forward {attention}", "precision": precision, "batch": size,
-                      "s": _median(forward, args.repeats, args.device),
+                      "s": median_seconds(forward, args.repeats, args.device),
                       "padded_tokens": sum(e["input_ids"].numel() for e in encodings),
                       "real_tokens": int(sum(e["attention_mask"].sum() for e in encodings))})
                 del model

@@ -11,22 +11,10 @@ Run: ``python -m benchmarks.profile_rerank --system boltir-score --device cuda -
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
-from .common import dtype_of, emit, synchronize
+from .common import dtype_of, emit, median_seconds
 from .reranking import _module, add_arguments, rerank_lists
-
-
-def _median_seconds(fn: Any, repeats: int, device: str) -> float:
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -57,13 +45,13 @@ def main() -> None:
 
     forward()
     common = {"pairs": len(docs), "batch": size, "precision": args.precision, "device": args.device}
-    emit({"what": "tokenize", **common, "s": _median_seconds(tokenize, args.repeats, "cpu")})
-    emit({"what": "forward", **common, "s": _median_seconds(forward, args.repeats, args.device),
+    emit({"what": "tokenize", **common, "s": median_seconds(tokenize, args.repeats, "cpu")})
+    emit({"what": "forward", **common, "s": median_seconds(forward, args.repeats, args.device),
           "padded_tokens": sum(b.inputs["input_ids"].numel() for b in batches),
           "real_tokens": int(sum(b.inputs["attention_mask"].sum() for b in batches))})
     for threads in (int(t) for t in args.thread_counts.split(",")):
         module.prepare_threads = threads
-        seconds = _median_seconds(lambda: module.score([q for _, q, _, _ in lists], [ds for _, _, _, ds in lists]),
+        seconds = median_seconds(lambda: module.score([q for _, q, _, _ in lists], [ds for _, _, _, ds in lists]),
                                   args.repeats, args.device)
         emit({"what": "score", "threads": threads, **common, "s": seconds, "pairs_per_s": len(docs) / seconds})
 
