@@ -5,10 +5,10 @@
 # timeout keeps what it measured); `python -m benchmarks.report --out DIR/results --md X.md` re-renders them.
 # Speed needs no real weights: models are random weights of the real shapes (config + tokenizer carried).
 #
-#   bash benchmarks/gpu_speed.sh index    kind nvidia-h200     ~7 min                   carry 43.4 MiB:
+#   bash benchmarks/gpu_speed.sh index    kind nvidia-h200     ~5 min                   carry 43.4 MiB:
 #        .whl .whl-bench .carry/sf .carry/minilm-shape .carry/stx
-#        encode_docs at 1 / 2 / 4 preparing threads; indexing, bf16: sentence-transformers encode (batch 512, the best
-#        of 32/128/512 in the first run), boltir encode_docs, boltir Trainer.index, lightning-ir index
+#        indexing, bf16: sentence-transformers encode (batch 512, the best of 32/128/512 in the first run), boltir
+#        encode_docs, boltir Trainer.index, lightning-ir index
 #   bash benchmarks/gpu_speed.sh training kind nvidia-h200     ~7 min                   carry the index call's
 #        training, bf16, batch 64, 35 steps (30 timed): boltir fit, sentence-transformers' trainer
 #        (MultipleNegativesRankingLoss), lightning-ir fit, each at 0 / 2 / 8 DataLoader workers
@@ -44,12 +44,6 @@ RANDOM_COPY="from benchmarks.common import random_weights_copy as r; import sys;
 case "$1" in
   index)
     site; lir; data
-    MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/minilm-shape enc 2>/dev/null | tail -1)
-    for threads in 1 2 4; do  # encode_docs: threads tokenising upcoming batches (prepare_threads)
-      timeout 50 python3 -m benchmarks.indexing --system boltir-encode --device cuda --precision bf16 --model "$MODEL" \
-        --data /tmp/scifact --batch-sizes 256,512 --repeats 3 --prepare-threads $threads --tag "prepare_threads=$threads" 2>&1 \
-        | grep BENCH-RESULT | tee -a "$OUT/results/encode-threads.jsonl"
-    done
     run 250 --device cuda --rows indexing --precisions bf16 $MINILM $LIR --st-batch-sizes 512 \
       --boltir-batch-sizes 256,512 --index-batch-sizes 1024 --lir-batch-sizes 64 --repeats 3 ;;
   training)
@@ -67,7 +61,7 @@ case "$1" in
     RUN=$ROOT/.carry/rerank/scifact-test-bm25-top100.run
     MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/rerank/l12-shape cls 2>/dev/null | tail -1)
     timeout 150 python3 -m benchmarks.profile_rerank --system boltir-score --device cuda --precision bf16 --model "$MODEL" \
-      --data /tmp/scifact --run $RUN --batch-sizes 256 --repeats 3 --thread-counts 0,1,2,4 2>&1 \
+      --data /tmp/scifact --run $RUN --batch-sizes 256 --repeats 3 2>&1 \
       | grep BENCH-RESULT | tee -a "$OUT/results/profile-rerank.jsonl"
     run 270 --device cuda --rows reranking --precisions bf16 $MINILM --rerank-model $ROOT/.carry/rerank/l12-shape \
       --rerank-run $RUN --rerank-systems st,boltir-score,boltir-re-rank --repeats 3 \

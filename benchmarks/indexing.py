@@ -53,13 +53,11 @@ def _boltir_encode(args: argparse.Namespace, corpus: Path):
 
     _, texts = scifact_texts(corpus)
     module = BiEncoderModule(args.model, config=_config(args)).to(args.device, dtype_of(args.precision)).eval()
-    if args.prepare_threads is not None:
-        module.prepare_threads = args.prepare_threads
 
     def run(batch_size: int, subset: list[str] | None = None) -> float:
         return timed(lambda: module.encode_docs(subset or texts, batch_size=batch_size).cpu(), args.device)
 
-    return run, len(texts), {"prepare_threads": module.prepare_threads}
+    return run, len(texts), {}
 
 
 def _boltir_index(args: argparse.Namespace, corpus: Path):
@@ -112,8 +110,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--doc-length", type=int, default=256)
     parser.add_argument("--num-workers", type=int, default=min(8, max(0, (os.cpu_count() or 1) - 2)))
-    parser.add_argument("--prepare-threads", type=int, default=None,
-                        help="boltir-encode: threads tokenising upcoming batches (default: the module's)")
     parser.add_argument("--tag", default="", help="free text copied into the result (e.g. the row name)")
     parser.add_argument("--devices", type=int, default=1, help="boltir-index: processes (GPUs) under DDP")
     parser.add_argument("--points", default="", help="then time one run per LIMITxREPEAT collection (scaling rows)")

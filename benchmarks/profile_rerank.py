@@ -2,8 +2,8 @@
 
 Prints one JSON line per measurement (median of ``--repeats``): ``tokenize`` (every batch's pairs, one thread,
 texts cached across batches as ``score`` does), ``forward`` (the model on the already tokenised batches) and
-``score`` (the whole ``CrossEncoderModule.score``, at each ``--thread-counts`` preparing threads). If ``score`` is
-close to ``forward``, the GPU is the bound; if close to ``tokenize``, the host is.
+``score`` (the whole ``CrossEncoderModule.score``: on a GPU the next batch is tokenised while this one is scored).
+If ``score`` is close to ``forward``, the GPU is the bound; if close to ``tokenize``, the host is.
 Run: ``python -m benchmarks.profile_rerank --system boltir-score --device cuda --precision bf16 --model DIR
 --data SCIFACT_DIR --run BM25.run --batch-sizes 256``
 """
@@ -22,7 +22,6 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, ["boltir-score"])
-    parser.add_argument("--thread-counts", default="0,1,2,4")
     args = parser.parse_args()
     size = int(args.batch_sizes.split(",")[0])
     lists = rerank_lists(args.data, args.run, args.depth, args.queries)
@@ -49,11 +48,9 @@ def main() -> None:
     emit({"what": "forward", **common, "s": median_seconds(forward, args.repeats, args.device),
           "padded_tokens": sum(b.inputs["input_ids"].numel() for b in batches),
           "real_tokens": int(sum(b.inputs["attention_mask"].sum() for b in batches))})
-    for threads in (int(t) for t in args.thread_counts.split(",")):
-        module.prepare_threads = threads
-        seconds = median_seconds(lambda: module.score([q for _, q, _, _ in lists], [ds for _, _, _, ds in lists]),
-                                  args.repeats, args.device)
-        emit({"what": "score", "threads": threads, **common, "s": seconds, "pairs_per_s": len(docs) / seconds})
+    seconds = median_seconds(lambda: module.score([q for _, q, _, _ in lists], [ds for _, _, _, ds in lists]),
+                             args.repeats, args.device)
+    emit({"what": "score", **common, "s": seconds, "pairs_per_s": len(docs) / seconds})
 
 
 if __name__ == "__main__":

@@ -110,8 +110,6 @@ def _module(args: argparse.Namespace, batch_size: int | None = None):
 
 def _boltir_score(args: argparse.Namespace, lists: list):
     module = _module(args).to(args.device, dtype_of(args.precision)).eval()
-    if args.prepare_threads is not None:
-        module.prepare_threads = args.prepare_threads
 
     def run(batch_size: int, part: list | None = None) -> float:
         chosen = lists if part is None else part
@@ -178,8 +176,6 @@ def add_arguments(parser: argparse.ArgumentParser, systems: list[str]) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--warmup-pairs", type=int, default=1000)
-    parser.add_argument("--prepare-threads", type=int, default=None,
-                        help="boltir-score: threads tokenising upcoming batches (default: the module's)")
     parser.add_argument("--model-label", default=None, help="the model's name in the results (default: its folder)")
 
 
@@ -195,8 +191,7 @@ def measure(args: argparse.Namespace, systems: dict, extra_versions: dict[str, s
         "row": "reranking", "system": args.system, "device": args.device, "precision": args.precision,
         "queries": len(lists), "depth": args.depth, "pairs": pairs, "max_length": args.max_length, **timing,
         "pairs_per_s": pairs / timing["median_s"], "peak_mem_mib": peak_memory_mib(args.device),
-        "model": args.model_label or Path(args.model).name, "prepare_threads": getattr(args, "prepare_threads", None),
-        "versions": {**versions(), **(extra_versions or {})},
+        "model": args.model_label or Path(args.model).name, "versions": {**versions(), **(extra_versions or {})},
     })
 
 

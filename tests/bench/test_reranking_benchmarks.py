@@ -66,10 +66,9 @@ def test_profile_rerank_splits_tokenising_from_the_forward_pass(tiny_bert_dir, t
     model = random_weights_copy(tiny_bert_dir, classifier=True)
     monkeypatch.setattr(sys, "argv", ["profile_rerank", "--system", "boltir-score", "--model", str(model), "--data",
                                       str(tiny_beir), "--run", str(bm25_run), "--batch-sizes", "4", "--repeats", "1",
-                                      "--max-length", "64", "--thread-counts", "0,2"])
+                                      "--max-length", "64"])
     profile_rerank.main()
     rows = [json.loads(x[len(RESULT_PREFIX):]) for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX)]
-    assert [r["what"] for r in rows] == ["tokenize", "forward", "score", "score"]
+    assert [r["what"] for r in rows] == ["tokenize", "forward", "score"]
     assert all(r["pairs"] == 18 and r["s"] > 0 for r in rows)
     assert rows[1]["real_tokens"] <= rows[1]["padded_tokens"]
-    assert [r["threads"] for r in rows[2:]] == [0, 2]

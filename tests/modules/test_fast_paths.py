@@ -3,7 +3,6 @@ buffered index additions, bf16 backbones pooled in float32."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from boltir import BiEncoderModule, DataModule, DocDataset, FaissIndexConfig, QueryDataset, Trainer, open_searcher
@@ -94,15 +93,15 @@ def test_overlapped_preparation_keeps_batch_order():
     batches = [[i, i + 1] for i in range(0, 40, 2)]
     rng = random.Random(0)
 
-    def slow_prepare(batch: list[int]) -> torch.Tensor:  # batches finish out of order across threads
+    def slow_prepare(batch: list[int]) -> torch.Tensor:  # preparing takes longer than computing, or less
         time.sleep(rng.random() / 200)
         return torch.tensor(batch)
 
     expected = [[2 * i, 2 * i + 2] for i in range(0, 40, 2)]
-    for threads in (0, 1, 3, 8):
-        assert [t.tolist() for t in overlapped(batches, slow_prepare, lambda t: t * 2, threads=threads)] == expected
-        assert overlapped([], lambda b: b, lambda t: t, threads=threads) == []
-        assert [t.tolist() for t in overlapped([[7]], torch.tensor, lambda t: t, threads=threads)] == [[7]]
+    for helper in (False, True):
+        assert [t.tolist() for t in overlapped(batches, slow_prepare, lambda t: t * 2, helper=helper)] == expected
+        assert overlapped([], lambda b: b, lambda t: t, helper=helper) == []
+        assert [t.tolist() for t in overlapped([[7]], torch.tensor, lambda t: t, helper=helper)] == [[7]]
 
 
 def test_cross_encoder_bf16_scores_stay_close_to_fp32(tiny_bert_dir):
@@ -123,10 +122,9 @@ def test_cross_encoder_bf16_scores_stay_close_to_fp32(tiny_bert_dir):
                        torch.argsort(exact, descending=True, stable=True)[:3].sort().values)
 
 
-@pytest.mark.parametrize("threads", [1, 4])
-def test_cross_encoder_scores_alike_with_preparing_threads(tiny_bert_dir, monkeypatch, threads):
-    """The GPU path (next batches tokenised by threads, texts cached across batches, documents cut to fit beside
-    the query) scores like the plain one."""
+def test_cross_encoder_scores_alike_with_the_helper_thread(tiny_bert_dir, monkeypatch):
+    """The GPU path (next batch tokenised in a helper thread, texts cached across batches, documents cut to fit
+    beside the query) scores like the plain one."""
     from boltir import CrossEncoderModule
     from boltir.modules import base
 
@@ -135,15 +133,14 @@ def test_cross_encoder_scores_alike_with_preparing_threads(tiny_bert_dir, monkey
     queries, docs = ["capital of germany", "ocean tide", "tide"], [TEXTS + long_docs, long_docs[::-1] + TEXTS[:1], long_docs]
     plain = module.score(queries, docs).scores
     monkeypatch.setattr(CrossEncoderModule, "_overlapped",
-                        lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, threads=threads))
+                        lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, helper=True))
     for _ in range(3):  # thread interleavings differ between calls
         threaded = module.score(queries, docs).scores
         for a, b in zip(plain, threaded):
             torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("threads", [1, 4])
-def test_bi_encoder_vectors_alike_with_preparing_threads(tiny_bert_dir, monkeypatch, threads):
+def test_bi_encoder_vectors_alike_with_the_helper_thread(tiny_bert_dir, monkeypatch):
     from boltir import BiEncoderModule
     from boltir.modules import base
 
@@ -151,5 +148,5 @@ def test_bi_encoder_vectors_alike_with_preparing_threads(tiny_bert_dir, monkeypa
     texts = TEXTS * 5 + [" ".join(TEXTS) * 4]
     plain = module.encode_docs(texts, batch_size=3)
     monkeypatch.setattr(BiEncoderModule, "_overlapped",
-                        lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, threads=threads))
+                        lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, helper=True))
     torch.testing.assert_close(module.encode_docs(texts, batch_size=3), plain)

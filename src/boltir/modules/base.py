@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,9 +76,6 @@ class BoltirModule(pl.LightningModule):
     """
 
     model_class: ClassVar[type[BoltirModel]] = BoltirModel
-    #: threads that tokenise upcoming batches while the GPU encodes or scores (``encode_docs``, ``score``);
-    #: settable per module. 0 prepares each batch in turn; on a CPU none are used.
-    prepare_threads: int = 2
 
     def __init__(
         self,
@@ -124,9 +120,9 @@ class BoltirModule(pl.LightningModule):
         return {k: (v if v.is_cuda else v.pin_memory()).to(device, non_blocking=True) for k, v in encoding.items()}
 
     def _overlapped(self, batches: Sequence[Any], prepare: Callable[[Any], Any], compute: Callable[[Any], Tensor]) -> list[Tensor]:
-        """:func:`overlapped` with ``prepare_threads`` threads on a GPU, none on a CPU: there the matrix products
-        already use every core, so preparing beside them would only compete."""
-        return overlapped(batches, prepare, compute, threads=self.prepare_threads if self.device.type == "cuda" else 0)
+        """:func:`overlapped`, with the helper thread on a GPU only: on a CPU the matrix products already use
+        every core, so preparing beside them would only compete."""
+        return overlapped(batches, prepare, compute, helper=self.device.type == "cuda")
 
     def batch_transform(self) -> Callable[[Any], Any] | None:
         """What the DataLoader's workers apply to each batch (tokenisation); None keeps batches as text."""
@@ -294,23 +290,24 @@ class BoltirModule(pl.LightningModule):
         return SingleScoreOutput(scores[0]) if isinstance(query, str) else ScoreOutput(ids, doc_ids, scores)
 
 
-def overlapped(batches: Sequence[Any], prepare: Callable[[Any], Any], compute: Callable[[Any], Tensor], threads: int) -> list[Tensor]:
-    """``compute(prepare(batch))`` for every batch, in order. With ``threads`` > 0, that many threads prepare
-    (tokenise, page-lock) the next batches while this one is computed: Rust tokenizers release the GIL, so the
-    host prepares while the GPU runs the queued kernels, and several threads overlap one batch's Python work
-    (padding) with another's tokenisation. The first batch is prepared here, before any thread starts, so what
-    it sets up once (a tokenizer's truncation) is in place before threads share it."""
-    if not threads or len(batches) < 2:
+def overlapped(batches: Sequence[Any], prepare: Callable[[Any], Any], compute: Callable[[Any], Tensor], helper: bool) -> list[Tensor]:
+    """``compute(prepare(batch))`` for every batch, in order. With ``helper``, one thread prepares (tokenises,
+    page-locks) the next batch while this one is computed: Rust tokenizers release the GIL, so the host prepares
+    while the GPU runs the queued kernels.
+
+    One thread, not several: tokenising switches the shared Rust tokenizer's truncation between calls
+    (transformers does on each call), so two threads tokenising at once could cut each other's texts; on an H200,
+    2 or 4 threads were no faster anyway (benchmarks/RESULTS.md, round 3).
+    """
+    if not helper or len(batches) < 2:
         return [compute(prepare(batch)) for batch in batches]
-    chunks = [compute(prepare(batches[0]))]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        upcoming = deque(pool.submit(prepare, batch) for batch in batches[1 : 1 + threads])
-        following = 1 + len(upcoming)
-        while upcoming:
-            prepared = upcoming.popleft().result()
-            if following < len(batches):
-                upcoming.append(pool.submit(prepare, batches[following]))
-                following += 1
+    chunks = []
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        upcoming = thread.submit(prepare, batches[0])
+        for index in range(len(batches)):
+            prepared = upcoming.result()
+            if index + 1 < len(batches):
+                upcoming = thread.submit(prepare, batches[index + 1])
             chunks.append(compute(prepared))
     return chunks
 

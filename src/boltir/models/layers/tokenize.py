@@ -213,9 +213,8 @@ def tokenize_pairs(
     cache = {} if cache is None else cache
     if len(cache) > 100_000:  # bounded: a long re-ranking keeps the recent texts only
         cache.clear()
-    # Several threads may tokenise batches of one re-ranking at once: each call reads the shared cache into its
-    # own dict (another thread may clear the cache meanwhile) and never switches the shared backend's truncation
-    # while another thread encodes with it (pairs are cut here, or by a post-processing tokenizer of its own).
+    # The cache is read into this call's own dict (so clearing it never loses a text this call needs); pairs are
+    # cut here, or by a post-processing tokenizer of this call's own, never by switching the shared backend.
     template = _pair_template(backend)
     texts: dict[str, Any] = {}  # text -> its ids (numpy) where a template joins pairs, else its Rust encoding
     new = []
