@@ -74,8 +74,8 @@ def _pair_template(backend: Any) -> _PairTemplate | None:
     joiner = Tokenizer(WordLevel({}, unk_token=None))
     joiner.post_processor = backend.post_processor
     found = []
-    for first, second in (("a b c", "d e"), ("x", "y z w v u")):
-        a, b = backend.encode_batch([first, second], add_special_tokens=False)
+    for probe in (["a b c", "d e"], ["x", "y z w v u"]):
+        a, b = backend.encode_batch(probe, add_special_tokens=False)
         if not a.ids or not b.ids:
             return None
         joined = joiner.post_process(a, b)
