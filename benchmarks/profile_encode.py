@@ -39,7 +39,8 @@ def main() -> None:
         emit({"what": "tokenize padded pt, no token_type_ids", "batch": size,
               "s": median_seconds(lambda: tok(return_token_type_ids=False), args.repeats, "cpu")})
         emit({"what": "tokenize rust only", "batch": size,
-              "s": median_seconds(lambda: [tokenizer._tokenizer.encode_batch(b) for b in batches], args.repeats, "cpu")})
+              "s": median_seconds(lambda: [tokenizer._tokenizer.encode_batch(b) for b in batches], args.repeats,
+                                  "cpu")})
         from boltir.models.layers import tokenize_texts
 
         emit({"what": "boltir tokenize_texts", "batch": size,

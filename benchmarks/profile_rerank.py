@@ -1,8 +1,9 @@
 """Where re-ranking time goes: tokenising the pairs on the host vs the cross-encoder's forward on the device.
 
 Prints one JSON line per measurement (median of ``--repeats``): ``tokenize`` (every batch's pairs, one thread,
-texts cached across batches as ``score`` does), ``forward`` (the model on the already tokenised batches) and
-``score`` (the whole ``CrossEncoderModule.score``: on a GPU the next batch is tokenised while this one is scored).
+texts cached across batches and pairs grouped by token count as ``score`` does), ``forward`` (the model on the
+already tokenised batches) and ``score`` (the whole ``CrossEncoderModule.score``: on a GPU the next window of
+batches is tokenised while this one is scored).
 If ``score`` is close to ``forward``, the GPU is the bound; if close to ``tokenize``, the host is.
 Run: ``python -m benchmarks.profile_rerank --system boltir-score --device cuda --precision bf16 --model DIR
 --data SCIFACT_DIR --run BM25.run --batch-sizes 256``
@@ -13,6 +14,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from boltir.modules.cross_encoder import SORT_WINDOW
+
 from .common import dtype_of, emit, median_seconds
 from .reranking import _module, add_arguments, rerank_lists
 
@@ -22,6 +25,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, ["boltir-score"])
+    parser.add_argument("--no-sort-window", dest="sort_window", action="store_false",
+                        help="tokenise and pad batch by batch in character order (boltir before the sort window)")
+    parser.add_argument("--tokens-only", action="store_true", help="only tokenise and count padding (no model runs)")
     args = parser.parse_args()
     size = int(args.batch_sizes.split(",")[0])
     lists = rerank_lists(args.data, args.run, args.depth, args.queries)
@@ -29,13 +35,23 @@ def main() -> None:
     docs = [d for _, _, _, ds in lists for d in ds]
     module = _module(args, size).to(args.device, dtype_of(args.precision)).eval()
     order = sorted(range(len(docs)), key=lambda i: len(queries[i]) + len(docs[i]), reverse=True)
-    parts = [order[start : start + size] for start in range(0, len(order), size)]
+    window = size * (SORT_WINDOW if args.sort_window else 1)  # as CrossEncoderModule._score_pairs groups pairs
+    parts = [order[start : start + window] for start in range(0, len(order), window)]
+    left = module.model.tokenizer.padding_side == "left"
 
     def tokenize() -> list:
         cache: dict[str, Any] = {}
-        return [module.model.tokenize_pairs([queries[i] for i in p], [docs[i] for i in p], cache=cache) for p in parts]
+        batches = [module.model.tokenize_pairs([queries[i] for i in p], [docs[i] for i in p], cache=cache) for p in parts]
+        return [piece for batch in batches for _, piece in batch.by_length(size, left)]
 
     batches = [b.to(args.device) for b in tokenize()]
+    common = {"pairs": len(docs), "batch": size, "precision": args.precision, "device": args.device,
+              "sort_window": window // size}
+    emit({"what": "tokenize", **common, "s": median_seconds(tokenize, args.repeats, "cpu"),
+          "padded_tokens": sum(b.inputs["input_ids"].numel() for b in batches),
+          "real_tokens": int(sum(b.inputs["attention_mask"].sum() for b in batches))})
+    if args.tokens_only:
+        return
 
     def forward() -> None:
         with torch.inference_mode():
@@ -43,11 +59,7 @@ def main() -> None:
                 module.model(batch)
 
     forward()
-    common = {"pairs": len(docs), "batch": size, "precision": args.precision, "device": args.device}
-    emit({"what": "tokenize", **common, "s": median_seconds(tokenize, args.repeats, "cpu")})
-    emit({"what": "forward", **common, "s": median_seconds(forward, args.repeats, args.device),
-          "padded_tokens": sum(b.inputs["input_ids"].numel() for b in batches),
-          "real_tokens": int(sum(b.inputs["attention_mask"].sum() for b in batches))})
+    emit({"what": "forward", **common, "s": median_seconds(forward, args.repeats, args.device)})
     seconds = median_seconds(lambda: module.score([q for _, q, _, _ in lists], [ds for _, _, _, ds in lists]),
                              args.repeats, args.device)
     emit({"what": "score", **common, "s": seconds, "pairs_per_s": len(docs) / seconds})

@@ -58,7 +58,8 @@ def test_results_page_shows_reranking_and_ddp_ratios():
     assert "boltir (2 devices, DDP)" in page and "1.90x" in page
 
 
-def test_profile_rerank_splits_tokenising_from_the_forward_pass(tiny_bert_dir, tiny_beir, bm25_run, capsys, monkeypatch):
+def test_profile_rerank_splits_tokenising_from_the_forward_pass(tiny_bert_dir, tiny_beir, bm25_run, capsys,
+                                                                 monkeypatch):
     import sys
 
     from benchmarks import profile_rerank
@@ -68,7 +69,23 @@ def test_profile_rerank_splits_tokenising_from_the_forward_pass(tiny_bert_dir, t
                                       str(tiny_beir), "--run", str(bm25_run), "--batch-sizes", "4", "--repeats", "1",
                                       "--max-length", "64"])
     profile_rerank.main()
-    rows = [json.loads(x[len(RESULT_PREFIX):]) for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX)]
+    out = capsys.readouterr().out.splitlines()
+    rows = [json.loads(x[len(RESULT_PREFIX):]) for x in out if x.startswith(RESULT_PREFIX)]
     assert [r["what"] for r in rows] == ["tokenize", "forward", "score"]
     assert all(r["pairs"] == 18 and r["s"] > 0 for r in rows)
-    assert rows[1]["real_tokens"] <= rows[1]["padded_tokens"]
+    assert rows[0]["real_tokens"] <= rows[0]["padded_tokens"]
+
+
+def test_sort_window_cpu_times_both_groupings(tiny_bert_dir, tiny_beir, bm25_run, capsys, monkeypatch):
+    import sys
+
+    from benchmarks import sort_window_cpu
+    from boltir.modules import cross_encoder
+
+    monkeypatch.setattr(sys, "argv", ["sort_window_cpu", "--model", str(tiny_bert_dir), "--data", str(tiny_beir),
+                                      "--run", str(bm25_run), "--queries", "2", "--depth", "6", "--rounds", "1"])
+    sort_window_cpu.main()
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX))
+    row = json.loads(line[len(RESULT_PREFIX):])
+    assert row["pairs"] == 12 and set(row["median_s"]) == {"1", str(cross_encoder.SORT_WINDOW)}
+    assert cross_encoder.SORT_WINDOW == 8  # restored

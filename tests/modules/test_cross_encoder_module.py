@@ -186,3 +186,48 @@ def test_cli_fit_a_cross_encoder_then_re_rank(tiny_bert_dir, tiny_train_beir, tm
     }
     main(["re_rank", "--config", _write(tmp_path, "re_rank.yaml", re_rank)])
     assert sorted(Run.from_trec(tmp_path / "ce.run").query_ids) == ["q1", "q2", "q3"]
+
+
+def test_pairs_are_regrouped_by_token_count(tiny_bert_dir):
+    """Pairs are tokenised a window at a time and regrouped by token count: every batch is cut to its own longest
+    pair, and each score equals the pair's score alone (no padding at all)."""
+    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=2).eval()
+    # by characters: berlin x9, capital x3, the long unknown word, ...; by tokens the unknown word leads
+    # (one token per letter)
+    docs = ["berlin " * 9, "tide", "capital of germany " * 3, "supercalifragilistic" * 2, "ocean", "berlin berlin"]
+    widths, forward = [], module.model.forward
+    module.model.forward = lambda batch: widths.append(
+        (batch.inputs["input_ids"].shape[1], int(batch.inputs["attention_mask"].sum(1).max()))) or forward(batch)
+    with torch.no_grad():
+        scores = module.rank_scores(["capital of germany"], [docs])[0]
+        module.pair_batch_size = 1
+        alone = torch.stack([module.rank_scores(["capital of germany"], [[d]])[0][0] for d in docs])
+    torch.testing.assert_close(scores, alone, atol=1e-5, rtol=1e-4)
+    regrouped = widths[: len(widths) - len(docs)]
+    assert all(width == longest for width, longest in regrouped)  # no column of padding alone
+    assert [w for w, _ in regrouped] == sorted((w for w, _ in regrouped), reverse=True)
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_pair_batch_by_length_trims_each_piece(left):
+    from boltir.models.cross_encoder.model import PairBatch
+
+    lengths = [2, 5, 3, 4]
+    mask = torch.tensor([[0] * (5 - n) + [1] * n if left else [1] * n + [0] * (5 - n) for n in lengths])
+    ids = mask * torch.arange(1, 6)
+    batch = PairBatch({"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)})
+    pieces = batch.by_length(2, left)
+    assert [rows.tolist() for rows, _ in pieces] == [[1, 3], [2, 0]]
+    assert [piece.inputs["input_ids"].shape for _, piece in pieces] == [(2, 5), (2, 3)]
+    for rows, piece in pieces:
+        for row, kept in zip(rows.tolist(), piece.inputs["input_ids"]):
+            assert kept[kept > 0].tolist() == ids[row][ids[row] > 0].tolist()
+    sparse = PairBatch({"input_ids": ids, "attention_mask": mask}, query_tokens=2)
+    assert len(sparse.by_length(2, left)) == 1
+
+
+def test_pointwise_rank_scores_keep_gradients_for_training(tiny_bert_dir):
+    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=2)
+    scores = module.rank_scores(["capital of germany"], [["berlin", "paris is the capital of france", "tide"]])
+    scores[0].sum().backward()
+    assert module.model.head.weight.grad is not None

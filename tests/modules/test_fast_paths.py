@@ -128,9 +128,11 @@ def test_cross_encoder_scores_alike_with_the_helper_thread(tiny_bert_dir, monkey
     from boltir import CrossEncoderModule
     from boltir.modules import base
 
-    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=2, config_overrides={"max_length": 24, "query_length": 8})
+    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=2,
+                                config_overrides={"max_length": 24, "query_length": 8})
     long_docs = [" ".join([t] * 6) for t in TEXTS]  # longer than max_length: cut only_second in the pair
-    queries, docs = ["capital of germany", "ocean tide", "tide"], [TEXTS + long_docs, long_docs[::-1] + TEXTS[:1], long_docs]
+    queries = ["capital of germany", "ocean tide", "tide"]
+    docs = [TEXTS + long_docs, long_docs[::-1] + TEXTS[:1], long_docs]
     plain = module.score(queries, docs).scores
     monkeypatch.setattr(CrossEncoderModule, "_overlapped",
                         lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, helper=True))

@@ -14,6 +14,10 @@ from ..models.cross_encoder.model import PairBatch
 from .base import BoltirModule
 
 
+# pointwise batches tokenised together, then regrouped by token count (see CrossEncoderModule._score_pairs)
+SORT_WINDOW = 8
+
+
 class CrossEncoderModule(BoltirModule):
     """A cross-encoder (pointwise, sparse-attention or Set-Encoder) ready to re-rank and train.
 
@@ -59,21 +63,32 @@ class CrossEncoderModule(BoltirModule):
         return list(flat.split([len(ds) for ds in docs]))
 
     def _score_pairs(self, queries: list[str], docs: list[str]) -> Tensor:
-        """Pointwise scores in length-sorted batches (little padding), returned in input order; on a GPU the
-        next batch is tokenised while this one is scored (see ``_overlapped``)."""
+        """Pointwise scores in batches of similar token counts (little padding), returned in input order; on a GPU
+        the next window of batches is tokenised while this one is scored (see ``_overlapped``).
+
+        Pairs are sorted by characters, tokenised ``SORT_WINDOW`` batches at a time, and each window re-sorted by
+        tokens: over SciFact's BM25 top-100, batches of 256 carry 17% padding sorted by characters, 3% so.
+        """
         if not docs:
             return torch.zeros(0, device=self.device)
         order = sorted(range(len(docs)), key=lambda i: len(queries[i]) + len(docs[i]), reverse=True)
         size = self.pairs_per_batch
-        parts = [order[start : start + size] for start in range(0, len(order), size)]
+        window = size * (1 if self.config.attention == "sparse" else SORT_WINDOW)
+        parts = [order[start : start + window] for start in range(0, len(order), window)]
         on_gpu = self.device.type == "cuda"
+        left = self.model.tokenizer.padding_side == "left"
         cache: dict[str, Any] = {}  # each distinct query and document is tokenised once per call
 
-        def prepare(part: list[int]) -> PairBatch:
+        def prepare(part: list[int]) -> list[tuple[Tensor, PairBatch]]:
             batch = self.model.tokenize_pairs([queries[i] for i in part], [docs[i] for i in part], cache=cache)
-            return batch.pin_memory() if on_gpu else batch
+            return [(rows, piece.pin_memory() if on_gpu else piece) for rows, piece in batch.by_length(size, left)]
 
-        chunks = self._overlapped(parts, prepare, lambda batch: self.model(batch.to(self.device)))
+        def compute(pieces: list[tuple[Tensor, PairBatch]]) -> Tensor:
+            scores = torch.cat([self.model(piece.to(self.device)) for _, piece in pieces])
+            rows = torch.cat([rows for rows, _ in pieces])
+            return scores[torch.argsort(rows).to(scores.device)]  # back to the window's order
+
+        chunks = self._overlapped(parts, prepare, compute)
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))
         return torch.cat(chunks)[inverse.to(self.device)]

@@ -50,6 +50,25 @@ class PairBatch:
     def __len__(self) -> int:
         return int(self.inputs["input_ids"].shape[0])
 
+    def by_length(self, size: int, left: bool) -> list[tuple[Tensor, PairBatch]]:
+        """This batch's rows in batches of ``size``, longest first, each cut to its own longest row (padded on the
+        left with ``left``): (the rows' positions here, the batch). Sparse and Set-Encoder layouts stay whole."""
+        if self.query_tokens is not None or self.list_sizes is not None:
+            return [(torch.arange(len(self)), self)]
+        mask = self.inputs["attention_mask"]
+        lengths = mask.sum(1)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        width = mask.shape[1]
+        pieces = []
+        for start in range(0, len(order), size):
+            rows = order[start : start + size]
+            keep = int(lengths[rows].max()) if len(rows) else 0
+            columns = slice(width - keep, width) if left else slice(0, keep)
+            inputs = {k: v[rows][:, columns] if v.dim() == 2 and v.shape[1] == width else v[rows]
+                      for k, v in self.inputs.items()}
+            pieces.append((rows, PairBatch(inputs)))
+        return pieces
+
 
 def truncate_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str], limits: list[int]) -> list[str]:
     """Cut each text after its first ``limit`` tokens, at the end of the last kept token's characters."""

@@ -93,8 +93,8 @@ def _pair_template(backend: Any) -> _PairTemplate | None:
             return None
         found.append(_PairTemplate((ids[cuts[0]], ids[cuts[2]], ids[cuts[4]]),
                                    tuple(kind.pop() if kind else 0 for kind in kinds)))  # type: ignore[arg-type]
-    same = all(np.array_equal(x, y) for x, y in zip(found[0].parts, found[1].parts)) and found[0].types == found[1].types
-    return found[0] if same else None
+    same_parts = all(np.array_equal(x, y) for x, y in zip(found[0].parts, found[1].parts))
+    return found[0] if same_parts and found[0].types == found[1].types else None
 
 
 def _join_pairs(
@@ -163,7 +163,9 @@ def _pad(rows: list[list[int]], pad_id: int, left: bool) -> tuple[np.ndarray, np
     return _pad_flat(flat, lengths, pad_id, left)
 
 
-def _pad_flat(flat: np.ndarray, lengths: np.ndarray, pad_id: int, left: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pad_flat(
+    flat: np.ndarray, lengths: np.ndarray, pad_id: int, left: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_pad` of rows given end to end in ``flat``: the mask's true cells, read row by row, are exactly
     the rows' cells in order on either padding side, so one masked assignment fills them all."""
     width = int(lengths.max()) if len(lengths) else 0
