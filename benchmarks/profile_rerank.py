@@ -41,7 +41,8 @@ def main() -> None:
 
     def tokenize() -> list:
         cache: dict[str, Any] = {}
-        batches = [module.model.tokenize_pairs([queries[i] for i in p], [docs[i] for i in p], cache=cache) for p in parts]
+        pairs = [([queries[i] for i in p], [docs[i] for i in p]) for p in parts]
+        batches = [module.model.tokenize_pairs(q, d, cache=cache) for q, d in pairs]
         return [piece for batch in batches for _, piece in batch.by_length(size, left)]
 
     batches = [b.to(args.device) for b in tokenize()]
