@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from boltir.modules.cross_encoder import SORT_WINDOW
+from boltir.modules import cross_encoder
 
 from .common import dtype_of, emit, median_seconds
 from .reranking import _module, add_arguments, rerank_lists
@@ -26,7 +26,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, ["boltir-score"])
     parser.add_argument("--no-sort-window", dest="sort_window", action="store_false",
-                        help="tokenise and pad batch by batch in character order (boltir before the sort window)")
+                        help="batches tokenised and padded one by one in character order, for every measurement "
+                        "(boltir before the sort window)")
     parser.add_argument("--tokens-only", action="store_true", help="only tokenise and count padding (no model runs)")
     args = parser.parse_args()
     size = int(args.batch_sizes.split(",")[0])
@@ -34,9 +35,9 @@ def main() -> None:
     queries = [q for _, q, _, ds in lists for _ in ds]
     docs = [d for _, _, _, ds in lists for d in ds]
     module = _module(args, size).to(args.device, dtype_of(args.precision)).eval()
-    order = sorted(range(len(docs)), key=lambda i: len(queries[i]) + len(docs[i]), reverse=True)
-    window = size * (SORT_WINDOW if args.sort_window else 1)  # as CrossEncoderModule._score_pairs groups pairs
-    parts = [order[start : start + window] for start in range(0, len(order), window)]
+    if not args.sort_window:
+        cross_encoder.SORT_WINDOW = 1
+    _, parts = module._pair_windows(queries, docs)  # as CrossEncoderModule.score groups pairs
     left = module.model.tokenizer.padding_side == "left"
 
     def tokenize() -> list:
@@ -47,7 +48,7 @@ def main() -> None:
 
     batches = [b.to(args.device) for b in tokenize()]
     common = {"pairs": len(docs), "batch": size, "precision": args.precision, "device": args.device,
-              "sort_window": window // size}
+              "sort_window": cross_encoder.SORT_WINDOW}
     emit({"what": "tokenize", **common, "s": median_seconds(tokenize, args.repeats, "cpu"),
           "padded_tokens": sum(b.inputs["input_ids"].numel() for b in batches),
           "real_tokens": int(sum(b.inputs["attention_mask"].sum() for b in batches))})

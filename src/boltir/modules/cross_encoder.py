@@ -71,10 +71,8 @@ class CrossEncoderModule(BoltirModule):
         """
         if not docs:
             return torch.zeros(0, device=self.device)
-        order = sorted(range(len(docs)), key=lambda i: len(queries[i]) + len(docs[i]), reverse=True)
+        order, parts = self._pair_windows(queries, docs)
         size = self.pairs_per_batch
-        window = size * (1 if self.config.attention == "sparse" else SORT_WINDOW)
-        parts = [order[start : start + window] for start in range(0, len(order), window)]
         on_gpu = self.device.type == "cuda"
         left = self.model.tokenizer.padding_side == "left"
         cache: dict[str, Any] = {}  # each distinct query and document is tokenised once per call
@@ -92,6 +90,13 @@ class CrossEncoderModule(BoltirModule):
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))
         return torch.cat(chunks)[inverse.to(self.device)]
+
+    def _pair_windows(self, queries: list[str], docs: list[str]) -> tuple[list[int], list[list[int]]]:
+        """Pair positions longest first (by characters) and their windows of ``SORT_WINDOW`` batches, each window
+        tokenised at once and regrouped by tokens (sparse layouts: one batch per window, they cannot be regrouped)."""
+        order = sorted(range(len(docs)), key=lambda i: len(queries[i]) + len(docs[i]), reverse=True)
+        window = self.pairs_per_batch * (1 if self.config.attention == "sparse" else SORT_WINDOW)
+        return order, [order[start : start + window] for start in range(0, len(order), window)]
 
     def _score_lists(self, queries: list[str], docs: list[list[str]]) -> Tensor:
         """Set-Encoder scores: whole candidate lists per forward pass, as many lists as fit in a batch."""

@@ -71,8 +71,7 @@ class _PairTemplate:
 def _pair_template(backend: Any) -> _PairTemplate | None:
     """The template ``backend``'s post-processor follows, read off two probe pairs of different lengths; None
     where it does not follow one (then each pair goes through the post-processor itself)."""
-    joiner = Tokenizer(WordLevel({}, unk_token=None))
-    joiner.post_processor = backend.post_processor
+    joiner = _pair_joiner(backend)
     found = []
     for probe in (["a b c", "d e"], ["x", "y z w v u"]):
         a, b = backend.encode_batch(probe, add_special_tokens=False)
@@ -121,12 +120,14 @@ def _join_pairs(
     return np.concatenate(pieces).astype(np.int64), type_ids, rows, starts
 
 
-def _pair_joiner(backend: Any, max_length: int, direction: str) -> Any:
-    """A model-less Rust tokenizer holding ``backend``'s post-processor, truncating pairs ``only_second``: it joins
-    two encodings (special tokens, type ids) exactly as encoding the pair would, and is the caller's own."""
+def _pair_joiner(backend: Any, max_length: int | None = None, direction: str = "right") -> Any:
+    """A model-less Rust tokenizer holding ``backend``'s post-processor (with ``max_length``, truncating pairs
+    ``only_second``): it joins two encodings (special tokens, type ids) exactly as encoding the pair would, and is
+    the caller's own."""
     joiner = Tokenizer(WordLevel({}, unk_token=None))
     joiner.post_processor = backend.post_processor
-    joiner.enable_truncation(max_length, stride=0, strategy="only_second", direction=direction)
+    if max_length is not None:
+        joiner.enable_truncation(max_length, stride=0, strategy="only_second", direction=direction)
     return joiner
 
 
