@@ -200,3 +200,13 @@ def dtype_of(precision: str):
 
 def lightning_precision(precision: str) -> str:
     return {"fp32": "32-true", "bf16": "bf16-true", "fp16": "16-true"}[precision]
+
+
+def allow_cudnn_attention() -> None:
+    """Let boltir's backbones use cuDNN's attention again (PyTorch's default), to measure what leaving it out saves."""
+    from torch.nn.attention import SDPBackend
+
+    from boltir.models import model
+
+    model.SDPA_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                           SDPBackend.MATH]

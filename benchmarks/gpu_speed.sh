@@ -17,6 +17,15 @@
 #        re-ranking, bf16, SciFact test BM25 top-100 (29,966 pairs), MS MARCO MiniLM-L12 cross-encoder's shape: where
 #        the time goes (benchmarks.profile_rerank), sentence-transformers CrossEncoder.predict, boltir score and
 #        Trainer.re_rank; then Trainer.re_rank vs lightning-ir re_rank on the first 60 queries (6,000 pairs)
+#   bash benchmarks/gpu_speed.sh profile  kind nvidia-h200     ~6 min                   carry the index call's
+#        + .whl-bench/lir + .carry/rerank: attention kernels' time per call (benchmarks.sdpa_backends); boltir
+#        training at 0 and 4 DataLoader workers with and without cuDNN's attention, by phase and by op (PyTorch
+#        profiler tables in $OUT), beside sentence-transformers' trainer and lightning-ir; re-ranking's profile with
+#        and without cuDNN's attention
+#   bash benchmarks/gpu_speed.sh first-pass kind nvidia-h200  ~9 min                   carry the index call's + .carry/rerank:
+#        re-ranking 29,966 pairs: the first pass in a fresh process (attention plans built per new shape included)
+#        and the warm median, boltir score (with and without cuDNN's attention), Trainer.re_rank, sentence-transformers
+#        CrossEncoder.predict; then the index call's rows
 #   bash benchmarks/gpu_speed.sh ddp      kind nvidia-h200-x2  ~3 min (ceiling 8.5)     carry 24.8 MiB:
 #        .whl .carry/sf .carry/minilm-shape
 #        boltir Trainer.index on 1 vs 2 GPUs (DDP) over SciFact repeated 16x (82,928 docs, fresh ids), and boltir fit
@@ -72,6 +81,39 @@ case "$1" in
       --rerank-model $ROOT/.carry/rerank/l12-shape --rerank-run $RUN --rerank-systems boltir-re-rank,lir-re-rank \
       --repeats 3 --rerank-boltir-batch-sizes 256 --rerank-lir-batch-sizes 100,400 \
       --rerank-args "--queries 60 --queries-per-batch 32 --num-workers 4 --warmup-pairs 500" ;;
+  profile)  # where a training step and re-ranking spend their time, with and without cuDNN's attention
+    site; data; [ -d .whl-bench/lir ] && lir
+    python3 -m benchmarks.sdpa_backends 2>&1 | grep BENCH-RESULT | tee "$OUT/results/sdpa-backends.jsonl"
+    MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/minilm-shape enc 2>/dev/null | tail -1)
+    ARGS="--device cuda --precision bf16 --model $MODEL --data /tmp/scifact --batch-size 64 --steps 35"
+    for options in "--num-workers 0" "--num-workers 0 --cudnn-attention" "--num-workers 4" "--num-workers 4 --cudnn-attention" \
+                   "--num-workers 4 --phases --profile $OUT"; do
+      timeout 80 python3 -m benchmarks.training --system boltir $ARGS $options 2>&1 | grep BENCH-RESULT
+    done | tee "$OUT/results/training-profile.jsonl"
+    timeout 80 python3 -m benchmarks.training --system st $ARGS --num-workers 0 2>&1 | grep BENCH-RESULT \
+      | tee -a "$OUT/results/training-profile.jsonl"
+    [ -d /tmp/lir/lightning_ir ] && PYTHONPATH=/tmp/lir:/tmp/site:$ROOT timeout 80 python3 -m benchmarks.lir_training $ARGS \
+      --num-workers 8 2>&1 | grep BENCH-RESULT | tee -a "$OUT/results/training-profile.jsonl"
+    if [ -d .carry/rerank ]; then
+      MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/rerank/l12-shape cls 2>/dev/null | tail -1)
+      for options in "" --cudnn-attention; do
+        timeout 150 python3 -m benchmarks.profile_rerank --system boltir-score --device cuda --precision bf16 --model "$MODEL" \
+          --data /tmp/scifact --run $ROOT/.carry/rerank/scifact-test-bm25-top100.run --batch-sizes 256 --repeats 3 $options 2>&1 \
+          | grep BENCH-RESULT
+      done | tee "$OUT/results/profile-rerank.jsonl"
+    fi ;;
+  first-pass)  # re-ranking's first pass (what one re-ranking run waits for) and warm median; then the indexing rows
+    site; lir; data
+    RUN=$ROOT/.carry/rerank/scifact-test-bm25-top100.run
+    MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/rerank/l12-shape cls 2>/dev/null | tail -1)
+    RR="--device cuda --precision bf16 --model $MODEL --data /tmp/scifact --run $RUN --repeats 3 --first-pass"
+    for system in "boltir-score --batch-sizes 1024,256" "boltir-score --batch-sizes 1024,256 --cudnn-attention" \
+                  "boltir-re-rank --batch-sizes 256 --queries-per-batch 32 --num-workers 4 --warmup-pairs 500" \
+                  "st --batch-sizes 64,256"; do
+      timeout 170 python3 -m benchmarks.reranking --system $system $RR 2>&1 | grep BENCH-RESULT
+    done | tee "$OUT/results/rerank-first-pass.jsonl"
+    run 220 --device cuda --rows indexing --precisions bf16 $MINILM $LIR --st-batch-sizes 512 \
+      --boltir-batch-sizes 256,512 --index-batch-sizes 1024 --lir-batch-sizes 64 --repeats 3 ;;
   ddp)
     site; data
     nvidia-smi -L
@@ -79,5 +121,5 @@ case "$1" in
       --repeat-corpus 16 --index-batch-sizes 1024 --num-workers 12 --repeats 3
     run 200 --device cuda --rows training --name cuda-ddp-training --precisions bf16 $MINILM --training-systems boltir --training-devices 1,2 \
       --training-args "--batch-size 64 --steps 40" ;;
-  *) echo "usage: bash benchmarks/gpu_speed.sh index|training|rerank|ddp"; exit 2 ;;
+  *) echo "usage: bash benchmarks/gpu_speed.sh index|training|rerank|profile|first-pass|ddp"; exit 2 ;;
 esac

@@ -16,7 +16,7 @@ from typing import Any
 
 from boltir.modules import cross_encoder
 
-from .common import dtype_of, emit, median_seconds
+from .common import allow_cudnn_attention, dtype_of, emit, median_seconds
 from .reranking import _module, add_arguments, rerank_lists
 
 
@@ -30,6 +30,8 @@ def main() -> None:
                         "(boltir before the sort window)")
     parser.add_argument("--tokens-only", action="store_true", help="only tokenise and count padding (no model runs)")
     args = parser.parse_args()
+    if args.cudnn_attention:
+        allow_cudnn_attention()
     size = int(args.batch_sizes.split(",")[0])
     lists = rerank_lists(args.data, args.run, args.depth, args.queries)
     queries = [q for _, q, _, ds in lists for _ in ds]
@@ -48,7 +50,7 @@ def main() -> None:
 
     batches = [b.to(args.device) for b in tokenize()]
     common = {"pairs": len(docs), "batch": size, "precision": args.precision, "device": args.device,
-              "sort_window": cross_encoder.SORT_WINDOW}
+              "sort_window": cross_encoder.SORT_WINDOW, "cudnn_attention": args.cudnn_attention}
     emit({"what": "tokenize", **common, "s": median_seconds(tokenize, args.repeats, "cpu"),
           "padded_tokens": sum(b.inputs["input_ids"].numel() for b in batches),
           "real_tokens": int(sum(b.inputs["attention_mask"].sum() for b in batches))})

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import (
+    allow_cudnn_attention,
     dtype_of,
     emit,
     lightning_precision,
@@ -176,20 +177,29 @@ def add_arguments(parser: argparse.ArgumentParser, systems: list[str]) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--warmup-pairs", type=int, default=1000)
+    parser.add_argument("--cudnn-attention", action="store_true", help="boltir: allow cuDNN's attention (PyTorch's "
+                        "default; boltir leaves it out)")
+    parser.add_argument("--first-pass", action="store_true", help="also time the very first pass over all pairs "
+                        "(at the last of --batch-sizes), before any warm-up")
     parser.add_argument("--model-label", default=None, help="the model's name in the results (default: its folder)")
 
 
 def measure(args: argparse.Namespace, systems: dict, extra_versions: dict[str, str] | None = None) -> None:
     """Warm up, sweep the batch sizes, repeat at the best one and print the result line."""
+    if args.cudnn_attention:
+        allow_cudnn_attention()
     lists = rerank_lists(args.data, args.run, args.depth, args.queries)
     run = systems[args.system](args, lists)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
+    # A user re-ranks a run once: the first pass pays whatever is built per new input shape (attention plans)
+    first_pass = {"first_pass_s": run(sizes[-1])} if args.first_pass else {}
     run(max(sizes), subset(lists, args.warmup_pairs))  # warm-up: kernels, handles, workers
     timing = sweep_then_repeat(run, sizes, args.repeats, lambda: reset_peak_memory(args.device))
     pairs = sum(len(ids) for _, _, ids, _ in lists)
     emit({
         "row": "reranking", "system": args.system, "device": args.device, "precision": args.precision,
-        "queries": len(lists), "depth": args.depth, "pairs": pairs, "max_length": args.max_length, **timing,
+        "queries": len(lists), "depth": args.depth, "pairs": pairs, "max_length": args.max_length, **timing, **first_pass,
+        "cudnn_attention": args.cudnn_attention,
         "pairs_per_s": pairs / timing["median_s"], "peak_mem_mib": peak_memory_mib(args.device),
         "model": args.model_label or Path(args.model).name, "versions": {**versions(), **(extra_versions or {})},
     })

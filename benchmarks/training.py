@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import emit, peak_memory_mib, reset_peak_memory, scifact_texts, synchronize, versions
+from .common import allow_cudnn_attention, emit, peak_memory_mib, reset_peak_memory, scifact_texts, synchronize, versions
 
 
 def training_samples(data: str, count: int) -> list[tuple[str, str, str, str]]:
@@ -81,6 +81,11 @@ def _boltir(args: argparse.Namespace, clock: StepClock) -> None:
         def on_train_batch_end(self, *_args, **_kwargs) -> None:
             clock.step_done()
 
+    callbacks: list[pl.Callback] = [Clock()]
+    if args.phases:
+        callbacks.append(PhaseClock(args.device, args.warmup_steps))
+    if args.profile:
+        callbacks.append(OpProfile(args))
     config = {"doc_pooling": "mean", "query_pooling": "mean", "similarity": "cosine", "normalize": True,
               "doc_length": 256, "query_length": 256}
     module = BiEncoderModule(args.model, config=config, loss_functions=None,
@@ -90,10 +95,86 @@ def _boltir(args: argparse.Namespace, clock: StepClock) -> None:
         strategy="ddp" if args.devices > 1 else "auto",
         precision={"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}[args.precision],
         max_steps=args.steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[Clock()], num_sanity_val_steps=0,
+        enable_model_summary=False, callbacks=callbacks, num_sanity_val_steps=0,
     )
     data = DataModule(train_dataset=TupleDataset(path, list_size=1), batch_size=args.batch_size, num_workers=args.num_workers)
     trainer.fit(module, data)
+
+
+class OpProfile:
+    """The PyTorch profiler over 5 steps after the warm-up: ``ops-<system>-w<workers>.txt`` in ``--profile`` holds
+    the ops by self CPU time and by self device time (where the host and the device spend a step)."""
+
+    def __new__(cls, args: argparse.Namespace):
+        import lightning.pytorch as pl
+        import torch
+
+        class _OpProfile(pl.Callback):
+            def __init__(self) -> None:
+                self.steps, self.profiler = 0, None
+
+            def on_train_batch_start(self, *_args, **_kwargs) -> None:
+                if self.steps == args.warmup_steps + 2:
+                    activities = [torch.profiler.ProfilerActivity.CPU]
+                    if args.device.startswith("cuda"):
+                        activities.append(torch.profiler.ProfilerActivity.CUDA)
+                    self.profiler = torch.profiler.profile(activities=activities)
+                    self.profiler.__enter__()
+
+            def on_train_batch_end(self, *_args, **_kwargs) -> None:
+                self.steps += 1
+                if self.profiler is not None and self.steps == args.warmup_steps + 7:
+                    synchronize(args.device)
+                    self.profiler.__exit__(None, None, None)
+                    table = self.profiler.key_averages()
+                    Path(args.profile).mkdir(parents=True, exist_ok=True)
+                    keys = ["self_cpu_time_total"] + (["self_device_time_total"] if args.device.startswith("cuda") else [])
+                    text = "\n\n".join(f"5 steps by {k}\n" + table.table(sort_by=k, row_limit=35) for k in keys)
+                    (Path(args.profile) / f"ops-{args.system}-w{args.num_workers}.txt").write_text(text)
+                    self.profiler = None
+
+        return _OpProfile()
+
+
+class PhaseClock:
+    """Seconds per step spent fetching the batch, in the forward pass, the backward pass and the optimiser step,
+    the device drained at each boundary (so phases add up, without the overlap a normal step has)."""
+
+    def __new__(cls, device: str, warmup: int):  # a Lightning callback, built lazily so imports stay light
+        import lightning.pytorch as pl
+
+        class _PhaseClock(pl.Callback):
+            def __init__(self) -> None:
+                self.marks: dict[str, float] = {}
+                self.totals: dict[str, float] = {}
+                self.steps = 0
+
+            def _mark(self, name: str) -> None:
+                synchronize(device)
+                now = time.perf_counter()
+                if self.steps >= warmup and self.marks:
+                    last = max(self.marks, key=self.marks.get)  # type: ignore[arg-type]
+                    self.totals[name] = self.totals.get(name, 0.0) + now - self.marks[last]
+                self.marks = {name: now}
+
+            def on_train_batch_start(self, *_args, **_kwargs) -> None:
+                self._mark("data")
+
+            def on_before_backward(self, *_args, **_kwargs) -> None:
+                self._mark("forward")
+
+            def on_before_optimizer_step(self, *_args, **_kwargs) -> None:
+                self._mark("backward")
+
+            def on_train_batch_end(self, *_args, **_kwargs) -> None:
+                self._mark("optimizer")
+                self.steps += 1
+
+            def on_train_end(self, *_args, **_kwargs) -> None:
+                timed = max(1, self.steps - warmup)
+                emit({"row": "training-phases", "ms_per_step": {k: 1000 * v / timed for k, v in self.totals.items()}})
+
+        return _PhaseClock()
 
 
 def _st(args: argparse.Namespace, clock: StepClock) -> None:
@@ -139,12 +220,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup-steps", type=int, default=5)
     parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--cudnn-attention", action="store_true", help="boltir: allow cuDNN's attention (PyTorch's "
+                        "default; boltir leaves it out)")
+    parser.add_argument("--profile", help="boltir: a folder for the PyTorch profiler's tables of 5 steps")
+    parser.add_argument("--phases", action="store_true", help="boltir: also print ms per step of data / forward / "
+                        "backward / optimiser, the device drained between phases")
     parser.add_argument("--devices", type=int, default=1, help="boltir: processes (GPUs) under DDP, each with "
                         "--batch-size queries; in-batch negatives are gathered across them")
     args = parser.parse_args()
     if args.devices > 1 and args.system != "boltir":
         parser.error("--devices > 1 is measured for boltir only")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    if args.cudnn_attention:
+        allow_cudnn_attention()
     clock = StepClock(args.device, args.warmup_steps)
     reset_peak_memory(args.device)
     SYSTEMS[args.system](args, clock)
@@ -155,7 +243,7 @@ def main() -> None:
     emit({
         "row": "training", "system": args.system, "device": args.device, "precision": args.precision,
         "batch_size": args.batch_size, "num_workers": args.num_workers, "devices": args.devices,
-        "timed_steps": clock.timed_steps, "seconds": seconds,
+        "cudnn_attention": args.cudnn_attention, "timed_steps": clock.timed_steps, "seconds": seconds,
         "samples_per_s": samples / seconds if seconds > 0 else None,
         "peak_mem_mib": peak_memory_mib(args.device), "versions": versions(),
     })

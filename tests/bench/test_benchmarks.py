@@ -9,6 +9,8 @@ import pytest
 
 from benchmarks.report import render, token_flops
 from benchmarks.search import bench_one
+from benchmarks import training
+from benchmarks.common import RESULT_PREFIX
 from benchmarks.training import training_pairs
 
 
@@ -42,3 +44,16 @@ def test_training_pairs_cycle_scifact_train(tiny_beir):
     pairs = training_pairs(str(tiny_beir), 5)
     assert len(pairs) == 5 and pairs[0] == pairs[2] and pairs[0][1].startswith("Berlin")
     assert json.dumps(pairs)
+
+
+def test_training_benchmark_splits_a_step_into_phases_and_profiles_it(tiny_bert_dir, tiny_train_beir, tmp_path,
+                                                                      monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["training", "--system", "boltir", "--model", str(tiny_bert_dir), "--data",
+                                     str(tiny_train_beir), "--batch-size", "2", "--steps", "9", "--warmup-steps", "1",
+                                     "--num-workers", "0", "--phases", "--profile", str(tmp_path)])
+    training.main()
+    rows = [json.loads(x[len(RESULT_PREFIX):]) for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX)]
+    phases = next(r for r in rows if r["row"] == "training-phases")["ms_per_step"]
+    assert set(phases) == {"data", "forward", "backward", "optimizer"} and all(v > 0 for v in phases.values())
+    assert next(r for r in rows if r["row"] == "training")["timed_steps"] == 8
+    assert "5 steps by self_cpu_time_total" in (tmp_path / "ops-boltir-w0.txt").read_text()

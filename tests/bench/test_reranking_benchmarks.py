@@ -42,20 +42,40 @@ def test_each_reranking_system_times_every_pair(system, tiny_bert_dir, tiny_beir
     assert row["pairs"] == 18 and row["pairs_per_s"] > 0 and row["batch_size"] in (4, 8)
 
 
+def test_first_pass_is_timed_and_cudnn_attention_can_be_allowed_again(tiny_bert_dir, tiny_beir, bm25_run, capsys,
+                                                                      monkeypatch):
+    from boltir.models import model as base
+
+    monkeypatch.setattr(base, "SDPA_BACKENDS", base.SDPA_BACKENDS)  # the flag changes it: restored after the test
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, sorted(SYSTEMS))
+    args = parser.parse_args(["--system", "boltir-score", "--model", str(random_weights_copy(tiny_bert_dir, classifier=True)),
+                              "--data", str(tiny_beir), "--run", str(bm25_run), "--batch-sizes", "8", "--repeats", "1",
+                              "--max-length", "64", "--warmup-pairs", "6", "--first-pass", "--cudnn-attention"])
+    measure(args, SYSTEMS)
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX))
+    row = json.loads(line[len(RESULT_PREFIX):])
+    assert row["first_pass_s"] > 0 and row["cudnn_attention"] is True
+    assert any(b.name == "CUDNN_ATTENTION" for b in base.SDPA_BACKENDS)
+
+
 def test_results_page_shows_reranking_and_ddp_ratios():
     meta = {"device": "cuda", "machine": {"gpu": "NVIDIA H200"}, "versions": {}, "command": "c", "started": "now",
             "minutes": 1, "corpus_docs": 10, "corpus_flops": 1e12}
     rerank = {"row": "reranking", "precision": "bf16", "batch_size": 256, "pairs": 30000, "queries": 300,
               "max_length": 512, "times": [1, 1, 1], "peak_mem_mib": 1, "model": "m"}
     train = {"row": "training", "precision": "bf16", "batch_size": 64, "timed_steps": 10, "seconds": 1.0, "peak_mem_mib": 1}
-    results = [{**rerank, "system": "st", "median_s": 10.0, "pairs_per_s": 3000.0},
-               {**rerank, "system": "boltir-score", "median_s": 2.0, "pairs_per_s": 15000.0},
+    results = [{**rerank, "system": "st", "median_s": 10.0, "pairs_per_s": 3000.0, "first_pass_s": 12.0},
+               {**rerank, "system": "boltir-score", "median_s": 2.0, "pairs_per_s": 15000.0, "first_pass_s": 3.0},
+               {**rerank, "system": "boltir-score", "median_s": 1.0, "pairs_per_s": 30000.0, "cudnn_attention": True},
                {**rerank, "system": "lir-re-rank", "median_s": 5.0, "pairs_per_s": 6000.0},
-               {**train, "system": "boltir", "samples_per_s": 100.0},
+               {**train, "system": "boltir", "samples_per_s": 100.0, "num_workers": 4},
                {**train, "system": "boltir", "devices": 2, "samples_per_s": 190.0}]
     page = render([{"meta": meta, "results": results}], None, None)
     assert "5.00x" in page and "2.50x" in page  # boltir vs ST, boltir vs lightning-ir
     assert "boltir (2 devices, DDP)" in page and "1.90x" in page
+    assert "3.00 s, 10,000/s, 4.00x" in page  # first passes: boltir's vs ST's
+    assert "boltir-score (cuDNN attention)" in page and "boltir (4 workers)" in page
 
 
 def test_profile_rerank_splits_tokenising_from_the_forward_pass(tiny_bert_dir, tiny_beir, bm25_run, capsys,

@@ -8,7 +8,6 @@ import torch
 from boltir import BiEncoderModule, DataModule, DocDataset, FaissIndexConfig, QueryDataset, Trainer, open_searcher
 from boltir.data import DocBatch, QueryBatch
 from boltir.models.layers import Pooling
-from boltir.modules.bi_encoder import TokenizeBatch
 
 TEXTS = ["berlin is the capital of germany", "paris", "the moon causes the ocean tide in the sea"]
 
@@ -19,8 +18,8 @@ def _trainer() -> Trainer:
 
 def test_worker_tokenised_batches_encode_like_texts(tiny_bert_dir):
     module = BiEncoderModule(tiny_bert_dir).eval()
-    batch = TokenizeBatch(module.model)(DocBatch(["a", "b", "c"], TEXTS))
-    queries = TokenizeBatch(module.model)(QueryBatch(["q"], ["capital of germany"]))
+    batch = module.batch_transform()(DocBatch(["a", "b", "c"], TEXTS))
+    queries = module.batch_transform()(QueryBatch(["q"], ["capital of germany"]))
     assert batch.encoding is not None and queries.encoding is not None
     with torch.inference_mode():
         from_tokens = module.predict_step(batch).embeddings
@@ -32,7 +31,7 @@ def test_worker_tokenised_batches_encode_like_texts(tiny_bert_dir):
 
 def test_pinned_batch_keeps_its_tokens(tiny_bert_dir):
     module = BiEncoderModule(tiny_bert_dir)
-    batch = TokenizeBatch(module.model)(DocBatch(["a"], TEXTS[:1]))
+    batch = module.batch_transform()(DocBatch(["a"], TEXTS[:1]))
     assert batch.encoding is not None
     if torch.cuda.is_available():  # pinning needs a CUDA runtime; elsewhere DataLoaders never pin
         pinned = batch.pin_memory()

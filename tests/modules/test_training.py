@@ -22,7 +22,7 @@ from boltir import (
     Trainer,
     TupleDataset,
 )
-from boltir.data import collate
+from boltir.data import TrainBatch, collate
 from boltir.loss import InfoNCELoss
 from boltir.modules import BoltirModule
 
@@ -65,6 +65,38 @@ def test_fit_lowers_the_loss_on_a_toy_set(tiny_bert_dir, toy_tuples):
     before = mean_loss(module, toy_tuples)
     trainer(max_steps=12).fit(module, datamodule=DataModule(train_dataset=toy_tuples, batch_size=2))
     assert mean_loss(module, toy_tuples) < 0.8 * before
+
+
+def test_training_batches_tokenised_in_workers_give_the_same_losses(tiny_bert_dir, toy_tuples):
+    module = BiEncoderModule(tiny_bert_dir, in_batch_loss={"name": "infonce", "temperature": 0.1}).eval()
+    module.encode_batch_size = 3  # several length-sorted chunks per side (the 16 documents, the 4 queries)
+    batch = collate([toy_tuples[i] for i in range(len(toy_tuples))])
+    tokenised = module.batch_transform()(collate([toy_tuples[i] for i in range(len(toy_tuples))]))
+    assert tokenised.doc_tokens is not None and len(tokenised.doc_tokens.chunks) > 1
+    assert tokenised.query_tokens is not None and len(tokenised.query_tokens.chunks) == 2
+    with torch.no_grad():
+        from_texts, from_tokens = module.training_losses(batch), module.training_losses(tokenised)
+    assert from_texts.keys() == from_tokens.keys() == {"ranking", "in_batch"}
+    for name in from_texts:
+        torch.testing.assert_close(from_tokens[name], from_texts[name], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_fit_receives_batches_tokenised_by_the_data_loader(tiny_bert_dir, toy_tuples, workers):
+    seen: list[TrainBatch] = []
+
+    class Recording(BiEncoderModule):
+        def training_losses(self, batch: TrainBatch) -> dict[str, Tensor]:
+            seen.append(batch)
+            return super().training_losses(batch)
+
+    pl.seed_everything(0)
+    module = fast(Recording(tiny_bert_dir, loss_functions={"name": "infonce", "temperature": 0.1}))
+    before = mean_loss(module, toy_tuples)
+    trainer(max_steps=6).fit(module, datamodule=DataModule(train_dataset=toy_tuples, batch_size=2, num_workers=workers))
+    tokenised = [b for b in seen if b.doc_tokens is not None and b.query_tokens is not None]
+    assert len(seen) == 6 + 1 and len(tokenised) == 6  # every training step (the +1 is mean_loss's text batch)
+    assert mean_loss(module, toy_tuples) < before
 
 
 def test_any_family_trains_through_rank_scores(tiny_bert_dir, toy_tuples):

@@ -41,6 +41,18 @@ def pin_encoding(encoding: Encoding | None) -> Encoding | None:
 
 
 @dataclass
+class TokenChunks:
+    """Texts tokenised in chunks of similar length, so each chunk pads little: the chunks, laid end to end, hold
+    the texts at positions ``order`` of the original list."""
+
+    order: list[int]
+    chunks: list[Encoding]
+
+    def pin_memory(self) -> TokenChunks:
+        return replace(self, chunks=[{k: v.pin_memory() for k, v in chunk.items()} for chunk in self.chunks])
+
+
+@dataclass
 class TrainSample:
     """One training list: a query, ``N`` documents (the first a positive) and a target per document.
 
@@ -88,13 +100,27 @@ class RankBatch:
 
 @dataclass
 class TrainBatch:
-    """Training lists of equal length ``N``; ``targets`` is ``[num_queries, N]``, column 0 holding the positives."""
+    """Training lists of equal length ``N``; ``targets`` is ``[num_queries, N]``, column 0 holding the positives.
+
+    ``query_tokens`` / ``doc_tokens`` (the documents of all lists, in order) hold the texts' tokens when the
+    DataLoader's workers tokenised them.
+    """
 
     query_ids: list[str]
     queries: list[str]
     doc_ids: list[list[str]]
     docs: list[list[str]]
     targets: Tensor
+    query_tokens: TokenChunks | None = None
+    doc_tokens: TokenChunks | None = None
+
+    def pin_memory(self) -> TrainBatch:
+        return replace(
+            self,
+            targets=self.targets.pin_memory(),
+            query_tokens=self.query_tokens.pin_memory() if self.query_tokens is not None else None,
+            doc_tokens=self.doc_tokens.pin_memory() if self.doc_tokens is not None else None,
+        )
 
 
 @dataclass

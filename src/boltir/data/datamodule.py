@@ -119,20 +119,22 @@ class DataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
+    def _collate(self, dataset: Dataset) -> Callable[[list], Any]:
+        """The dataset's collate function (or :func:`collate`), followed by the module's batch transform."""
+        collate_fn = getattr(dataset, "collate", None) or collate
+        return collate_fn if self.batch_transform is None else TransformedCollate(collate_fn, self.batch_transform)
+
     def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
         if isinstance(dataset, IterableDataset) and hasattr(dataset, "process_shard"):
             dataset.process_shard = self._process_shard()  # workers inherit it: no process group needed there
         if isinstance(dataset, IterableDataset) and self.sort_window > 1:
             dataset = LengthSorted(dataset, self.sort_window)
-        collate_fn = getattr(dataset, "collate", None) or collate
-        if self.batch_transform is not None:
-            collate_fn = TransformedCollate(collate_fn, self.batch_transform)
         loader = StreamLoader if isinstance(dataset, IterableDataset) else DataLoader
         return loader(
             dataset,
             batch_size=batch_size,
             num_workers=self.num_workers,
-            collate_fn=collate_fn,
+            collate_fn=self._collate(dataset),
             pin_memory=self._pin_memory(),
             worker_init_fn=single_threaded_tokenizers if self.num_workers else None,
             persistent_workers=False,
@@ -156,7 +158,9 @@ class DataModule(pl.LightningDataModule):
             dataset,
             batch_sampler=SkippingBatchSampler(EpochSampler(dataset, seed=seed), self.batch_size, drop_last=False),  # type: ignore[arg-type]
             num_workers=self.num_workers,
-            collate_fn=getattr(dataset, "collate", None) or collate,
+            collate_fn=self._collate(dataset),
+            pin_memory=self._pin_memory(),
+            worker_init_fn=single_threaded_tokenizers if self.num_workers else None,
             # its own generator: starting an epoch then draws nothing from the global one (dropout stays in step)
             generator=torch.Generator().manual_seed(seed),
         )

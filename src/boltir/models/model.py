@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .._io import atomic_dir
@@ -26,6 +27,17 @@ from .resolve import resolve_model_dir
 HEADS_NAME = "boltir_heads.safetensors"
 ConfigT = TypeVar("ConfigT", bound=BoltirConfig)
 ModelT = TypeVar("ModelT", bound="BoltirModel")
+
+# Kernels the backbones' scaled-dot-product attention may use, in PyTorch's order of preference. cuDNN's is left
+# out: it builds an execution plan for every new input shape (milliseconds of host time per call), and batches of
+# texts change shape all the time; on an H200 that was over half of a bi-encoder training step.
+SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def run_backbone(backbone: nn.Module, **inputs: Any) -> Any:
+    """``backbone(**inputs)`` with attention restricted to :data:`SDPA_BACKENDS`."""
+    with sdpa_kernel(SDPA_BACKENDS):
+        return backbone(**inputs)
 
 
 def load_tokenizer(directory: Path) -> PreTrainedTokenizerBase:

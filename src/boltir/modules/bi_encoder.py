@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..data.batches import DocBatch, Encoding, QueryBatch, TrainBatch
+from ..data.batches import DocBatch, Encoding, QueryBatch, TokenChunks, TrainBatch
 from ..errors import ConfigError
 from ..loss import Regulariser, build_loss, in_batch_scores
 from ..models import BiEncoderConfig, BiEncoderModel
@@ -19,18 +19,33 @@ from .base import BoltirModule, LossConfig
 from .late_cache import LateCache, stable_keys
 
 
-class TokenizeBatch:
-    """Tokenises query and document batches with the model's own tokenize methods (in DataLoader workers)."""
+def length_chunks(texts: list[str], size: int) -> tuple[list[int], list[list[str]]]:
+    """Positions of ``texts``, longest first, and the texts in that order cut into chunks of ``size``."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    return order, [[texts[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
 
-    def __init__(self, model: BiEncoderModel) -> None:
+
+class TokenizeBatch:
+    """Tokenises query, document and training batches with the model's own tokenize methods (in DataLoader
+    workers); a training batch's texts in length-sorted chunks of ``chunk_size``, as the step would cut them."""
+
+    def __init__(self, model: BiEncoderModel, chunk_size: int) -> None:
         self.tokenize_queries, self.tokenize_docs = model.tokenize_queries, model.tokenize_docs
+        self.chunk_size = chunk_size
 
     def __call__(self, batch: Any) -> Any:
         if isinstance(batch, DocBatch) and batch.encoding is None:
             batch.encoding = self.tokenize_docs(batch.texts)
         elif isinstance(batch, QueryBatch) and batch.encoding is None:
             batch.encoding = self.tokenize_queries(batch.texts)
+        elif isinstance(batch, TrainBatch) and batch.doc_tokens is None:
+            batch.query_tokens = self._chunks(self.tokenize_queries, batch.queries)
+            batch.doc_tokens = self._chunks(self.tokenize_docs, [d for docs in batch.docs for d in docs])
         return batch
+
+    def _chunks(self, tokenize: Callable[[list[str]], Encoding], texts: list[str]) -> TokenChunks:
+        order, chunks = length_chunks(texts, self.chunk_size)
+        return TokenChunks(order, [tokenize(chunk) for chunk in chunks])
 
 
 class BiEncoderModule(BoltirModule):
@@ -84,8 +99,8 @@ class BiEncoderModule(BoltirModule):
     def training_losses(self, batch: TrainBatch) -> dict[str, Tensor]:
         """List loss, in-batch loss and regularisers, from one encoding of the batch's queries and documents."""
         num_queries, list_size = batch.targets.shape
-        queries = self.embed_queries(batch.queries)
-        docs = self.embed_docs([d for ds in batch.docs for d in ds])
+        queries = self.embed_queries(batch.queries, encoding=batch.query_tokens)
+        docs = self.embed_docs([d for ds in batch.docs for d in ds], encoding=batch.doc_tokens)
         losses: dict[str, Tensor] = {}
         if self.loss is not None:
             scores = torch.stack(
@@ -130,42 +145,58 @@ class BiEncoderModule(BoltirModule):
         return scores, targets
 
     def batch_transform(self) -> Callable[[Any], Any]:
-        return TokenizeBatch(self.model)
+        return TokenizeBatch(self.model, self._chunk_size(self._run_device()))
+
+    def _run_device(self) -> torch.device:
+        """The device this module runs on: the Trainer's, before Lightning has moved the module there."""
+        trainer = self._trainer
+        return trainer.strategy.root_device if trainer is not None else self.device
+
+    def _chunk_size(self, device: torch.device) -> int:
+        """Texts per forward pass when encoding; CPUs take small batches, which stay in their caches."""
+        return self.encode_batch_size if device.type == "cuda" else min(self.encode_batch_size, 32)
 
     def _encode(
-        self, texts: list[str], side: str, batch_size: int | None, encoding: Encoding | None = None
+        self, texts: list[str], side: str, batch_size: int | None, encoding: Encoding | TokenChunks | None = None
     ) -> Tensor | TokenVectors:
         """Encode texts in length-sorted batches (little padding), returned in input order.
 
-        On a GPU, vectors stay on the device until the end and the next batch is tokenised into page-locked
-        memory while this one is encoded (see ``_overlapped``).
+        ``encoding`` holds the texts' tokens when the DataLoader's workers made them: one batch (as indexing
+        sorts whole streams by length), or a training batch's length-sorted chunks. Otherwise the texts are
+        tokenised here; on a GPU the next batch is tokenised into page-locked memory while this one is encoded
+        (see ``_overlapped``), and vectors stay on the device until the end.
         """
         encode = self.model.encode_queries if side == "query" else self.model.encode_docs
-        if encoding is not None:  # a batch the DataLoader's workers tokenised (and length-sorted)
+        if encoding is not None and not isinstance(encoding, TokenChunks):
             return encode(self._to_device(encoding))
-        tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
-        on_gpu = self.device.type == "cuda"
-        size = batch_size or (self.encode_batch_size if on_gpu else min(self.encode_batch_size, 32))  # CPUs: small batches stay in cache
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        batches = [[texts[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
+        if encoding is not None:
+            order = encoding.order
+            chunks = [encode(self._to_device(chunk)) for chunk in encoding.chunks]
+        else:
+            tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
+            on_gpu = self.device.type == "cuda"
+            order, batches = length_chunks(texts, batch_size or self._chunk_size(self.device))
 
-        def prepare(batch: list[str]) -> Encoding:
-            tokens = tokenize(batch)
-            return {k: v.pin_memory() for k, v in tokens.items()} if on_gpu else tokens
+            def prepare(batch: list[str]) -> Encoding:
+                tokens = tokenize(batch)
+                return {k: v.pin_memory() for k, v in tokens.items()} if on_gpu else tokens
 
-        chunks = self._overlapped(batches, prepare, lambda tokens: encode(self._to_device(tokens)))
+            chunks = self._overlapped(batches, prepare, lambda tokens: encode(self._to_device(tokens)))
         if not chunks:
             return torch.empty(0, self.model.embedding_dim, device=self.device)
         vectors = cat_batches(chunks)
-        return vectors[torch.argsort(torch.tensor(order, device=vectors.device))]
+        inverse = torch.argsort(torch.tensor(order))
+        if self.device.type == "cuda":  # a page-locked copy does not wait for the GPU's queued work
+            inverse = inverse.pin_memory().to(self.device, non_blocking=True)
+        return vectors[inverse]
 
     def embed_queries(
-        self, texts: list[str], encoding: Encoding | None = None, batch_size: int | None = None
+        self, texts: list[str], encoding: Encoding | TokenChunks | None = None, batch_size: int | None = None
     ) -> Tensor | TokenVectors:
         return self._encode(texts, "query", batch_size, encoding)
 
     def embed_docs(
-        self, texts: list[str], encoding: Encoding | None = None, batch_size: int | None = None
+        self, texts: list[str], encoding: Encoding | TokenChunks | None = None, batch_size: int | None = None
     ) -> Tensor | TokenVectors:
         return self._encode(texts, "doc", batch_size, encoding)
 

@@ -13,7 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..layers import Pooling, pad_right_for_causal_attention, pairwise_similarity
 from ..layers.segments import SegmentedVectors, Segments, max_over_segments, split_into_segments
-from ..model import BoltirModel, freeze_pooler, is_decoder, read_json
+from ..model import BoltirModel, freeze_pooler, is_decoder, read_json, run_backbone
 from .config import BiEncoderConfig
 
 _ST_POOLING_MODES = {
@@ -111,7 +111,7 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
         return self.tokenize(docs, c.doc_length, c.doc_prefix, c.append_eos)
 
     def _embed(self, backbone: nn.Module, pooling: Pooling, encoding: dict[str, Tensor], **backbone_kwargs) -> Tensor:
-        states = backbone(**encoding, **backbone_kwargs).last_hidden_state
+        states = run_backbone(backbone, **encoding, **backbone_kwargs).last_hidden_state
         vectors = pooling(states, encoding["attention_mask"])
         if self.projection is not None:
             vectors = self.projection(vectors.to(self.projection.weight.dtype))

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ...errors import ConfigError
 from ..bi_encoder import BiEncoderModel
 from ..layers import TokenVectors, maxsim
+from ..model import run_backbone
 from .config import ColBERTConfig
 
 
@@ -96,7 +97,7 @@ class ColBERTModel(BiEncoderModel):
 
     # -- encoding ----------------------------------------------------------------------------------
     def _tokens(self, backbone: nn.Module, encoding: dict[str, Tensor], mask: Tensor) -> TokenVectors:
-        vectors = backbone(**encoding).last_hidden_state
+        vectors = run_backbone(backbone, **encoding).last_hidden_state
         if self.projection is not None:
             vectors = self.projection(vectors)
         if self.config.normalize:

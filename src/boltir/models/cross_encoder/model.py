@@ -21,7 +21,7 @@ from ...errors import ConfigError, ModelNotFoundError
 from ..layers import Pooling, pad_right_for_causal_attention
 from ..layers.attention import SetLayout, WindowedLayout, use_boltir_attention
 from ..layers.tokenize import tokenize_pairs
-from ..model import BoltirModel, freeze_pooler, is_decoder, read_json
+from ..model import BoltirModel, freeze_pooler, is_decoder, read_json, run_backbone
 from ..resolve import resolve_model_dir
 from .config import CrossEncoderConfig
 
@@ -274,7 +274,7 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         elif self.config.attention == "set":
             sizes = batch.list_sizes if batch.list_sizes is not None else [len(batch)]
             kwargs["boltir_layout"] = SetLayout.from_list_sizes(inputs["attention_mask"].bool(), sizes)
-        output = self.backbone(**inputs, **kwargs)
+        output = run_backbone(self.backbone, **inputs, **kwargs)
         if self.pooling is None:
             if getattr(output, "pooler_output", None) is None:
                 raise ConfigError(f"{type(self.backbone).__name__} has no pooler: choose pooling='cls' (or mean, ...).")
@@ -290,7 +290,7 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         """monoT5: log p("true") against "false" at the first decoder step."""
         start = self.backbone.config.decoder_start_token_id or 0
         decoder_ids = torch.full((inputs["input_ids"].shape[0], 1), start, device=inputs["input_ids"].device)
-        logits = self.backbone(**inputs, decoder_input_ids=decoder_ids).logits[:, 0, list(self.token_ids)]
+        logits = run_backbone(self.backbone, **inputs, decoder_input_ids=decoder_ids).logits[:, 0, list(self.token_ids)]
         return logits.float().log_softmax(-1)[:, 1]
 
 

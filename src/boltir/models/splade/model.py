@@ -10,6 +10,7 @@ from transformers import AutoModelForMaskedLM
 
 from ..bi_encoder import BiEncoderModel
 from ..layers import LogSaturation, TopKPruning, VocabularyPooling, restrict_to_input_tokens
+from ..model import run_backbone
 from .config import SpladeConfig
 
 
@@ -50,7 +51,7 @@ class SpladeModel(BiEncoderModel):
     def _sparse(
         self, backbone: nn.Module, pooling: VocabularyPooling, pruning: TopKPruning | None, encoding: dict[str, Tensor], expand: bool
     ) -> Tensor:
-        logits = backbone(**encoding).logits
+        logits = run_backbone(backbone, **encoding).logits
         if pooling.strategy == "max":
             # log(1 + relu) never decreases, so max-pooling the logits first gives the same vectors (and the same
             # gradients) with one pass over the [batch, tokens, vocab] logits instead of several
