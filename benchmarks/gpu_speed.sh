@@ -59,12 +59,16 @@ case "$1" in
     site; lir; data
     MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/minilm-shape enc 2>/dev/null | tail -1)
     ARGS="--device cuda --precision bf16 --model $MODEL --data /tmp/scifact --batch-size 64 --steps 35"
-    for workers in 0 2 8; do  # each system at each DataLoader worker count: the table takes each one's best
-      timeout 80 python3 -m benchmarks.training --system boltir $ARGS --num-workers $workers 2>&1 | grep BENCH-RESULT
-      timeout 80 python3 -m benchmarks.training --system st $ARGS --num-workers $workers 2>&1 | grep BENCH-RESULT
-      PYTHONPATH=/tmp/lir:/tmp/site:$ROOT timeout 80 python3 -m benchmarks.lir_training $ARGS --num-workers $workers 2>&1 \
-        | grep BENCH-RESULT
-    done | tee "$OUT/results/training-workers.jsonl" ;;
+    # each system at each DataLoader worker count (WORKERS, SYSTEMS narrow the sweep): the table takes each one's best
+    for workers in ${WORKERS:-0 2 8}; do
+      for system in ${SYSTEMS:-boltir st lir}; do
+        if [ $system = lir ]; then
+          PYTHONPATH=/tmp/lir:/tmp/site:$ROOT timeout 80 python3 -m benchmarks.lir_training $ARGS --num-workers $workers 2>&1
+        else
+          timeout 80 python3 -m benchmarks.training --system $system $ARGS --num-workers $workers 2>&1
+        fi | grep BENCH-RESULT
+      done
+    done | tee -a "$OUT/results/training-workers.jsonl" ;;
   rerank)
     site; lir; data
     RUN=$ROOT/.carry/rerank/scifact-test-bm25-top100.run
