@@ -83,9 +83,9 @@ def _boltir(args: argparse.Namespace, clock: StepClock) -> None:
 
     callbacks: list[pl.Callback] = [Clock()]
     if args.phases:
-        callbacks.append(PhaseClock(args.device, args.warmup_steps))
+        callbacks.append(phase_clock(args.device, args.warmup_steps))
     if args.profile:
-        callbacks.append(OpProfile(args))
+        callbacks.append(op_profile(args))
     config = {"doc_pooling": "mean", "query_pooling": "mean", "similarity": "cosine", "normalize": True,
               "doc_length": 256, "query_length": 256}
     module = BiEncoderModule(args.model, config=config, loss_functions=None,
@@ -101,80 +101,78 @@ def _boltir(args: argparse.Namespace, clock: StepClock) -> None:
     trainer.fit(module, data)
 
 
-class OpProfile:
-    """The PyTorch profiler over 5 steps after the warm-up: ``ops-<system>-w<workers>.txt`` in ``--profile`` holds
-    the ops by self CPU time and by self device time (where the host and the device spend a step)."""
+def op_profile(args: argparse.Namespace):
+    """A Lightning callback running the PyTorch profiler over 5 steps after the warm-up: ``ops-<system>-w<workers>.txt``
+    in ``--profile`` holds the ops by self CPU time and by self device time (where the host and the device spend a
+    step). Built in a function so that importing this module does not import Lightning."""
+    import lightning.pytorch as pl
+    import torch
 
-    def __new__(cls, args: argparse.Namespace):
-        import lightning.pytorch as pl
-        import torch
+    class _OpProfile(pl.Callback):
+        def __init__(self) -> None:
+            self.steps, self.profiler = 0, None
 
-        class _OpProfile(pl.Callback):
-            def __init__(self) -> None:
-                self.steps, self.profiler = 0, None
+        def on_train_batch_start(self, *_args, **_kwargs) -> None:
+            if self.steps == args.warmup_steps + 2:
+                activities = [torch.profiler.ProfilerActivity.CPU]
+                if args.device.startswith("cuda"):
+                    activities.append(torch.profiler.ProfilerActivity.CUDA)
+                self.profiler = torch.profiler.profile(activities=activities)
+                self.profiler.__enter__()
 
-            def on_train_batch_start(self, *_args, **_kwargs) -> None:
-                if self.steps == args.warmup_steps + 2:
-                    activities = [torch.profiler.ProfilerActivity.CPU]
-                    if args.device.startswith("cuda"):
-                        activities.append(torch.profiler.ProfilerActivity.CUDA)
-                    self.profiler = torch.profiler.profile(activities=activities)
-                    self.profiler.__enter__()
+        def on_train_batch_end(self, *_args, **_kwargs) -> None:
+            self.steps += 1
+            if self.profiler is not None and self.steps == args.warmup_steps + 7:
+                synchronize(args.device)
+                self.profiler.__exit__(None, None, None)
+                table = self.profiler.key_averages()
+                Path(args.profile).mkdir(parents=True, exist_ok=True)
+                keys = ["self_cpu_time_total"] + (["self_device_time_total"] if args.device.startswith("cuda") else [])
+                text = "\n\n".join(f"5 steps by {k}\n" + table.table(sort_by=k, row_limit=35) for k in keys)
+                (Path(args.profile) / f"ops-{args.system}-w{args.num_workers}.txt").write_text(text)
+                self.profiler = None
 
-            def on_train_batch_end(self, *_args, **_kwargs) -> None:
-                self.steps += 1
-                if self.profiler is not None and self.steps == args.warmup_steps + 7:
-                    synchronize(args.device)
-                    self.profiler.__exit__(None, None, None)
-                    table = self.profiler.key_averages()
-                    Path(args.profile).mkdir(parents=True, exist_ok=True)
-                    keys = ["self_cpu_time_total"] + (["self_device_time_total"] if args.device.startswith("cuda") else [])
-                    text = "\n\n".join(f"5 steps by {k}\n" + table.table(sort_by=k, row_limit=35) for k in keys)
-                    (Path(args.profile) / f"ops-{args.system}-w{args.num_workers}.txt").write_text(text)
-                    self.profiler = None
-
-        return _OpProfile()
+    return _OpProfile()
 
 
-class PhaseClock:
-    """Seconds per step spent fetching the batch, in the forward pass, the backward pass and the optimiser step,
-    the device drained at each boundary (so phases add up, without the overlap a normal step has)."""
+def phase_clock(device: str, warmup: int):
+    """A Lightning callback printing ms per step spent fetching the batch, in the forward pass, the backward pass
+    and the optimiser step, the device drained at each boundary (so phases add up, without the overlap a normal
+    step has)."""
+    import lightning.pytorch as pl
 
-    def __new__(cls, device: str, warmup: int):  # a Lightning callback, built lazily so imports stay light
-        import lightning.pytorch as pl
+    class _PhaseClock(pl.Callback):
+        def __init__(self) -> None:
+            self.last: float | None = None  # when the previous phase ended
+            self.totals: dict[str, float] = {}
+            self.steps = 0
 
-        class _PhaseClock(pl.Callback):
-            def __init__(self) -> None:
-                self.marks: dict[str, float] = {}
-                self.totals: dict[str, float] = {}
-                self.steps = 0
+        def _mark(self, name: str) -> None:
+            """``name`` is the phase ending now."""
+            synchronize(device)
+            now = time.perf_counter()
+            if self.steps >= warmup and self.last is not None:
+                self.totals[name] = self.totals.get(name, 0.0) + now - self.last
+            self.last = now
 
-            def _mark(self, name: str) -> None:
-                synchronize(device)
-                now = time.perf_counter()
-                if self.steps >= warmup and self.marks:
-                    last = max(self.marks, key=self.marks.get)  # type: ignore[arg-type]
-                    self.totals[name] = self.totals.get(name, 0.0) + now - self.marks[last]
-                self.marks = {name: now}
+        def on_train_batch_start(self, *_args, **_kwargs) -> None:
+            self._mark("data")
 
-            def on_train_batch_start(self, *_args, **_kwargs) -> None:
-                self._mark("data")
+        def on_before_backward(self, *_args, **_kwargs) -> None:
+            self._mark("forward")
 
-            def on_before_backward(self, *_args, **_kwargs) -> None:
-                self._mark("forward")
+        def on_before_optimizer_step(self, *_args, **_kwargs) -> None:
+            self._mark("backward")
 
-            def on_before_optimizer_step(self, *_args, **_kwargs) -> None:
-                self._mark("backward")
+        def on_train_batch_end(self, *_args, **_kwargs) -> None:
+            self._mark("optimizer")
+            self.steps += 1
 
-            def on_train_batch_end(self, *_args, **_kwargs) -> None:
-                self._mark("optimizer")
-                self.steps += 1
+        def on_train_end(self, *_args, **_kwargs) -> None:
+            timed = max(1, self.steps - warmup)
+            emit({"row": "training-phases", "ms_per_step": {k: 1000 * v / timed for k, v in self.totals.items()}})
 
-            def on_train_end(self, *_args, **_kwargs) -> None:
-                timed = max(1, self.steps - warmup)
-                emit({"row": "training-phases", "ms_per_step": {k: 1000 * v / timed for k, v in self.totals.items()}})
-
-        return _PhaseClock()
+    return _PhaseClock()
 
 
 def _st(args: argparse.Namespace, clock: StepClock) -> None:

@@ -49,7 +49,7 @@ class TokenChunks:
     chunks: list[Encoding]
 
     def pin_memory(self) -> TokenChunks:
-        return replace(self, chunks=[{k: v.pin_memory() for k, v in chunk.items()} for chunk in self.chunks])
+        return replace(self, chunks=[pin_encoding(chunk) for chunk in self.chunks])
 
 
 @dataclass

@@ -119,6 +119,14 @@ class BoltirModule(pl.LightningModule):
             return {k: v.to(device) for k, v in encoding.items()}
         return {k: (v if v.is_cuda else v.pin_memory()).to(device, non_blocking=True) for k, v in encoding.items()}
 
+    def _in_input_order(self, values: Any, order: Sequence[int] | Tensor) -> Any:
+        """``values`` computed in ``order`` (row ``i`` for input ``order[i]``), put back in input order; on a GPU the
+        permutation goes through page-locked memory, so its copy does not wait for the GPU's queued work."""
+        inverse = torch.argsort(torch.as_tensor(order))
+        if self.device.type == "cuda":
+            inverse = inverse.pin_memory().to(self.device, non_blocking=True)
+        return values[inverse]
+
     def _overlapped(self, batches: Sequence[Any], prepare: Callable[[Any], Any], compute: Callable[[Any], Tensor]) -> list[Tensor]:
         """:func:`overlapped`, with the helper thread on a GPU only: on a CPU the matrix products already use
         every core, so preparing beside them would only compete."""

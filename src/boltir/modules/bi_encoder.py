@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..data.batches import DocBatch, Encoding, QueryBatch, TokenChunks, TrainBatch
+from ..data.batches import DocBatch, Encoding, QueryBatch, TokenChunks, TrainBatch, pin_encoding
 from ..errors import ConfigError
 from ..loss import Regulariser, build_loss, in_batch_scores
 from ..models import BiEncoderConfig, BiEncoderModel
@@ -179,16 +179,12 @@ class BiEncoderModule(BoltirModule):
 
             def prepare(batch: list[str]) -> Encoding:
                 tokens = tokenize(batch)
-                return {k: v.pin_memory() for k, v in tokens.items()} if on_gpu else tokens
+                return pin_encoding(tokens) if on_gpu else tokens  # type: ignore[return-value]
 
             chunks = self._overlapped(batches, prepare, lambda tokens: encode(self._to_device(tokens)))
         if not chunks:
             return torch.empty(0, self.model.embedding_dim, device=self.device)
-        vectors = cat_batches(chunks)
-        inverse = torch.argsort(torch.tensor(order))
-        if self.device.type == "cuda":  # a page-locked copy does not wait for the GPU's queued work
-            inverse = inverse.pin_memory().to(self.device, non_blocking=True)
-        return vectors[inverse]
+        return self._in_input_order(cat_batches(chunks), order)
 
     def embed_queries(
         self, texts: list[str], encoding: Encoding | TokenChunks | None = None, batch_size: int | None = None

@@ -84,12 +84,9 @@ class CrossEncoderModule(BoltirModule):
         def compute(pieces: list[tuple[Tensor, PairBatch]]) -> Tensor:
             scores = torch.cat([self.model(piece.to(self.device)) for _, piece in pieces])
             rows = torch.cat([rows for rows, _ in pieces])
-            return scores[torch.argsort(rows).to(scores.device)]  # back to the window's order
+            return self._in_input_order(scores, rows)  # back to the window's order
 
-        chunks = self._overlapped(parts, prepare, compute)
-        inverse = torch.empty(len(order), dtype=torch.long)
-        inverse[torch.tensor(order)] = torch.arange(len(order))
-        return torch.cat(chunks)[inverse.to(self.device)]
+        return self._in_input_order(torch.cat(self._overlapped(parts, prepare, compute)), order)
 
     def _pair_windows(self, queries: list[str], docs: list[str]) -> tuple[list[int], list[list[int]]]:
         """Pair positions longest first (by characters) and their windows of ``SORT_WINDOW`` batches, each window
