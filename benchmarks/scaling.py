@@ -32,8 +32,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path | None:
     for kind in sorted({_kind(r) for r in search}):
         points = sorted((r["docs"], r["boltir_latency_ms"], r["raw_latency_ms"]) for r in search if _kind(r) == kind)
         line = right.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"boltir {kind}")[0]
-        right.plot([p[0] for p in points], [p[2] for p in points], ls="--", color=line.get_color(), label=f"raw Faiss {kind}")
-    right.set(xscale="log", yscale="log", xlabel="documents (synthetic, 384-d)", ylabel="latency per query (ms)",
+        right.plot([p[0] for p in points], [p[2] for p in points], ls="--", color=line.get_color(), label=f"raw engine {kind}")
+    right.set(xscale="log", yscale="log", xlabel="documents (synthetic)", ylabel="latency per query (ms)",
               title="Search latency (k=100, one query at a time)")
     right.grid(True, which="both", alpha=0.3)
     right.legend(fontsize=8)

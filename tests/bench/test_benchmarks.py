@@ -8,7 +8,7 @@ import json
 import pytest
 
 from benchmarks.report import render, token_flops
-from benchmarks.search import bench_one
+from benchmarks.search import bench_one, bench_seismic
 from benchmarks import training
 from benchmarks.common import RESULT_PREFIX
 from benchmarks.training import training_pairs
@@ -21,15 +21,26 @@ def test_search_row_compares_boltir_with_raw_faiss(tmp_path):
     assert row["raw_qps"] > 0 and row["boltir_qps"] > 0
 
 
+def test_search_row_compares_boltir_with_raw_seismic(tmp_path):
+    args = argparse.Namespace(queries=10, latency_queries=3, k=10, repeats=1, doc_terms=30, query_terms=8)
+    row = bench_seismic(400, args, tmp_path)
+    assert row["docs"] == 400 and row["index"] == "Seismic" and row["top1_agreement"] == 1.0
+    assert row["raw_qps"] > 0 and row["boltir_qps"] > 0 and row["boltir_latency_ms"] > 0
+    assert "Seismic: synthetic" in render([{"meta": _META, "results": [row]}], None, None)
+
+
 def test_flops_count_every_real_token(tiny_bert_dir):
     one = token_flops(str(tiny_bert_dir), ["berlin"])
     assert token_flops(str(tiny_bert_dir), ["berlin", "berlin"]) == pytest.approx(2 * one)
     assert token_flops(str(tiny_bert_dir), ["berlin is the capital"]) > one
 
 
+_META = {"device": "cuda", "machine": {"gpu": "NVIDIA H200", "cpu": "x"}, "versions": {"torch": "2"}, "command": "c",
+         "started": "now", "minutes": 1, "corpus_docs": 10, "corpus_flops": 1e12}
+
+
 def test_results_page_shows_ratios_and_parity():
-    meta = {"device": "cuda", "machine": {"gpu": "NVIDIA H200", "cpu": "x"}, "versions": {"torch": "2"}, "command": "c",
-            "started": "now", "minutes": 1, "corpus_docs": 10, "corpus_flops": 1e12}
+    meta = _META
     row = {"row": "indexing", "precision": "bf16", "batch_size": 8, "docs": 10, "times": [1, 1, 1], "peak_mem_mib": 1}
     saved = [{"meta": meta, "results": [{**row, "system": "st", "median_s": 2.0, "docs_per_s": 5.0},
                                         {**row, "system": "boltir-encode", "median_s": 0.5, "docs_per_s": 20.0}]}]
