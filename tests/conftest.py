@@ -1,4 +1,5 @@
-"""Fixtures: tiny randomly initialised models (BERT, ELECTRA, Llama, Qwen2) saved as HF directories.
+"""Fixtures: tiny randomly initialised models (BERT, ELECTRA, Llama, Qwen2) saved as HF directories, and a
+stand-in for fast-plaid.
 
 They need no downloaded weights, so the suite runs offline and fast; tests that need real weights use the
 packaged MiniLM and are marked ``slow``.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -198,3 +201,40 @@ def tiny_train_beir(tiny_beir) -> Path:
         lines += [f"{qid} Q0 {doc} {rank} {10 - rank}.0 bm25" for rank, doc in enumerate(order.split(), start=1)]
     (tiny_beir / "first-stage.run").write_text("\n".join(lines) + "\n")
     return tiny_beir
+
+
+class FakeFastPlaid:
+    """fast-plaid's interface (create / search) over exact MaxSim: tests boltir's glue where fast-plaid cannot install.
+    The keywords are fast-plaid 1.7's, so a misspelt setting fails here as it would on the GPU machine."""
+
+    def __init__(self, index: str, device: str | list[str] | None = None, index_gpu_memory: str = "auto",
+                 index_memory_fraction: float = 0.7, search_memory_fraction: float = 0.5) -> None:
+        self.path = Path(index) / "fake.pt"
+
+    def create(self, documents_embeddings: list[torch.Tensor], kmeans_niters: int = 4, max_points_per_centroid: int = 256,
+               nbits: int = 4, n_samples_kmeans: int | None = None, batch_size: int = 25_000, seed: int = 42,
+               use_triton_kmeans: bool | None = None, metadata: list | None = None, start_from_scratch: int = 1000,
+               compress_only: bool = False) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save([d.float() for d in documents_embeddings], self.path)
+
+    def search(self, queries_embeddings: list[torch.Tensor], top_k: int = 10, batch_size: int | str = "auto",
+               n_full_scores: int = 4096, n_ivf_probe: int = 8, show_progress: bool = True, subset: list | None = None,
+               n_processes: int | None = None) -> list[list[tuple[int, float]]]:
+        docs = torch.load(self.path)
+        results = []
+        for query in queries_embeddings:
+            scores = torch.stack([(query.float() @ d.T).amax(1).sum() for d in docs])
+            best = scores.argsort(descending=True)[:top_k]
+            results.append([(int(i), float(scores[i])) for i in best])
+        return results
+
+
+@pytest.fixture()
+def fake_fast_plaid(monkeypatch) -> type[FakeFastPlaid]:
+    """``fast_plaid.search`` answered by :class:`FakeFastPlaid` for one test (fast-plaid pins its own torch)."""
+    search = types.ModuleType("fast_plaid.search")
+    search.FastPlaid = FakeFastPlaid
+    monkeypatch.setitem(sys.modules, "fast_plaid", types.ModuleType("fast_plaid"))
+    monkeypatch.setitem(sys.modules, "fast_plaid.search", search)
+    return FakeFastPlaid

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 
 import pytest
 
-from benchmarks.report import render, token_flops
-from benchmarks.search import bench_one, bench_seismic
 from benchmarks import training
 from benchmarks.common import RESULT_PREFIX
+from benchmarks.report import render, token_flops
+from benchmarks.search import bench_one, bench_seismic
+from benchmarks.search import main as search_main
 from benchmarks.training import training_pairs
 
 
@@ -28,6 +30,25 @@ def test_search_row_compares_boltir_with_raw_seismic(tmp_path):
     assert row["raw_qps"] > 0 and row["boltir_qps"] > 0 and row["boltir_latency_ms"] > 0
     assert "Seismic: synthetic" in render([{"meta": _META, "results": [row]}], None, None)
 
+
+
+@pytest.mark.usefixtures("fake_fast_plaid")
+def test_search_row_compares_boltir_with_raw_plaid(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the indexes' working folder
+    out = tmp_path / "results-cpu-search-plaid.json"
+    search_main(["--indexes", "PLAID", "--sizes", "100,200", "--queries", "5", "--latency-queries", "2", "--k", "10",
+                 "--repeats", "1", "--out", str(out)])
+    emitted = [json.loads(line[len(RESULT_PREFIX) :]) for line in capsys.readouterr().out.splitlines()
+               if line.startswith(RESULT_PREFIX)]
+    saved = json.loads(out.read_text())
+    assert [r["docs"] for r in emitted] == [100, 200] and saved["results"] == emitted  # saved as they were emitted
+    for row in emitted:
+        assert row["index"] == "PLAID" and row["raw_qps"] > 0 and row["boltir_qps"] > 0
+        assert row["raw_latency_ms"] > 0 and row["boltir_latency_ms"] > 0
+        assert row["topk_agreement"] == 1.0  # every query: boltir's ids are the engine's, in the engine's order
+    page = render([saved], None, None)
+    assert "PLAID: synthetic clustered 128-d float16 token vectors, 32 per document" in page
+    assert "| PLAID | 200 |" in page
 
 def test_flops_count_every_real_token(tiny_bert_dir):
     one = token_flops(str(tiny_bert_dir), ["berlin"])

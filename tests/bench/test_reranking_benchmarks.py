@@ -68,6 +68,7 @@ def test_results_page_shows_reranking_and_ddp_ratios():
     results = [{**rerank, "system": "st", "median_s": 10.0, "pairs_per_s": 3000.0, "first_pass_s": 12.0},
                {**rerank, "system": "boltir-score", "median_s": 2.0, "pairs_per_s": 15000.0, "first_pass_s": 3.0},
                {**rerank, "system": "boltir-score", "median_s": 1.0, "pairs_per_s": 30000.0, "cudnn_attention": True},
+               {**rerank, "system": "boltir-score", "median_s": 1.5, "pairs_per_s": 20000.0, "padded": True},
                {**rerank, "system": "lir-re-rank", "median_s": 5.0, "pairs_per_s": 6000.0},
                {**train, "system": "boltir", "samples_per_s": 100.0, "num_workers": 4},
                {**train, "system": "boltir", "devices": 2, "samples_per_s": 190.0}]
@@ -76,6 +77,7 @@ def test_results_page_shows_reranking_and_ddp_ratios():
     assert "boltir (2 devices, DDP)" in page and "1.90x" in page
     assert "3.00 s, 10,000/s, 4.00x" in page  # first passes: boltir's vs ST's
     assert "boltir-score (cuDNN attention)" in page and "boltir (4 workers)" in page
+    assert "boltir-score (padded rows)" in page
 
 
 def test_profile_rerank_splits_tokenising_from_the_forward_pass(tiny_bert_dir, tiny_beir, bm25_run, capsys,
@@ -109,3 +111,56 @@ def test_sort_window_cpu_times_both_groupings(tiny_bert_dir, tiny_beir, bm25_run
     row = json.loads(line[len(RESULT_PREFIX):])
     assert row["pairs"] == 12 and set(row["median_s"]) == {"1", str(cross_encoder.SORT_WINDOW)}
     assert cross_encoder.SORT_WINDOW == 8  # restored
+
+
+def _fake_varlen_kernel(monkeypatch):
+    """Pretend PyTorch's variable-length flash kernel runs here (a GPU): pairs are packed, and on this CPU the
+    packed layout computes through padded rows."""
+    from boltir.modules import cross_encoder
+
+    monkeypatch.setattr(cross_encoder, "varlen_runs", lambda device, dtype: True)
+
+
+def test_padded_flag_keeps_boltir_from_packing(tiny_bert_dir, tiny_beir, bm25_run, monkeypatch):
+    from benchmarks.reranking import _module
+
+    _fake_varlen_kernel(monkeypatch)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, sorted(SYSTEMS))
+    base = ["--system", "boltir-score", "--model", str(tiny_bert_dir), "--data", str(tiny_beir), "--run", str(bm25_run)]
+    assert _module(parser.parse_args(base)).eval().packs_pairs()
+    assert not _module(parser.parse_args([*base, "--padded"])).eval().packs_pairs()
+
+
+def test_profile_rerank_counts_packed_tokens(tiny_bert_dir, tiny_beir, bm25_run, capsys, monkeypatch):
+    import sys
+
+    from benchmarks import profile_rerank
+
+    _fake_varlen_kernel(monkeypatch)
+    model = random_weights_copy(tiny_bert_dir, classifier=True)
+    argv = ["profile_rerank", "--system", "boltir-score", "--model", str(model), "--data", str(tiny_beir), "--run",
+            str(bm25_run), "--batch-sizes", "4", "--repeats", "1", "--max-length", "64"]
+    rows = []
+    for extra in ([], ["--padded"]):
+        monkeypatch.setattr(sys, "argv", argv + extra)
+        profile_rerank.main()
+        out = capsys.readouterr().out.splitlines()
+        rows.append([json.loads(x[len(RESULT_PREFIX):]) for x in out if x.startswith(RESULT_PREFIX)])
+    packed, padded = rows
+    assert packed[0]["packed"] and not padded[0]["packed"]
+    assert packed[0]["real_tokens"] == packed[0]["padded_tokens"] == padded[0]["real_tokens"] < padded[0]["padded_tokens"]
+
+
+def test_packed_parity_compares_each_setting_with_fp32(tiny_bert_dir, tiny_beir, bm25_run, capsys, monkeypatch):
+    from benchmarks import packed_parity
+
+    _fake_varlen_kernel(monkeypatch)
+    model = random_weights_copy(tiny_bert_dir, classifier=True)
+    packed_parity.main(["--data", str(tiny_beir), "--run", str(bm25_run), "--model", str(model), "--device", "cpu",
+                        "--batch-size", "4"])
+    rows = [json.loads(x[len(RESULT_PREFIX):]) for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX)]
+    assert [(r["precision"], r["packed"]) for r in rows] == [("fp32", False), ("bf16", False), ("bf16", True)]
+    assert rows[0]["ndcg_change"] == 0.0 and rows[0]["max_score_diff"] == 0.0
+    assert all(r["pairs"] == 18 and 0.0 <= r["nDCG@10"] <= 1.0 for r in rows)
+    assert 0.0 < rows[2]["max_score_diff"] < 0.1  # bf16 rounding, not another model

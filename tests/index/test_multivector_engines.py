@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -120,38 +116,8 @@ def test_plaid_needs_its_extra(tmp_path):
         assert len(open_searcher(tmp_path / "plaid").search(_tokens(2, 4, 1), 5)[1][0]) == 5
 
 
-class _FakeFastPlaid:
-    """fast-plaid's interface (create / search) over exact MaxSim: tests boltir's glue where fast-plaid cannot install.
-    The keywords are fast-plaid 1.7's, so a misspelt setting fails here as it would on the GPU machine."""
-
-    def __init__(self, index: str, device: str | list[str] | None = None, index_gpu_memory: str = "auto",
-                 index_memory_fraction: float = 0.7, search_memory_fraction: float = 0.5) -> None:
-        self.path = Path(index) / "fake.pt"
-
-    def create(self, documents_embeddings: list[torch.Tensor], kmeans_niters: int = 4, max_points_per_centroid: int = 256,
-               nbits: int = 4, n_samples_kmeans: int | None = None, batch_size: int = 25_000, seed: int = 42,
-               use_triton_kmeans: bool | None = None, metadata: list | None = None, start_from_scratch: int = 1000,
-               compress_only: bool = False) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save([d.float() for d in documents_embeddings], self.path)
-
-    def search(self, queries_embeddings: list[torch.Tensor], top_k: int = 10, batch_size: int | str = "auto",
-               n_full_scores: int = 4096, n_ivf_probe: int = 8, show_progress: bool = True, subset: list | None = None,
-               n_processes: int | None = None) -> list[list[tuple[int, float]]]:
-        docs = torch.load(self.path)
-        results = []
-        for query in queries_embeddings:
-            scores = torch.stack([(query.float() @ d.T).amax(1).sum() for d in docs])
-            best = scores.argsort(descending=True)[:top_k]
-            results.append([(int(i), float(scores[i])) for i in best])
-        return results
-
-
-def test_plaid_glue_streams_documents_in_order_and_maps_ids_back(tmp_path, monkeypatch):
-    fake = types.ModuleType("fast_plaid.search")
-    fake.FastPlaid = _FakeFastPlaid
-    monkeypatch.setitem(sys.modules, "fast_plaid", types.ModuleType("fast_plaid"))
-    monkeypatch.setitem(sys.modules, "fast_plaid.search", fake)
+@pytest.mark.usefixtures("fake_fast_plaid")
+def test_plaid_glue_streams_documents_in_order_and_maps_ids_back(tmp_path):
     docs, queries = _tokens(30, 6, 0, empty=(7,)), _tokens(4, 3, 1)
     plaid = open_searcher(_build(PlaidIndexConfig(), tmp_path / "plaid", docs, batch=8))
     exact = open_searcher(_build(MultiVectorExactIndexConfig(candidates_per_token=None), tmp_path / "exact", docs))

@@ -9,8 +9,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boltir import CrossEncoderConfig, CrossEncoderModule
-from boltir.models.layers.attention import SetLayout, WindowedLayout
+from boltir import ConfigError, CrossEncoderConfig, CrossEncoderModule
+from boltir.models.cross_encoder.model import PairBatch
+from boltir.models.layers import attention
+from boltir.models.layers.attention import PackedLayout, SetLayout, WindowedLayout, varlen_runs
+from boltir.modules import cross_encoder as cross_encoder_module
 from tests.conftest import liven
 
 QUERY = "what is the capital of germany"
@@ -151,3 +154,114 @@ def test_set_layout_members_exclude_self():
     layout = SetLayout.from_list_sizes(torch.ones(5, 3, dtype=torch.bool), [3, 2])
     assert layout.members[0][layout.member_mask[0]].tolist() == [1, 2]
     assert layout.members[4][layout.member_mask[4]].tolist() == [3]
+
+
+# -- packed pairs (full attention without padding) ----------------------------------------------------------------
+
+
+def _per_sequence_attention(q, k, v, cu_seqlens, scale):
+    """Each sequence of packed ``[total, heads, dim]`` tensors attends to itself alone (the kernel's contract)."""
+    out = torch.empty_like(q)
+    for lo, hi in zip(cu_seqlens[:-1].tolist(), cu_seqlens[1:].tolist()):
+        scores = torch.einsum("qhd,khd->hqk", q[lo:hi], k[lo:hi]) * scale
+        out[lo:hi] = torch.einsum("hqk,khd->qhd", scores.softmax(-1), v[lo:hi])
+    return out
+
+
+def _packed_qkv(lengths, heads=2, dim=8, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    total = sum(lengths)
+    # laid out as transformers makes them: [1, total, heads, dim] viewed as [1, heads, total, dim]
+    q, k, v = (torch.randn(1, total, heads, dim, generator=generator).transpose(1, 2) for _ in range(3))
+    cu = torch.nn.functional.pad(torch.tensor(lengths).cumsum(0), (1, 0)).int()
+    return q, k, v, cu
+
+
+@settings(max_examples=30, deadline=None)
+@given(lengths=st.lists(st.integers(1, 12), min_size=1, max_size=6), seed=st.integers(0, 1000))
+def test_packed_layout_attends_within_each_sequence(lengths, seed):
+    q, k, v, cu = _packed_qkv(lengths, seed=seed)
+    out = PackedLayout(cu, max(lengths)).attend(q, k, v, 8**-0.5, 0.0)  # on a CPU: through padded rows
+    expected = _per_sequence_attention(q[0].transpose(0, 1), k[0].transpose(0, 1), v[0].transpose(0, 1), cu, 8**-0.5)
+    torch.testing.assert_close(out, expected.transpose(0, 1).unsqueeze(0), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [8**-0.5, 0.3])
+def test_packed_layout_hands_the_kernel_packed_tensors(monkeypatch, scale):
+    """Where the variable-length kernel runs (a GPU), it gets ``[total, heads, dim]`` tensors, the int32 starts and
+    the longest length, and the scale only where it is not the kernel's default (torch 2.10 takes none)."""
+    calls = []
+
+    def kernel(q, k, v, cu_q, cu_k, max_q, max_k, **kwargs):
+        calls.append((q.shape, cu_q.dtype, max_q, max_k, kwargs))
+        assert q.is_contiguous() and cu_q is cu_k  # no copy of transformers' layout
+        return _per_sequence_attention(q, k, v, cu_q, kwargs.get("scale", q.shape[-1] ** -0.5))
+
+    monkeypatch.setattr(attention, "varlen_runs", lambda device, dtype: True)
+    monkeypatch.setattr(attention, "_varlen_kernel", lambda: kernel)
+    q, k, v, cu = _packed_qkv([3, 7, 1])
+    layout = PackedLayout(cu, 7)
+    out = layout.attend(q, k, v, scale, 0.0)
+    torch.testing.assert_close(out, layout._padded(q, k, v, scale, 0.0), atol=1e-5, rtol=1e-4)
+    assert calls == [((11, 2, 8), torch.int32, 7, 7, {} if scale == 8**-0.5 else {"scale": scale})]
+    layout.attend(q, k, v, scale, 0.1)  # attention dropout: the kernel has none, the padded path runs
+    assert len(calls) == 1
+
+
+def test_varlen_kernel_only_on_gpus_in_half_precision():
+    assert not varlen_runs(torch.device("cpu"), torch.bfloat16)
+
+
+@pytest.mark.parametrize(("fixture", "pooling"), [("tiny_bert_dir", "cls"), ("tiny_bert_dir", "mean"),
+                                                   ("tiny_bert_dir", "pooler"), ("tiny_electra_dir", "cls")])
+def test_packed_pairs_score_as_padded_pairs(fixture, pooling, request):
+    module = liven(CrossEncoderModule(request.getfixturevalue(fixture), config=CrossEncoderConfig(pooling=pooling))).eval()
+    model = module.model
+    assert model.packable
+    batch = model.tokenize_pairs([QUERY] * len(DOCS), DOCS)
+    packed = batch.packed(model._position_offset())
+    assert packed.inputs["input_ids"].shape == (1, int(batch.inputs["attention_mask"].sum())) and len(packed) == len(DOCS)
+    with torch.no_grad():
+        torch.testing.assert_close(model(packed), model(batch), atol=1e-5, rtol=1e-4)
+
+
+def test_pair_batch_packed_keeps_each_pairs_tokens_and_positions():
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]])
+    ids = mask * torch.tensor([[5, 6, 7, 8], [1, 2, 3, 4], [9, 9, 9, 9]])
+    packed = PairBatch({"input_ids": ids, "attention_mask": mask, "token_type_ids": mask * 0}).packed(2)
+    assert packed.inputs["input_ids"].tolist() == [[5, 6, 7, 1, 2, 3, 4, 9]]
+    assert packed.inputs["position_ids"].tolist() == [[2, 3, 4, 2, 3, 4, 5, 2]]
+    assert packed.cu_seqlens.tolist() == [0, 3, 7, 8] and packed.cu_seqlens.dtype == torch.int32
+    assert packed.max_length == 4 and set(packed.inputs) == {"input_ids", "token_type_ids", "position_ids"}
+    with pytest.raises(ConfigError, match="padded rows"):
+        PairBatch({"input_ids": ids, "attention_mask": mask}, query_tokens=2).packed()
+
+
+def test_only_full_attention_encoders_pack(tiny_bert_dir, tiny_llama_dir):
+    assert CrossEncoderModule(tiny_bert_dir).model.packable
+    for attention_pattern in ("sparse", "set"):
+        assert not CrossEncoderModule(tiny_bert_dir, config=CrossEncoderConfig(attention=attention_pattern)).model.packable
+    assert not CrossEncoderModule(tiny_bert_dir, config=CrossEncoderConfig(pooling="max")).model.packable
+    assert not CrossEncoderModule(tiny_llama_dir, config=CrossEncoderConfig(pooling="last")).model.packable
+    module = CrossEncoderModule(tiny_bert_dir, config=CrossEncoderConfig(attention="sparse"))
+    batch = module.model.tokenize_pairs([QUERY], DOCS[:1])
+    packed = PairBatch({k: v for k, v in batch.inputs.items() if k != "position_ids"}).packed()
+    with pytest.raises(ConfigError, match="padded pairs"):
+        module.model(packed)
+
+
+def test_module_packs_pairs_where_the_kernel_runs(tiny_bert_dir, monkeypatch):
+    """On a GPU in half precision (faked here) every scored batch goes packed, and the scores equal padded ones."""
+    module = liven(CrossEncoderModule(tiny_bert_dir, pair_batch_size=4)).eval()
+    assert not module.packs_pairs()  # a CPU
+    with torch.no_grad():
+        padded = module.rank_scores([QUERY], [DOCS])[0]
+    monkeypatch.setattr(cross_encoder_module, "varlen_runs", lambda device, dtype: True)
+    assert module.packs_pairs() and not module.train().packs_pairs()  # training: attention dropout, padded rows
+    module.eval()
+    seen, forward = [], module.model.forward
+    module.model.forward = lambda batch: seen.append(batch.cu_seqlens is not None) or forward(batch)
+    with torch.no_grad():
+        packed = module.rank_scores([QUERY], [DOCS])[0]
+    assert seen == [True] * 3
+    torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-4)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,7 +19,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTraine
 
 from ...errors import ConfigError, ModelNotFoundError
 from ..layers import Pooling, pad_right_for_causal_attention
-from ..layers.attention import SetLayout, WindowedLayout, use_boltir_attention
+from ..layers.attention import PackedLayout, PaddedLayout, SetLayout, WindowedLayout, use_boltir_attention
 from ..layers.tokenize import tokenize_pairs
 from ..model import BoltirModel, freeze_pooler, is_decoder, read_json, run_backbone
 from ..resolve import resolve_model_dir
@@ -29,6 +29,19 @@ log = logging.getLogger(__name__)
 
 # sequence-classification checkpoints whose head is ``classifier(pooler_output)``; their weights become our head
 _POOLER_CLASSIFIERS = ("BertForSequenceClassification",)
+# poolings of packed pairs: their first token (through the backbone's pooler too) or the mean of their tokens
+PACKED_POOLING = ("cls", "first", "mean", "pooler")
+
+
+def _takes_boltir_attention(backbone: PreTrainedModel) -> bool:
+    """Switch ``backbone`` to boltir's attention if it runs pluggable attention (BERT, ELECTRA, RoBERTa, ...)."""
+    if getattr(backbone.config, "_attn_implementation", None) == "eager":  # asked for explicitly: left alone
+        return False
+    try:
+        use_boltir_attention(backbone)
+    except ConfigError:
+        return False
+    return True
 
 
 @dataclass
@@ -38,17 +51,35 @@ class PairBatch:
     inputs: dict[str, Tensor]
     query_tokens: int | None = None  # sparse: length of the query segment at the front of every row
     list_sizes: list[int] | None = None  # set: consecutive pairs forming one candidate list
+    cu_seqlens: Tensor | None = None  # packed (see packed): where each pair starts in the one row, then its length
+    max_length: int = 0  # packed: the longest pair's length
 
     def to(self, device: torch.device | str) -> PairBatch:
         inputs = {k: v.to(device, non_blocking=True) for k, v in self.inputs.items()}
-        return PairBatch(inputs, self.query_tokens, self.list_sizes)
+        starts = None if self.cu_seqlens is None else self.cu_seqlens.to(device, non_blocking=True)
+        return replace(self, inputs=inputs, cu_seqlens=starts)
 
     def pin_memory(self) -> PairBatch:
         """Page-locked copies, so the copy to a GPU overlaps its work (``to`` does not wait for it)."""
-        return PairBatch({k: v.pin_memory() for k, v in self.inputs.items()}, self.query_tokens, self.list_sizes)
+        starts = None if self.cu_seqlens is None else self.cu_seqlens.pin_memory()
+        return replace(self, inputs={k: v.pin_memory() for k, v in self.inputs.items()}, cu_seqlens=starts)
 
     def __len__(self) -> int:
+        if self.cu_seqlens is not None:
+            return len(self.cu_seqlens) - 1
         return int(self.inputs["input_ids"].shape[0])
+
+    def packed(self, position_offset: int = 0) -> PairBatch:
+        """These pairs end to end in one row without padding (``[1, tokens]``), each token with its position in its
+        pair (counted from ``position_offset``), for :class:`~boltir.models.layers.attention.PackedLayout`."""
+        if self.query_tokens is not None or self.list_sizes is not None or self.cu_seqlens is not None:
+            raise ConfigError("only full-attention pairs in padded rows can be packed.")
+        mask = self.inputs["attention_mask"].bool()
+        lengths = mask.sum(1)
+        inputs = {k: v[mask].unsqueeze(0) for k, v in self.inputs.items() if k != "attention_mask"}
+        inputs["position_ids"] = (mask.long().cumsum(1) - 1)[mask].unsqueeze(0) + position_offset
+        starts = torch.nn.functional.pad(lengths.cumsum(0), (1, 0)).to(torch.int32)
+        return PairBatch(inputs, cu_seqlens=starts, max_length=int(lengths.max()) if len(lengths) else 0)
 
     def by_length(self, size: int, left: bool) -> list[tuple[Tensor, PairBatch]]:
         """This batch's rows in batches of ``size``, longest first, each cut to its own longest row (padded on the
@@ -125,6 +156,12 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             raise ConfigError(f"max_length={config.max_length} exceeds the backbone's {limit} positions; lower max_length.")
         self.pooling: Pooling | None = None
         self.head: nn.Linear | None = None
+        # full attention goes through boltir's attention too where the backbone takes it: then pairs can also run
+        # packed, without padding (PairBatch.packed)
+        self.packable = (config.attention == "full" and not self.seq2seq and not decoder
+                         and config.pooling in PACKED_POOLING
+                         and (config.pooling != "pooler" or getattr(backbone, "pooler", None) is not None)
+                         and _takes_boltir_attention(backbone))
         if self.seq2seq:
             self.token_ids = (self._single_token(config.false_token), self._single_token(config.true_token))
         else:
@@ -265,7 +302,16 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             return self._seq2seq_scores(batch.inputs)
         inputs = batch.inputs
         kwargs: dict[str, Any] = {}
-        if self.config.attention == "sparse":
+        if batch.cu_seqlens is not None:
+            if not self.packable:
+                raise ConfigError("packed pairs need attention='full', an encoder backbone that runs pluggable "
+                                  f"attention and pooling in {list(PACKED_POOLING)}; pass padded pairs.")
+            kwargs["boltir_layout"] = PackedLayout(batch.cu_seqlens, batch.max_length)
+            output = run_backbone(self.backbone, **inputs, **kwargs)
+            return self._head(self._pool_packed(output.last_hidden_state[0], batch.cu_seqlens))
+        if self.packable:
+            kwargs["boltir_layout"] = PaddedLayout(inputs["attention_mask"].bool())
+        elif self.config.attention == "sparse":
             if batch.query_tokens is None:
                 raise ConfigError("sparse attention needs pairs from tokenize_pairs (a segmented layout).")
             c = self.config
@@ -281,6 +327,15 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             vectors = output.pooler_output
         else:
             vectors = self.pooling(output.last_hidden_state, inputs["attention_mask"])
+        return self._head(vectors)
+
+    def _pool_packed(self, states: Tensor, cu_seqlens: Tensor) -> Tensor:
+        """One vector per pair of packed ``[tokens, dim]`` states."""
+        if self.pooling is None:  # the backbone's pooler reads position 0 of each row: one row per pair
+            return self.backbone.pooler(states[cu_seqlens[:-1].long()].unsqueeze(1))
+        return self.pooling.packed(states, cu_seqlens)
+
+    def _head(self, vectors: Tensor) -> Tensor:
         assert self.head is not None
         # the head in float32 whatever the precision: bf16 scores (8 bits of mantissa) would tie candidates
         with torch.autocast(vectors.device.type, enabled=False):
@@ -294,4 +349,4 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         return logits.float().log_softmax(-1)[:, 1]
 
 
-__all__ = ["CrossEncoderModel", "PairBatch", "truncate_texts"]
+__all__ = ["PACKED_POOLING", "CrossEncoderModel", "PairBatch", "truncate_texts"]

@@ -10,12 +10,17 @@ the attention function), so one backbone serves every pattern and no dense ``tok
   neighbouring blocks with batched matmuls, so memory grows with ``tokens x (query + 3b)``, not ``tokens^2``.
 - :class:`SetLayout` (Set-Encoder): passages of one candidate list run in parallel as separate sequences; only
   each passage's first (interaction) token also attends to the interaction tokens of the other passages.
+- :class:`PaddedLayout` (full attention): each row attends to its own real tokens, as transformers' sdpa path does.
+- :class:`PackedLayout` (full attention, no padding): sequences laid end to end in one row of ``total`` tokens; on a
+  GPU in half precision PyTorch's variable-length flash kernel runs it, so no work is spent on padding and no mask
+  is read (the padded path runs the memory-efficient kernel, the only fused one that takes a padding mask).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache, cached_property
 
 import torch
 import torch.nn.functional as F
@@ -167,7 +172,89 @@ class SetLayout:
         return torch.cat([first, out[:, :, 1:]], dim=2)
 
 
-AttentionLayout = WindowedLayout | SetLayout
+@dataclass
+class PaddedLayout:
+    """Full attention over padded rows: each token attends to the real tokens of its row.
+
+    Attributes:
+        key_mask: ``[batch, tokens]``, True for real tokens.
+    """
+
+    key_mask: Tensor
+
+    def attend(self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float) -> Tensor:
+        return _sdpa(query, key, value, self.key_mask[:, None, None, :], scaling, dropout)
+
+
+@cache
+def _varlen_kernel():
+    """PyTorch's variable-length flash attention (``torch.nn.attention.varlen``, torch 2.10+), or None."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    return varlen_attn
+
+
+def varlen_runs(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether :class:`PackedLayout` runs the variable-length flash kernel for tensors of this device and dtype:
+    a CUDA GPU of compute capability 8.0 or later (flash attention's), fp16 or bf16, and torch 2.10 or later."""
+    return (device.type == "cuda" and dtype in (torch.float16, torch.bfloat16) and _varlen_kernel() is not None
+            and _flash_capable(device.index if device.index is not None else torch.cuda.current_device()))
+
+
+@cache
+def _flash_capable(index: int) -> bool:
+    return torch.cuda.get_device_capability(index) >= (8, 0)
+
+
+@dataclass
+class PackedLayout:
+    """Full attention over sequences laid end to end in one row, without padding: ``[1, heads, total, head_dim]``.
+
+    Attributes:
+        cu_seqlens: ``[sequences + 1]`` int32, where each sequence starts in the row (and the row's length, last).
+        max_length: the longest sequence's length.
+    """
+
+    cu_seqlens: Tensor
+    max_length: int
+
+    @cached_property
+    def _slots(self) -> tuple[Tensor, Tensor]:
+        """Each packed token's (sequence, position in it): where it sits in a padded ``[sequences, max_length]``."""
+        starts = self.cu_seqlens.long()
+        lengths = starts[1:] - starts[:-1]
+        sequence = torch.repeat_interleave(torch.arange(len(lengths), device=starts.device), lengths)
+        return sequence, torch.arange(int(starts[-1]), device=starts.device) - starts[:-1][sequence]
+
+    def attend(self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float) -> Tensor:
+        if dropout == 0.0 and varlen_runs(query.device, query.dtype):
+            q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))  # [total, heads, head_dim]
+            # the scale is passed only where it is not the kernel's default: torch 2.10's kernel takes no scale
+            scale = {} if math.isclose(scaling, query.shape[-1] ** -0.5) else {"scale": scaling}
+            kernel = _varlen_kernel()
+            out = kernel(q, k, v, self.cu_seqlens, self.cu_seqlens, self.max_length, self.max_length, **scale)
+            return out.transpose(0, 1).unsqueeze(0)
+        return self._padded(query, key, value, scaling, dropout)
+
+    def _padded(self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float) -> Tensor:
+        """The same attention through padded rows and a mask (CPUs, float32, attention dropout)."""
+        sequence, position = self._slots
+        rows = len(self.cu_seqlens) - 1
+
+        def pad(x: Tensor) -> Tensor:
+            out = x.new_zeros(rows, x.shape[1], self.max_length, x.shape[-1])
+            out[sequence, :, position] = x[0].transpose(0, 1)
+            return out
+
+        keep = torch.zeros(rows, self.max_length, dtype=torch.bool, device=query.device)
+        keep[sequence, position] = True
+        out = _sdpa(pad(query), pad(key), pad(value), keep[:, None, None, :], scaling, dropout)
+        return out[sequence, :, position].transpose(0, 1).unsqueeze(0)
+
+
+AttentionLayout = WindowedLayout | SetLayout | PaddedLayout | PackedLayout
 
 
 def boltir_attention(
@@ -206,4 +293,5 @@ def use_boltir_attention(backbone: torch.nn.Module) -> None:
         ) from None
 
 
-__all__ = ["ATTENTION_NAME", "AttentionLayout", "SetLayout", "WindowedLayout", "boltir_attention", "use_boltir_attention"]
+__all__ = ["ATTENTION_NAME", "AttentionLayout", "PackedLayout", "PaddedLayout", "SetLayout", "WindowedLayout",
+           "boltir_attention", "use_boltir_attention", "varlen_runs"]

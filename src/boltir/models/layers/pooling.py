@@ -39,5 +39,19 @@ class Pooling(nn.Module):
         last = (attention_mask.bool() * positions).amax(1)
         return states[torch.arange(states.shape[0], device=states.device), last]
 
+    def packed(self, states: Tensor, cu_seqlens: Tensor) -> Tensor:
+        """:meth:`forward` for sequences laid end to end without padding: ``[tokens, dim]`` states, each sequence
+        starting at ``cu_seqlens[i]`` (``[sequences + 1]``, the total last); ``cls``, ``first`` and ``mean`` only."""
+        starts = cu_seqlens.long()
+        if self.strategy in ("cls", "first"):
+            return states[starts[:-1]]
+        if self.strategy != "mean":
+            raise ConfigError(f"pooling '{self.strategy}' does not run on packed sequences; use cls, first or mean.")
+        lengths = starts[1:] - starts[:-1]
+        sequence = torch.repeat_interleave(torch.arange(len(lengths), device=states.device), lengths,
+                                           output_size=states.shape[0])  # known size: no wait for the GPU
+        sums = states.new_zeros(len(lengths), states.shape[-1], dtype=torch.float32).index_add_(0, sequence, states.float())
+        return sums / lengths.clamp(min=1).unsqueeze(1).float()
+
     def extra_repr(self) -> str:
         return self.strategy
