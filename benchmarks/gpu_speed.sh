@@ -37,6 +37,11 @@
 #        issue #8's PLAID row: search overhead of boltir's PlaidSearcher over fast-plaid's own search on the same index
 #        (synthetic 128-d token vectors, 32 per document and per query; 10k, then 100k, then 1M documents, the JSON
 #        saved after each, so a timeout keeps the smaller sizes)
+#   bash benchmarks/gpu_speed.sh packed-index kind nvidia-h200 ~5 min                   carry 50 MiB:
+#        .whl-lite .carry/sf .carry/minilm-fp16
+#        bi-encoder texts packed end to end vs padded rows: effectiveness of the real all-MiniLM-L6-v2
+#        (benchmarks.packed_parity --family bi-encoder: fp32 padded, bf16 padded, bf16 packed), then indexing speed,
+#        bf16: sentence-transformers encode (batch 512), boltir encode_docs packed and padded
 #   bash benchmarks/gpu_speed.sh ddp      kind nvidia-h200-x2  ~3 min (ceiling 8.5)     carry 24.8 MiB:
 #        .whl .carry/sf .carry/minilm-shape
 #        boltir Trainer.index on 1 vs 2 GPUs (DDP) over SciFact repeated 16x (82,928 docs, fresh ids), and boltir fit
@@ -154,6 +159,15 @@ case "$1" in
     timeout 480 python3 -m benchmarks.search --indexes PLAID --sizes 10000,100000,1000000 --device cuda --queries 1000 \
       --latency-queries 100 --repeats 3 --out "$OUT/results/results-cuda-search-plaid.json" 2>&1 \
       | tee -a /tmp/plaid.log | grep -E "BENCH-RESULT|rror|Killed" ;;
+  packed-index)  # bi-encoder texts packed end to end vs padded rows: effectiveness, then speed
+    [ -d /tmp/site/jsonargparse ] || install /tmp/site .whl-lite/*.whl; data
+    MODEL=$ROOT/.carry/minilm-fp16
+    timeout 200 python3 -m benchmarks.packed_parity --family bi-encoder --data /tmp/scifact --model $MODEL 2>&1 \
+      | grep -E "BENCH-RESULT|rror" | tee "$OUT/results/packed-parity-bi-encoder.jsonl"
+    for system in "st --batch-sizes 512" "boltir-encode --batch-sizes 256,512" "boltir-encode --batch-sizes 256,512 --padded"; do
+      timeout 120 python3 -m benchmarks.indexing --system $system --device cuda --precision bf16 --model $MODEL \
+        --data /tmp/scifact --repeats 3 2>&1 | grep -E "BENCH-RESULT|rror"
+    done | tee "$OUT/results/indexing-packed.jsonl" ;;
   ddp)
     site; data
     nvidia-smi -L
@@ -161,5 +175,5 @@ case "$1" in
       --repeat-corpus 16 --index-batch-sizes 1024 --num-workers 12 --repeats 3
     run 200 --device cuda --rows training --name cuda-ddp-training --precisions bf16 $MINILM --training-systems boltir --training-devices 1,2 \
       --training-args "--batch-size 64 --steps 40" ;;
-  *) echo "usage: bash benchmarks/gpu_speed.sh index|training|rerank|profile|first-pass|packed|plaid|ddp"; exit 2 ;;
+  *) echo "usage: bash benchmarks/gpu_speed.sh index|training|rerank|profile|first-pass|packed|packed-index|plaid|ddp"; exit 2 ;;
 esac

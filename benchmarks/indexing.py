@@ -15,6 +15,7 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .common import (
     dtype_of,
@@ -52,7 +53,7 @@ def _boltir_encode(args: argparse.Namespace, corpus: Path):
     from boltir import BiEncoderModule
 
     _, texts = scifact_texts(corpus)
-    module = BiEncoderModule(args.model, config=_config(args)).to(args.device, dtype_of(args.precision)).eval()
+    module = _padded(args, BiEncoderModule(args.model, config=_config(args)).to(args.device, dtype_of(args.precision)).eval())
 
     def run(batch_size: int, subset: list[str] | None = None) -> float:
         return timed(lambda: module.encode_docs(subset or texts, batch_size=batch_size).cpu(), args.device)
@@ -66,7 +67,7 @@ def _boltir_index(args: argparse.Namespace, corpus: Path):
     from boltir import BiEncoderModule, DataModule, DocDataset, FaissIndexConfig, Trainer
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    module = BiEncoderModule(args.model, config=_config(args))
+    module = _padded(args, BiEncoderModule(args.model, config=_config(args)))
     # the same folder in every rank: under DDP rank 0 launches the others, which inherit its environment
     out = Path(os.environ.setdefault("BOLTIR_BENCH_INDEX_DIR", tempfile.mkdtemp(prefix="bench-index-")))
     count = len(scifact_texts(corpus)[1])
@@ -87,6 +88,13 @@ def _boltir_index(args: argparse.Namespace, corpus: Path):
         return timed(lambda: trainer.index(module, data, out / "index", FaissIndexConfig()), args.device)
 
     return run, count, {}
+
+
+def _padded(args: argparse.Namespace, module: Any) -> Any:
+    """With ``--padded``, boltir before packing: every batch in padded rows."""
+    if args.padded:
+        module.packs_sequences = lambda: False
+    return module
 
 
 def _config(args: argparse.Namespace) -> dict:
@@ -110,6 +118,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--doc-length", type=int, default=256)
     parser.add_argument("--num-workers", type=int, default=min(8, max(0, (os.cpu_count() or 1) - 2)))
+    parser.add_argument("--padded", action="store_true", help="boltir: texts in padded rows, never packed end to end "
+                        "(boltir before packing)")
     parser.add_argument("--tag", default="", help="free text copied into the result (e.g. the row name)")
     parser.add_argument("--devices", type=int, default=1, help="boltir-index: processes (GPUs) under DDP")
     parser.add_argument("--points", default="", help="then time one run per LIMITxREPEAT collection (scaling rows)")
@@ -135,6 +145,7 @@ def main() -> None:
             "docs_per_s": count / timing["median_s"],
             "peak_mem_mib": peak_memory_mib(args.device),
             "num_workers": args.num_workers if args.system == "boltir-index" else None,
+            "padded": args.padded,
             "devices": args.devices,
             "versions": {**versions(), **extra},
         }

@@ -41,21 +41,21 @@ def main() -> None:
         cross_encoder.SORT_WINDOW = 1
     _, parts = module._pair_windows(queries, docs)  # as CrossEncoderModule.score groups pairs
     left = module.model.tokenizer.padding_side == "left"
-    offset = module.model._position_offset() if module.packs_pairs() else None  # as score packs them
+    pack = module.packs_sequences()  # as score packs them
 
     def tokenize() -> list:
         cache: dict[str, Any] = {}
         pairs = [([queries[i] for i in p], [docs[i] for i in p]) for p in parts]
         batches = [module.model.tokenize_pairs(q, d, cache=cache) for q, d in pairs]
         pieces = [piece for batch in batches for _, piece in batch.by_length(size, left)]
-        return pieces if offset is None else [piece.packed(offset) for piece in pieces]
+        return [module.model.pack(piece.inputs) for piece in pieces] if pack else pieces
 
     batches = [b.to(args.device) for b in tokenize()]
     common = {"pairs": len(docs), "batch": size, "precision": args.precision, "device": args.device,
               "sort_window": cross_encoder.SORT_WINDOW, "cudnn_attention": args.cudnn_attention,
-              "packed": offset is not None}
+              "packed": pack}
     tokens = [b.inputs["input_ids"].numel() for b in batches]
-    real = tokens if offset is not None else [int(b.inputs["attention_mask"].sum()) for b in batches]
+    real = tokens if pack else [int(b.inputs["attention_mask"].sum()) for b in batches]
     emit({"what": "tokenize", **common, "s": median_seconds(tokenize, args.repeats, "cpu"),
           "padded_tokens": sum(tokens), "real_tokens": sum(real)})
     if args.tokens_only:

@@ -108,7 +108,7 @@ def _module(args: argparse.Namespace, batch_size: int | None = None):
     module = CrossEncoderModule(args.model, pair_batch_size=batch_size,
                                 config_overrides={"query_length": query_length(args), "max_length": args.max_length})
     if args.padded:  # boltir before packing: every batch in padded rows
-        module.packs_pairs = lambda: False
+        module.packs_sequences = lambda: False
     return module
 
 

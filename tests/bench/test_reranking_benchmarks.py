@@ -116,9 +116,9 @@ def test_sort_window_cpu_times_both_groupings(tiny_bert_dir, tiny_beir, bm25_run
 def _fake_varlen_kernel(monkeypatch):
     """Pretend PyTorch's variable-length flash kernel runs here (a GPU): pairs are packed, and on this CPU the
     packed layout computes through padded rows."""
-    from boltir.modules import cross_encoder
+    from boltir.modules import base
 
-    monkeypatch.setattr(cross_encoder, "varlen_runs", lambda device, dtype: True)
+    monkeypatch.setattr(base, "varlen_runs", lambda device, dtype: True)
 
 
 def test_padded_flag_keeps_boltir_from_packing(tiny_bert_dir, tiny_beir, bm25_run, monkeypatch):
@@ -128,8 +128,8 @@ def test_padded_flag_keeps_boltir_from_packing(tiny_bert_dir, tiny_beir, bm25_ru
     parser = argparse.ArgumentParser()
     add_arguments(parser, sorted(SYSTEMS))
     base = ["--system", "boltir-score", "--model", str(tiny_bert_dir), "--data", str(tiny_beir), "--run", str(bm25_run)]
-    assert _module(parser.parse_args(base)).eval().packs_pairs()
-    assert not _module(parser.parse_args([*base, "--padded"])).eval().packs_pairs()
+    assert _module(parser.parse_args(base)).eval().packs_sequences()
+    assert not _module(parser.parse_args([*base, "--padded"])).eval().packs_sequences()
 
 
 def test_profile_rerank_counts_packed_tokens(tiny_bert_dir, tiny_beir, bm25_run, capsys, monkeypatch):
@@ -162,5 +162,17 @@ def test_packed_parity_compares_each_setting_with_fp32(tiny_bert_dir, tiny_beir,
     rows = [json.loads(x[len(RESULT_PREFIX):]) for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX)]
     assert [(r["precision"], r["packed"]) for r in rows] == [("fp32", False), ("bf16", False), ("bf16", True)]
     assert rows[0]["ndcg_change"] == 0.0 and rows[0]["max_score_diff"] == 0.0
-    assert all(r["pairs"] == 18 and 0.0 <= r["nDCG@10"] <= 1.0 for r in rows)
+    assert all(r["scores"] == 18 and 0.0 <= r["nDCG@10"] <= 1.0 for r in rows)
     assert 0.0 < rows[2]["max_score_diff"] < 0.1  # bf16 rounding, not another model
+
+
+def test_packed_parity_of_a_bi_encoder_searches_the_whole_corpus(tiny_bert_dir, tiny_beir, capsys, monkeypatch):
+    from benchmarks import packed_parity
+
+    _fake_varlen_kernel(monkeypatch)
+    packed_parity.main(["--family", "bi-encoder", "--data", str(tiny_beir), "--model", str(tiny_bert_dir),
+                        "--device", "cpu", "--depth", "5"])
+    rows = [json.loads(x[len(RESULT_PREFIX):]) for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX)]
+    assert [(r["precision"], r["packed"]) for r in rows] == [("fp32", False), ("bf16", False), ("bf16", True)]
+    assert all(r["family"] == "bi-encoder" and r["queries"] == 3 and r["scores"] == 15 for r in rows)
+    assert rows[0]["max_score_diff"] == 0.0 and 0.0 < rows[2]["max_score_diff"] < 0.1

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boltir import ConfigError, CrossEncoderConfig, CrossEncoderModule
-from boltir.models.cross_encoder.model import PairBatch
 from boltir.models.layers import attention
 from boltir.models.layers.attention import PackedLayout, SetLayout, WindowedLayout, varlen_runs
-from boltir.modules import cross_encoder as cross_encoder_module
+from boltir.models.layers.packing import PackedTokens
+from boltir.modules import base as module_base
 from tests.conftest import liven
 
 QUERY = "what is the capital of germany"
@@ -219,22 +219,23 @@ def test_packed_pairs_score_as_padded_pairs(fixture, pooling, request):
     model = module.model
     assert model.packable
     batch = model.tokenize_pairs([QUERY] * len(DOCS), DOCS)
-    packed = batch.packed(model._position_offset())
+    packed = model.pack(batch.inputs)
     assert packed.inputs["input_ids"].shape == (1, int(batch.inputs["attention_mask"].sum())) and len(packed) == len(DOCS)
     with torch.no_grad():
         torch.testing.assert_close(model(packed), model(batch), atol=1e-5, rtol=1e-4)
 
 
-def test_pair_batch_packed_keeps_each_pairs_tokens_and_positions():
-    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]])
-    ids = mask * torch.tensor([[5, 6, 7, 8], [1, 2, 3, 4], [9, 9, 9, 9]])
-    packed = PairBatch({"input_ids": ids, "attention_mask": mask, "token_type_ids": mask * 0}).packed(2)
+@pytest.mark.parametrize("left", [False, True])
+def test_packed_tokens_keep_each_sequences_tokens_and_positions(left):
+    rows = [[5, 6, 7], [1, 2, 3, 4], [9]]
+    mask = torch.tensor([[0] * (4 - len(r)) + [1] * len(r) if left else [1] * len(r) + [0] * (4 - len(r)) for r in rows])
+    ids = torch.tensor([[0] * (4 - len(r)) + r if left else r + [0] * (4 - len(r)) for r in rows])
+    packed = PackedTokens.from_padded({"input_ids": ids, "attention_mask": mask, "token_type_ids": mask * 0}, 2)
     assert packed.inputs["input_ids"].tolist() == [[5, 6, 7, 1, 2, 3, 4, 9]]
     assert packed.inputs["position_ids"].tolist() == [[2, 3, 4, 2, 3, 4, 5, 2]]
     assert packed.cu_seqlens.tolist() == [0, 3, 7, 8] and packed.cu_seqlens.dtype == torch.int32
     assert packed.max_length == 4 and set(packed.inputs) == {"input_ids", "token_type_ids", "position_ids"}
-    with pytest.raises(ConfigError, match="padded rows"):
-        PairBatch({"input_ids": ids, "attention_mask": mask}, query_tokens=2).packed()
+    assert len(packed) == 3 and packed.layout().max_length == 4
 
 
 def test_only_full_attention_encoders_pack(tiny_bert_dir, tiny_llama_dir):
@@ -244,24 +245,52 @@ def test_only_full_attention_encoders_pack(tiny_bert_dir, tiny_llama_dir):
     assert not CrossEncoderModule(tiny_bert_dir, config=CrossEncoderConfig(pooling="max")).model.packable
     assert not CrossEncoderModule(tiny_llama_dir, config=CrossEncoderConfig(pooling="last")).model.packable
     module = CrossEncoderModule(tiny_bert_dir, config=CrossEncoderConfig(attention="sparse"))
-    batch = module.model.tokenize_pairs([QUERY], DOCS[:1])
-    packed = PairBatch({k: v for k, v in batch.inputs.items() if k != "position_ids"}).packed()
+    packed = module.model.pack(module.model.tokenize_pairs([QUERY], DOCS[:1]).inputs)
     with pytest.raises(ConfigError, match="padded pairs"):
         module.model(packed)
+
+
+def test_boltir_attention_without_a_layout_is_transformers_sdpa(tiny_bert_dir):
+    """A full-attention backbone switched to boltir's attention (so it can also run packed) scores padded pairs
+    exactly as with transformers' own sdpa."""
+    module = liven(CrossEncoderModule(tiny_bert_dir)).eval()
+    assert module.model.backbone.config._attn_implementation == attention.ATTENTION_NAME
+    batch = module.model.tokenize_pairs([QUERY] * len(DOCS), DOCS)
+    with torch.no_grad():
+        switched = module.model(batch)
+        module.model.backbone.set_attn_implementation("sdpa")
+        torch.testing.assert_close(module.model(batch), switched, atol=0, rtol=0)
 
 
 def test_module_packs_pairs_where_the_kernel_runs(tiny_bert_dir, monkeypatch):
     """On a GPU in half precision (faked here) every scored batch goes packed, and the scores equal padded ones."""
     module = liven(CrossEncoderModule(tiny_bert_dir, pair_batch_size=4)).eval()
-    assert not module.packs_pairs()  # a CPU
+    assert not module.packs_sequences()  # a CPU
     with torch.no_grad():
         padded = module.rank_scores([QUERY], [DOCS])[0]
-    monkeypatch.setattr(cross_encoder_module, "varlen_runs", lambda device, dtype: True)
-    assert module.packs_pairs() and not module.train().packs_pairs()  # training: attention dropout, padded rows
+    monkeypatch.setattr(module_base, "varlen_runs", lambda device, dtype: True)
+    assert module.packs_sequences() and not module.train().packs_sequences()  # training: attention dropout, padded
     module.eval()
     seen, forward = [], module.model.forward
-    module.model.forward = lambda batch: seen.append(batch.cu_seqlens is not None) or forward(batch)
+    module.model.forward = lambda batch: seen.append(isinstance(batch, PackedTokens)) or forward(batch)
     with torch.no_grad():
         packed = module.rank_scores([QUERY], [DOCS])[0]
     assert seen == [True] * 3
     torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-4)
+
+
+def test_a_copy_in_another_process_registers_boltir_attention(tiny_bert_dir, monkeypatch):
+    """DDP spawn unpickles the model in a fresh process, where transformers does not know boltir's attention yet."""
+    import pickle
+
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    model = CrossEncoderModule(tiny_bert_dir).model.eval()
+    batch = model.tokenize_pairs([QUERY] * 2, DOCS[:2])
+    payload = pickle.dumps(model)
+    for interface in (AttentionInterface, AttentionMaskInterface):  # as in a process that never built a model
+        monkeypatch.setattr(interface, "_global_mapping", {k: v for k, v in interface._global_mapping.items()
+                                                           if k != attention.ATTENTION_NAME})
+    with torch.no_grad():
+        torch.testing.assert_close(pickle.loads(payload)(batch), model(batch))

@@ -7,6 +7,7 @@ import torch
 
 from boltir import BiEncoderConfig, BiEncoderModule, ConfigError
 from boltir.models import BiEncoderModel, load_model
+from tests.conftest import liven
 
 TEXTS = ["berlin is the capital of germany", "paris is the capital of france", "the moon causes the ocean tide"]
 
@@ -107,3 +108,63 @@ def test_decoder_sequences_never_start_with_padding(tiny_llama_dir):
     model = BiEncoderModule(tiny_llama_dir, config=BiEncoderConfig(query_pooling="last", doc_pooling="last")).model
     mask = model.tokenize_docs(["x", *TEXTS])["attention_mask"]
     assert mask[:, 0].all() and not mask[:, -1].all()
+
+
+# -- packed texts (end to end without padding; the variable-length flash kernel on GPUs) ------------------------
+
+PACKED_TEXTS = ["berlin is the capital of germany and a city on a river", "paris", "the moon causes the ocean tide",
+         "genes in cells increase cancer risk in humans"]
+
+
+@pytest.mark.parametrize(("fixture", "pooling"), [("tiny_bert_dir", "mean"), ("tiny_bert_dir", "cls"),
+                                                   ("tiny_electra_dir", "mean")])
+def test_packed_texts_embed_as_padded_texts(fixture, pooling, request):
+    config = BiEncoderConfig(query_pooling=pooling, doc_pooling=pooling)
+    model = liven(BiEncoderModule(request.getfixturevalue(fixture), config=config)).eval().model
+    assert model.packable
+    tokens = model.tokenize_docs(PACKED_TEXTS)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_docs(model.pack(tokens)), model.encode_docs(tokens), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(model.encode_queries(model.pack(tokens)), model.encode_queries(tokens), atol=1e-5,
+                                   rtol=1e-4)
+
+
+def test_only_tied_dense_single_vector_models_pack(tiny_bert_dir, tiny_bert_mlm_dir, tiny_llama_dir):
+    from boltir import ColBERTModule, SpladeModule
+
+    assert BiEncoderModule(tiny_bert_dir).model.packable
+    assert not BiEncoderModule(tiny_bert_dir, config=BiEncoderConfig(tied=False)).model.packable
+    assert not BiEncoderModule(tiny_bert_dir, config=BiEncoderConfig(doc_pooling="max")).model.packable
+    assert not BiEncoderModule(tiny_llama_dir, config=BiEncoderConfig(query_pooling="last", doc_pooling="last")).model.packable
+    assert not ColBERTModule(tiny_bert_dir).model.packable and not SpladeModule(tiny_bert_mlm_dir).model.packable
+    model = BiEncoderModule(tiny_bert_dir, config=BiEncoderConfig(doc_pooling="max")).model
+    with pytest.raises(ConfigError, match="padded texts"):
+        model.encode_docs(model.pack(model.tokenize_docs(PACKED_TEXTS)))
+
+
+def test_saved_bi_encoder_does_not_name_boltir_attention(tiny_bert_dir, tmp_path):
+    """The backbone runs boltir's attention (to run packed), but what is saved is a plain HF folder."""
+    module = BiEncoderModule(tiny_bert_dir)
+    module.save_pretrained(tmp_path / "saved")
+    assert "boltir" not in (tmp_path / "saved" / "config.json").read_text()
+
+
+def test_module_packs_texts_where_the_kernel_runs(tiny_bert_dir, monkeypatch):
+    """On a GPU in half precision (faked here) every encoded batch goes packed, from texts and from tokens made by
+    the DataLoader's workers, and the vectors equal padded ones; training keeps padded rows."""
+    from boltir.models.layers.packing import PackedTokens
+    from boltir.modules import base
+
+    module = liven(BiEncoderModule(tiny_bert_dir)).eval()
+    with torch.no_grad():
+        padded = module.embed_docs(PACKED_TEXTS, batch_size=2)
+    monkeypatch.setattr(base, "varlen_runs", lambda device, dtype: True)
+    assert module.packs_sequences() and not module.train().packs_sequences()
+    module.eval()
+    seen, encode = [], module.model.encode_docs
+    module.model.encode_docs = lambda tokens: seen.append(isinstance(tokens, PackedTokens)) or encode(tokens)
+    with torch.no_grad():
+        torch.testing.assert_close(module.embed_docs(PACKED_TEXTS, batch_size=2), padded, atol=1e-5, rtol=1e-4)
+        from_workers = module.embed_docs(PACKED_TEXTS, encoding=module.model.tokenize_docs(PACKED_TEXTS))
+    torch.testing.assert_close(from_workers, padded, atol=1e-5, rtol=1e-4)
+    assert seen == [True] * 3

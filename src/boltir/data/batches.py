@@ -35,9 +35,15 @@ class RankSample:
     scores: list[float] = field(default_factory=list)
 
 
+def pin_tensor(tensor: Tensor) -> Tensor:
+    """A page-locked copy of a host tensor, so its copy to the GPU can overlap the GPU's work; a tensor already on
+    a device (Lightning moves the DataLoader's batches there) stays as it is."""
+    return tensor.pin_memory() if tensor.device.type == "cpu" else tensor
+
+
 def pin_encoding(encoding: Encoding | None) -> Encoding | None:
-    """Page-locked copies of a tokenised batch, so copies to the GPU can overlap its work."""
-    return None if encoding is None else {k: v.pin_memory() for k, v in encoding.items()}
+    """Page-locked copies of a tokenised batch (see :func:`pin_tensor`)."""
+    return None if encoding is None else {k: pin_tensor(v) for k, v in encoding.items()}
 
 
 @dataclass

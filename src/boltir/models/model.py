@@ -21,6 +21,8 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from .._io import atomic_dir
 from ..errors import ConfigError, ModelNotFoundError
 from .config import BoltirConfig
+from .layers.attention import register_boltir_attention
+from .layers.packing import PackedTokens
 from .layers.tokenize import tokenize_texts
 from .resolve import resolve_model_dir
 
@@ -73,6 +75,14 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         self.tokenizer = tokenizer
         self.config = config
         self.name_or_path = str(getattr(backbone, "name_or_path", ""))
+        # whether batches can run packed, end to end without padding (see pack); families that can set it
+        self.packable = False
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a copy unpickled in another process (DDP spawn) finds its backbone set to boltir's attention, which that
+        # process has not registered with transformers yet
+        register_boltir_attention()
+        super().__setstate__(state)
 
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
@@ -156,6 +166,16 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         if append_eos and self.tokenizer.eos_token:
             texts = [t + self.tokenizer.eos_token for t in texts]
         return tokenize_texts(self.tokenizer, texts, max_length)
+
+    def pack(self, inputs: dict[str, torch.Tensor]) -> PackedTokens:
+        """A padded batch of inputs end to end without padding, for the family's forward (where ``packable``)."""
+        return PackedTokens.from_padded(inputs, self._position_offset())
+
+    def _position_offset(self) -> int:
+        """RoBERTa-style embeddings count positions from ``padding_idx + 1``; BERT-style from 0."""
+        embeddings = getattr(self.backbone, "embeddings", None)
+        padding_idx = getattr(embeddings, "padding_idx", None)
+        return int(padding_idx) + 1 if padding_idx is not None else 0
 
     @property
     def device(self) -> torch.device:

@@ -15,7 +15,7 @@ from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor
 from transformers import PreTrainedModel
 
-from ..data.batches import DocBatch, Encoding, QueryBatch, RankBatch, TrainBatch
+from ..data.batches import DocBatch, Encoding, QueryBatch, RankBatch, TrainBatch, pin_tensor
 from ..data.datamodule import DataModule
 from ..data.run import Run
 from ..errors import ConfigError
@@ -23,6 +23,7 @@ from ..eval import evaluate, parse_measures
 from ..loss import build_loss
 from ..models import BoltirConfig, BoltirModel
 from ..models.layers import TokenVectors
+from ..models.layers.attention import varlen_runs
 from ..models.layers.segments import SegmentedVectors
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class BoltirModule(pl.LightningModule):
         device = self.device
         if device.type != "cuda":
             return {k: v.to(device) for k, v in encoding.items()}
-        return {k: (v if v.is_cuda else v.pin_memory()).to(device, non_blocking=True) for k, v in encoding.items()}
+        return {k: pin_tensor(v).to(device, non_blocking=True) for k, v in encoding.items()}
 
     def _in_input_order(self, values: Any, order: Sequence[int] | Tensor) -> Any:
         """``values`` computed in ``order`` (row ``i`` for input ``order[i]``), put back in input order; on a GPU the
@@ -126,6 +127,17 @@ class BoltirModule(pl.LightningModule):
         if self.device.type == "cuda":
             inverse = inverse.pin_memory().to(self.device, non_blocking=True)
         return values[inverse]
+
+    def packs_sequences(self) -> bool:
+        """Whether batches run packed, end to end without padding: where PyTorch's variable-length flash kernel runs
+        them (a recent GPU, fp16/bf16 weights or autocast, torch 2.10+), in inference (the kernel has no attention
+        dropout), for a model that can (``model.packable``)."""
+        if not self.model.packable or self.training:
+            return False
+        device = self.device
+        autocast = device.type == "cuda" and torch.is_autocast_enabled("cuda")
+        dtype = torch.get_autocast_dtype("cuda") if autocast else next(self.model.parameters()).dtype
+        return varlen_runs(device, dtype)
 
     def _overlapped(self, batches: Sequence[Any], prepare: Callable[[Any], Any], compute: Callable[[Any], Tensor]) -> list[Tensor]:
         """:func:`overlapped`, with the helper thread on a GPU only: on a CPU the matrix products already use

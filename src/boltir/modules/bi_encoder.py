@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..loss import Regulariser, build_loss, in_batch_scores
 from ..models import BiEncoderConfig, BiEncoderModel
 from ..models.layers import TokenVectors, cat_batches
+from ..models.layers.packing import PackedTokens
 from ..models.layers.segments import SegmentedVectors
 from .base import BoltirModule, LossConfig
 from .late_cache import LateCache, stable_keys
@@ -164,24 +165,33 @@ class BiEncoderModule(BoltirModule):
         ``encoding`` holds the texts' tokens when the DataLoader's workers made them: one batch (as indexing
         sorts whole streams by length), or a training batch's length-sorted chunks. Otherwise the texts are
         tokenised here; on a GPU the next batch is tokenised into page-locked memory while this one is encoded
-        (see ``_overlapped``), and vectors stay on the device until the end.
+        (see ``_overlapped``), and vectors stay on the device until the end. Where :meth:`packs_sequences`, each
+        batch goes end to end without padding.
         """
         encode = self.model.encode_queries if side == "query" else self.model.encode_docs
+        pack, on_gpu = self.packs_sequences(), self.device.type == "cuda"
+
+        def prepare(tokens: Encoding) -> Encoding | PackedTokens:
+            """Packed where the module packs; page-locked on a GPU."""
+            if pack:  # on the GPU already where Lightning moved the DataLoader's batch there: packed there
+                packed = self.model.pack(tokens)
+                return packed.pin_memory() if on_gpu else packed
+            return pin_encoding(tokens) if on_gpu else tokens  # type: ignore[return-value]
+
+        def compute(tokens: Encoding | PackedTokens) -> Tensor | TokenVectors:
+            if isinstance(tokens, PackedTokens):
+                return encode(tokens.to(self.device))  # non-blocking: it holds page-locked memory on a GPU
+            return encode(self._to_device(tokens))
+
         if encoding is not None and not isinstance(encoding, TokenChunks):
-            return encode(self._to_device(encoding))
+            return compute(prepare(encoding))
         if encoding is not None:
             order = encoding.order
-            chunks = [encode(self._to_device(chunk)) for chunk in encoding.chunks]
+            chunks = [compute(chunk) for chunk in encoding.chunks]
         else:
             tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
-            on_gpu = self.device.type == "cuda"
             order, batches = length_chunks(texts, batch_size or self._chunk_size(self.device))
-
-            def prepare(batch: list[str]) -> Encoding:
-                tokens = tokenize(batch)
-                return pin_encoding(tokens) if on_gpu else tokens  # type: ignore[return-value]
-
-            chunks = self._overlapped(batches, prepare, lambda tokens: encode(self._to_device(tokens)))
+            chunks = self._overlapped(batches, lambda batch: prepare(tokenize(batch)), compute)
         if not chunks:
             return torch.empty(0, self.model.embedding_dim, device=self.device)
         return self._in_input_order(cat_batches(chunks), order)

@@ -11,7 +11,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..models import BoltirConfig, CrossEncoderModel
 from ..models.cross_encoder.model import PairBatch
-from ..models.layers.attention import varlen_runs
+from ..models.layers.packing import PackedTokens
 from .base import BoltirModule
 
 
@@ -69,7 +69,7 @@ class CrossEncoderModule(BoltirModule):
 
         Pairs are sorted by characters, tokenised ``SORT_WINDOW`` batches at a time, and each window re-sorted by
         tokens: over SciFact's BM25 top-100, batches of 256 carry 17% padding sorted by characters, 3% so. Where
-        :meth:`packs_pairs`, each batch then goes end to end without padding at all.
+        :meth:`packs_sequences`, each batch then goes end to end without padding at all.
         """
         if not docs:
             return torch.zeros(0, device=self.device)
@@ -78,30 +78,19 @@ class CrossEncoderModule(BoltirModule):
         on_gpu = self.device.type == "cuda"
         left = self.model.tokenizer.padding_side == "left"
         cache: dict[str, Any] = {}  # each distinct query and document is tokenised once per call
-        offset = self.model._position_offset() if self.packs_pairs() else None
+        pack = self.packs_sequences()
 
-        def prepare(part: list[int]) -> list[tuple[Tensor, PairBatch]]:
+        def prepare(part: list[int]) -> list[tuple[Tensor, PairBatch | PackedTokens]]:
             batch = self.model.tokenize_pairs([queries[i] for i in part], [docs[i] for i in part], cache=cache)
-            pieces = [(rows, piece if offset is None else piece.packed(offset)) for rows, piece in batch.by_length(size, left)]
+            pieces = [(rows, self.model.pack(piece.inputs) if pack else piece) for rows, piece in batch.by_length(size, left)]
             return [(rows, piece.pin_memory() if on_gpu else piece) for rows, piece in pieces]
 
-        def compute(pieces: list[tuple[Tensor, PairBatch]]) -> Tensor:
+        def compute(pieces: list[tuple[Tensor, PairBatch | PackedTokens]]) -> Tensor:
             scores = torch.cat([self.model(piece.to(self.device)) for _, piece in pieces])
             rows = torch.cat([rows for rows, _ in pieces])
             return self._in_input_order(scores, rows)  # back to the window's order
 
         return self._in_input_order(torch.cat(self._overlapped(parts, prepare, compute)), order)
-
-    def packs_pairs(self) -> bool:
-        """Whether pointwise pairs run packed, end to end without padding: where PyTorch's variable-length flash
-        kernel runs them (a recent GPU, fp16/bf16 weights or autocast, torch 2.10+), in inference (the kernel has no
-        attention dropout), for a model that can (:attr:`CrossEncoderModel.packable`)."""
-        if not self.model.packable or self.training:
-            return False
-        device = self.device
-        half = device.type == "cuda" and torch.is_autocast_enabled("cuda")
-        dtype = torch.get_autocast_dtype("cuda") if half else next(self.model.parameters()).dtype
-        return varlen_runs(device, dtype)
 
     def _pair_windows(self, queries: list[str], docs: list[str]) -> tuple[list[int], list[list[int]]]:
         """Pair positions longest first (by characters) and their windows of ``SORT_WINDOW`` batches, each window

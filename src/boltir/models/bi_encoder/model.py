@@ -11,10 +11,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ...errors import ConfigError
 from ..layers import Pooling, pad_right_for_causal_attention, pairwise_similarity
+from ..layers.attention import try_boltir_attention
+from ..layers.packing import PackedTokens
 from ..layers.segments import SegmentedVectors, Segments, max_over_segments, split_into_segments
 from ..model import BoltirModel, freeze_pooler, is_decoder, read_json, run_backbone
 from .config import BiEncoderConfig
+
+# poolings of packed texts: their first token or the mean of their tokens
+PACKED_POOLING = ("cls", "first", "mean")
 
 _ST_POOLING_MODES = {
     "pooling_mode_cls_token": "cls",
@@ -64,6 +70,11 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
         self.query_backbone = None if config.tied else copy.deepcopy(backbone)
         self.segments: Segments | None = None  # set by build_layers when long documents are split
         self.build_layers()
+        # single vectors of whole texts from one shared backbone can also run packed, without padding (see pack)
+        self.packable = (self.representation == "dense" and self.segments is None and config.tied
+                         and not is_decoder(backbone.config)
+                         and {config.query_pooling, config.doc_pooling} <= set(PACKED_POOLING)
+                         and try_boltir_attention(backbone))
 
     def build_layers(self) -> None:
         """The layers between backbone and vectors; the sparse and multi-vector variants build their own."""
@@ -110,9 +121,18 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
             return split_into_segments(self.tokenizer, docs, c.doc_length, s.max_segments, s.overlap, c.doc_prefix, c.append_eos)
         return self.tokenize(docs, c.doc_length, c.doc_prefix, c.append_eos)
 
-    def _embed(self, backbone: nn.Module, pooling: Pooling, encoding: dict[str, Tensor], **backbone_kwargs) -> Tensor:
-        states = run_backbone(backbone, **encoding, **backbone_kwargs).last_hidden_state
-        vectors = pooling(states, encoding["attention_mask"])
+    def _embed(
+        self, backbone: nn.Module, pooling: Pooling, encoding: dict[str, Tensor] | PackedTokens, **backbone_kwargs
+    ) -> Tensor:
+        if isinstance(encoding, PackedTokens):
+            if not self.packable:
+                raise ConfigError("packed texts need a tied dense bi-encoder with an encoder backbone that runs "
+                                  f"pluggable attention and pooling in {list(PACKED_POOLING)}; pass padded texts.")
+            states = run_backbone(backbone, **encoding.inputs, boltir_layout=encoding.layout()).last_hidden_state
+            vectors = pooling.packed(states[0], encoding.cu_seqlens)
+        else:
+            states = run_backbone(backbone, **encoding, **backbone_kwargs).last_hidden_state
+            vectors = pooling(states, encoding["attention_mask"])
         if self.projection is not None:
             vectors = self.projection(vectors.to(self.projection.weight.dtype))
         vectors = vectors.float()  # indexes and scores work in float32 whatever precision the backbone ran in
@@ -120,13 +140,14 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
             vectors = F.normalize(vectors, dim=-1)
         return vectors
 
-    def encode_queries(self, encoding: dict[str, Tensor]) -> Tensor:
-        """``[batch, dim]`` query vectors from a tokenised batch."""
+    def encode_queries(self, encoding: dict[str, Tensor] | PackedTokens) -> Tensor:
+        """``[batch, dim]`` query vectors from a tokenised batch (padded, or packed where ``packable``)."""
         return self._embed(self.query_backbone or self.backbone, self.query_pooling, encoding)
 
-    def encode_docs(self, encoding: dict[str, Tensor]) -> Tensor | SegmentedVectors:
-        """``[batch, dim]`` document vectors from a tokenised batch, or segment vectors for a segmented one."""
-        if "segment_mask" in encoding:
+    def encode_docs(self, encoding: dict[str, Tensor] | PackedTokens) -> Tensor | SegmentedVectors:
+        """``[batch, dim]`` document vectors from a tokenised batch (padded, or packed where ``packable``), or
+        segment vectors for a segmented one."""
+        if not isinstance(encoding, PackedTokens) and "segment_mask" in encoding:
             assert self.segments is not None, "segmented documents need a model with multi-vector segments"
             return self.segments(partial(self._embed, self.backbone, self.doc_pooling), self.backbone, encoding)
         return self._embed(self.backbone, self.doc_pooling, encoding)
@@ -153,4 +174,4 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
             self.query_backbone = self.backbone_class.from_pretrained(directory / "query_encoder")
 
 
-__all__ = ["BiEncoderModel", "sentence_transformers_config"]
+__all__ = ["PACKED_POOLING", "BiEncoderModel", "sentence_transformers_config"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,9 +17,11 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerBase
 
+from ...data.batches import pin_encoding
 from ...errors import ConfigError, ModelNotFoundError
 from ..layers import Pooling, pad_right_for_causal_attention
-from ..layers.attention import PackedLayout, PaddedLayout, SetLayout, WindowedLayout, use_boltir_attention
+from ..layers.attention import SetLayout, WindowedLayout, try_boltir_attention, use_boltir_attention
+from ..layers.packing import PackedTokens
 from ..layers.tokenize import tokenize_pairs
 from ..model import BoltirModel, freeze_pooler, is_decoder, read_json, run_backbone
 from ..resolve import resolve_model_dir
@@ -33,17 +35,6 @@ _POOLER_CLASSIFIERS = ("BertForSequenceClassification",)
 PACKED_POOLING = ("cls", "first", "mean", "pooler")
 
 
-def _takes_boltir_attention(backbone: PreTrainedModel) -> bool:
-    """Switch ``backbone`` to boltir's attention if it runs pluggable attention (BERT, ELECTRA, RoBERTa, ...)."""
-    if getattr(backbone.config, "_attn_implementation", None) == "eager":  # asked for explicitly: left alone
-        return False
-    try:
-        use_boltir_attention(backbone)
-    except ConfigError:
-        return False
-    return True
-
-
 @dataclass
 class PairBatch:
     """Tokenised query-document pairs plus what the attention pattern needs to lay them out."""
@@ -51,35 +42,17 @@ class PairBatch:
     inputs: dict[str, Tensor]
     query_tokens: int | None = None  # sparse: length of the query segment at the front of every row
     list_sizes: list[int] | None = None  # set: consecutive pairs forming one candidate list
-    cu_seqlens: Tensor | None = None  # packed (see packed): where each pair starts in the one row, then its length
-    max_length: int = 0  # packed: the longest pair's length
 
     def to(self, device: torch.device | str) -> PairBatch:
         inputs = {k: v.to(device, non_blocking=True) for k, v in self.inputs.items()}
-        starts = None if self.cu_seqlens is None else self.cu_seqlens.to(device, non_blocking=True)
-        return replace(self, inputs=inputs, cu_seqlens=starts)
+        return PairBatch(inputs, self.query_tokens, self.list_sizes)
 
     def pin_memory(self) -> PairBatch:
         """Page-locked copies, so the copy to a GPU overlaps its work (``to`` does not wait for it)."""
-        starts = None if self.cu_seqlens is None else self.cu_seqlens.pin_memory()
-        return replace(self, inputs={k: v.pin_memory() for k, v in self.inputs.items()}, cu_seqlens=starts)
+        return PairBatch(pin_encoding(self.inputs), self.query_tokens, self.list_sizes)
 
     def __len__(self) -> int:
-        if self.cu_seqlens is not None:
-            return len(self.cu_seqlens) - 1
         return int(self.inputs["input_ids"].shape[0])
-
-    def packed(self, position_offset: int = 0) -> PairBatch:
-        """These pairs end to end in one row without padding (``[1, tokens]``), each token with its position in its
-        pair (counted from ``position_offset``), for :class:`~boltir.models.layers.attention.PackedLayout`."""
-        if self.query_tokens is not None or self.list_sizes is not None or self.cu_seqlens is not None:
-            raise ConfigError("only full-attention pairs in padded rows can be packed.")
-        mask = self.inputs["attention_mask"].bool()
-        lengths = mask.sum(1)
-        inputs = {k: v[mask].unsqueeze(0) for k, v in self.inputs.items() if k != "attention_mask"}
-        inputs["position_ids"] = (mask.long().cumsum(1) - 1)[mask].unsqueeze(0) + position_offset
-        starts = torch.nn.functional.pad(lengths.cumsum(0), (1, 0)).to(torch.int32)
-        return PairBatch(inputs, cu_seqlens=starts, max_length=int(lengths.max()) if len(lengths) else 0)
 
     def by_length(self, size: int, left: bool) -> list[tuple[Tensor, PairBatch]]:
         """This batch's rows in batches of ``size``, longest first, each cut to its own longest row (padded on the
@@ -156,12 +129,12 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             raise ConfigError(f"max_length={config.max_length} exceeds the backbone's {limit} positions; lower max_length.")
         self.pooling: Pooling | None = None
         self.head: nn.Linear | None = None
-        # full attention goes through boltir's attention too where the backbone takes it: then pairs can also run
-        # packed, without padding (PairBatch.packed)
+        # full attention goes through boltir's attention too where the backbone takes it (unchanged without a
+        # layout): then pairs can also run packed, without padding (see pack)
         self.packable = (config.attention == "full" and not self.seq2seq and not decoder
                          and config.pooling in PACKED_POOLING
                          and (config.pooling != "pooler" or getattr(backbone, "pooler", None) is not None)
-                         and _takes_boltir_attention(backbone))
+                         and try_boltir_attention(backbone))
         if self.seq2seq:
             self.token_ids = (self._single_token(config.false_token), self._single_token(config.true_token))
         else:
@@ -289,29 +262,20 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             out["token_type_ids"] = inputs["token_type_ids"].gather(1, source).masked_fill(~real, 0)
         return PairBatch(out, query_tokens=p)
 
-    def _position_offset(self) -> int:
-        """RoBERTa-style embeddings count positions from ``padding_idx + 1``; BERT-style from 0."""
-        embeddings = getattr(self.backbone, "embeddings", None)
-        padding_idx = getattr(embeddings, "padding_idx", None)
-        return int(padding_idx) + 1 if padding_idx is not None else 0
-
     # -- scoring -----------------------------------------------------------------------------------
-    def forward(self, batch: PairBatch) -> Tensor:
-        """One score per pair, ``[pairs]``."""
+    def forward(self, batch: PairBatch | PackedTokens) -> Tensor:
+        """One score per pair, ``[pairs]``; pairs come padded (:meth:`tokenize_pairs`) or packed (:meth:`pack`)."""
+        if isinstance(batch, PackedTokens):
+            if not self.packable:
+                raise ConfigError("packed pairs need attention='full', an encoder backbone that runs pluggable "
+                                  f"attention and pooling in {list(PACKED_POOLING)}; pass padded pairs.")
+            output = run_backbone(self.backbone, **batch.inputs, boltir_layout=batch.layout())
+            return self._head(self._pool_packed(output.last_hidden_state[0], batch.cu_seqlens))
         if self.seq2seq:
             return self._seq2seq_scores(batch.inputs)
         inputs = batch.inputs
         kwargs: dict[str, Any] = {}
-        if batch.cu_seqlens is not None:
-            if not self.packable:
-                raise ConfigError("packed pairs need attention='full', an encoder backbone that runs pluggable "
-                                  f"attention and pooling in {list(PACKED_POOLING)}; pass padded pairs.")
-            kwargs["boltir_layout"] = PackedLayout(batch.cu_seqlens, batch.max_length)
-            output = run_backbone(self.backbone, **inputs, **kwargs)
-            return self._head(self._pool_packed(output.last_hidden_state[0], batch.cu_seqlens))
-        if self.packable:
-            kwargs["boltir_layout"] = PaddedLayout(inputs["attention_mask"].bool())
-        elif self.config.attention == "sparse":
+        if self.config.attention == "sparse":
             if batch.query_tokens is None:
                 raise ConfigError("sparse attention needs pairs from tokenize_pairs (a segmented layout).")
             c = self.config
@@ -320,7 +284,9 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         elif self.config.attention == "set":
             sizes = batch.list_sizes if batch.list_sizes is not None else [len(batch)]
             kwargs["boltir_layout"] = SetLayout.from_list_sizes(inputs["attention_mask"].bool(), sizes)
-        output = run_backbone(self.backbone, **inputs, **kwargs)
+        # a layout holds the padding itself: transformers then need not build a mask it would ignore
+        given = {k: v for k, v in inputs.items() if k != "attention_mask"} if kwargs else inputs
+        output = run_backbone(self.backbone, **given, **kwargs)
         if self.pooling is None:
             if getattr(output, "pooler_output", None) is None:
                 raise ConfigError(f"{type(self.backbone).__name__} has no pooler: choose pooling='cls' (or mean, ...).")

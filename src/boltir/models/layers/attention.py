@@ -2,7 +2,9 @@
 
 A backbone switched to the ``"boltir"`` implementation calls :func:`boltir_attention` in every self-attention
 layer; the pattern comes with the forward call as ``boltir_layout=...`` (a keyword argument HF passes through to
-the attention function), so one backbone serves every pattern and no dense ``tokens x tokens`` mask is built:
+the attention function), so one backbone serves every pattern and no dense ``tokens x tokens`` mask is built.
+Called without a layout, the backbone attends exactly as transformers' ``sdpa`` implementation does (same mask,
+same kernel call), so switching a backbone changes nothing until a layout is passed:
 
 - :class:`WindowedLayout` (sparse cross-encoder): query tokens attend to the query, document tokens to the query
   and to a band of ``window`` document tokens on each side, the first token ([CLS]) to everything. Documents are cut
@@ -10,7 +12,6 @@ the attention function), so one backbone serves every pattern and no dense ``tok
   neighbouring blocks with batched matmuls, so memory grows with ``tokens x (query + 3b)``, not ``tokens^2``.
 - :class:`SetLayout` (Set-Encoder): passages of one candidate list run in parallel as separate sequences; only
   each passage's first (interaction) token also attends to the interaction tokens of the other passages.
-- :class:`PaddedLayout` (full attention): each row attends to its own real tokens, as transformers' sdpa path does.
 - :class:`PackedLayout` (full attention, no padding): sequences laid end to end in one row of ``total`` tokens; on a
   GPU in half precision PyTorch's variable-length flash kernel runs it, so no work is spent on padding and no mask
   is read (the padded path runs the memory-efficient kernel, the only fused one that takes a padding mask).
@@ -172,20 +173,6 @@ class SetLayout:
         return torch.cat([first, out[:, :, 1:]], dim=2)
 
 
-@dataclass
-class PaddedLayout:
-    """Full attention over padded rows: each token attends to the real tokens of its row.
-
-    Attributes:
-        key_mask: ``[batch, tokens]``, True for real tokens.
-    """
-
-    key_mask: Tensor
-
-    def attend(self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float) -> Tensor:
-        return _sdpa(query, key, value, self.key_mask[:, None, None, :], scaling, dropout)
-
-
 @cache
 def _varlen_kernel():
     """PyTorch's variable-length flash attention (``torch.nn.attention.varlen``, torch 2.10+), or None."""
@@ -254,7 +241,7 @@ class PackedLayout:
         return out[sequence, :, position].transpose(0, 1).unsqueeze(0)
 
 
-AttentionLayout = WindowedLayout | SetLayout | PaddedLayout | PackedLayout
+AttentionLayout = WindowedLayout | SetLayout | PackedLayout
 
 
 def boltir_attention(
@@ -268,9 +255,12 @@ def boltir_attention(
     boltir_layout: AttentionLayout | None = None,
     **kwargs,
 ) -> tuple[Tensor, None]:
-    """transformers' attention-function signature; the pattern (and padding) come from ``boltir_layout``."""
+    """transformers' attention-function signature; the pattern (and padding) come from ``boltir_layout``, or
+    without one from ``attention_mask``, as transformers' sdpa attention takes it."""
     if boltir_layout is None:
-        raise ConfigError("a backbone using boltir attention was called without boltir_layout; call it through its boltir model.")
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     if key.shape[1] != query.shape[1]:  # grouped-query attention: share each key/value head among its query heads
         key = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
         value = value.repeat_interleave(query.shape[1] // value.shape[1], dim=1)
@@ -279,11 +269,19 @@ def boltir_attention(
     return out.transpose(1, 2).contiguous(), None
 
 
-def use_boltir_attention(backbone: torch.nn.Module) -> None:
-    """Switch an HF backbone's self-attention to :func:`boltir_attention` (registered with transformers once)."""
+def register_boltir_attention() -> None:
+    """Make :func:`boltir_attention` known to transformers in this process (idempotent); its masks are built as
+    for sdpa, for the calls without a layout."""
     from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     AttentionInterface.register(ATTENTION_NAME, boltir_attention)
+    AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
+
+
+def use_boltir_attention(backbone: torch.nn.Module) -> None:
+    """Switch an HF backbone's self-attention to :func:`boltir_attention`."""
+    register_boltir_attention()
     try:
         backbone.set_attn_implementation(ATTENTION_NAME)
     except (ValueError, AttributeError) as exc:
@@ -293,5 +291,17 @@ def use_boltir_attention(backbone: torch.nn.Module) -> None:
         ) from None
 
 
-__all__ = ["ATTENTION_NAME", "AttentionLayout", "PackedLayout", "PaddedLayout", "SetLayout", "WindowedLayout",
-           "boltir_attention", "use_boltir_attention", "varlen_runs"]
+def try_boltir_attention(backbone: torch.nn.Module) -> bool:
+    """Switch ``backbone`` to :func:`boltir_attention` where it runs pluggable attention (BERT, ELECTRA, RoBERTa, ...)
+    and uses transformers' sdpa (eager attention, asked for explicitly, is left alone); True if it was switched."""
+    if getattr(getattr(backbone, "config", None), "_attn_implementation", None) not in ("sdpa", ATTENTION_NAME):
+        return False
+    try:
+        use_boltir_attention(backbone)
+    except ConfigError:
+        return False
+    return True
+
+
+__all__ = ["ATTENTION_NAME", "AttentionLayout", "PackedLayout", "SetLayout", "WindowedLayout", "boltir_attention",
+           "register_boltir_attention", "try_boltir_attention", "use_boltir_attention", "varlen_runs"]
