@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
-
 from typing import Any
 
 from .common import dtype_of, emit, scifact_texts, versions

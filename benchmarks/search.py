@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,26 +127,41 @@ def bench_seismic(size: int, args: argparse.Namespace, workdir: Path) -> dict[st
                 for terms, weights in (rows.row(i) for i in range(len(rows)))]
     k = args.k
 
-    def raw_search(part: range) -> list:
+    def raw_search(part: slice) -> list:
         return [raw.search(str(i), prepared[i][0], prepared[i][1], k=k, query_cut=config.query_cut,
-                           heap_factor=config.heap_factor) for i in part]
+                           heap_factor=config.heap_factor) for i in range(len(prepared))[part]]
 
-    first = raw_search(range(len(prepared)))
+    first = raw_search(slice(None))
     _, ids = searcher.search(queries, k)
     agree = float(np.mean([bool(hits) and ids[i][0] == f"doc{int(hits[0][2])}" for i, hits in enumerate(first)]))
-    raw_batch = _median_time(lambda: raw_search(range(len(prepared))), args.repeats)
-    boltir_batch = _median_time(lambda: searcher.search(queries, k), args.repeats)
-    n = args.latency_queries
-    raw_single = _median_time(lambda: [raw_search(range(i, i + 1)) for i in range(n)], args.repeats) / n
-    boltir_single = _median_time(lambda: [searcher.search(queries[i : i + 1], k) for i in range(n)], args.repeats) / n
     return {
-        "row": "search", "index": "Seismic", "kind": "Seismic", "docs": size, "k": k, "queries": args.queries,
-        "build_s": build_s, "raw_batch_s": raw_batch, "boltir_batch_s": boltir_batch,
+        "row": "search", "index": "Seismic", "kind": "Seismic", "docs": size, "k": k, "build_s": build_s,
+        **overhead_timings(raw_search, lambda part: searcher.search(_part(queries, part), k), args),
+        "top1_agreement": agree, "threads": torch.get_num_threads(),
+        "versions": versions(("pyseismic-lsr", "numpy", "boltir")),
+    }
+
+
+def _part(queries: Any, part: slice) -> Any:
+    """``queries[part]``; all of them as they are (a copy would be timed as boltir's)."""
+    return queries if part == slice(None) else queries[part]
+
+
+def overhead_timings(raw: Callable[[slice], Any], boltir: Callable[[slice], Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The raw engine's and boltir's searches of the same queries (``search(part)`` answers ``queries[part]``):
+    throughput (all queries in one call) and latency (one query per call, ``--latency-queries`` of them), medians
+    of ``--repeats``, and boltir's overhead over the engine."""
+    everything = slice(None)
+    raw_batch = _median_time(lambda: raw(everything), args.repeats)
+    boltir_batch = _median_time(lambda: boltir(everything), args.repeats)
+    n = args.latency_queries
+    raw_single = _median_time(lambda: [raw(slice(i, i + 1)) for i in range(n)], args.repeats) / n
+    boltir_single = _median_time(lambda: [boltir(slice(i, i + 1)) for i in range(n)], args.repeats) / n
+    return {
+        "queries": args.queries, "raw_batch_s": raw_batch, "boltir_batch_s": boltir_batch,
         "raw_qps": args.queries / raw_batch, "boltir_qps": args.queries / boltir_batch,
         "batch_overhead": boltir_batch / raw_batch - 1, "raw_latency_ms": raw_single * 1e3,
         "boltir_latency_ms": boltir_single * 1e3, "latency_overhead": boltir_single / raw_single - 1,
-        "top1_agreement": agree, "threads": torch.get_num_threads(),
-        "versions": versions(("pyseismic-lsr", "numpy", "boltir")),
     }
 
 
@@ -206,17 +222,9 @@ def bench_plaid(size: int, args: argparse.Namespace, workdir: Path) -> dict[str,
     _, ids = searcher.search(queries, k)
     agree = float(np.mean([bool(hits) and ids[i][0] == hits[0] for i, hits in enumerate(first)]))
     same = float(np.mean([ids[i] == hits for i, hits in enumerate(first)]))
-    raw_batch = _median_time(lambda: raw_search(slice(None)), args.repeats)
-    boltir_batch = _median_time(lambda: searcher.search(queries, k), args.repeats)
-    n = args.latency_queries
-    raw_single = _median_time(lambda: [raw_search(slice(i, i + 1)) for i in range(n)], args.repeats) / n
-    boltir_single = _median_time(lambda: [searcher.search(queries[i : i + 1], k) for i in range(n)], args.repeats) / n
     return {
-        "row": "search", "index": "PLAID", "kind": "PLAID", "docs": size, "k": k, "queries": args.queries,
-        "build_s": build_s, "raw_batch_s": raw_batch, "boltir_batch_s": boltir_batch,
-        "raw_qps": args.queries / raw_batch, "boltir_qps": args.queries / boltir_batch,
-        "batch_overhead": boltir_batch / raw_batch - 1, "raw_latency_ms": raw_single * 1e3,
-        "boltir_latency_ms": boltir_single * 1e3, "latency_overhead": boltir_single / raw_single - 1,
+        "row": "search", "index": "PLAID", "kind": "PLAID", "docs": size, "k": k, "build_s": build_s,
+        **overhead_timings(raw_search, lambda part: searcher.search(_part(queries, part), k), args),
         "top1_agreement": agree, "topk_agreement": same, "threads": torch.get_num_threads(), "device": args.device,
         "token_dim": args.token_dim, "doc_tokens": args.doc_tokens, "query_tokens": args.query_tokens,
         "versions": versions(("fast-plaid", "torch", "numpy", "boltir")),

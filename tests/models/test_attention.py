@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boltir import ConfigError, CrossEncoderConfig, CrossEncoderModule
-from boltir.models.layers import attention
+from boltir.models.layers import attention as attention_layers
 from boltir.models.layers.attention import PackedLayout, SetLayout, WindowedLayout, varlen_runs
 from boltir.models.layers.packing import PackedTokens
 from boltir.modules import base as module_base
@@ -197,8 +197,8 @@ def test_packed_layout_hands_the_kernel_packed_tensors(monkeypatch, scale):
         assert q.is_contiguous() and cu_q is cu_k  # no copy of transformers' layout
         return _per_sequence_attention(q, k, v, cu_q, kwargs.get("scale", q.shape[-1] ** -0.5))
 
-    monkeypatch.setattr(attention, "varlen_runs", lambda device, dtype: True)
-    monkeypatch.setattr(attention, "_varlen_kernel", lambda: kernel)
+    monkeypatch.setattr(attention_layers, "varlen_runs", lambda device, dtype: True)
+    monkeypatch.setattr(attention_layers, "_varlen_kernel", lambda: kernel)
     q, k, v, cu = _packed_qkv([3, 7, 1])
     layout = PackedLayout(cu, 7)
     out = layout.attend(q, k, v, scale, 0.0)
@@ -254,7 +254,7 @@ def test_boltir_attention_without_a_layout_is_transformers_sdpa(tiny_bert_dir):
     """A full-attention backbone switched to boltir's attention (so it can also run packed) scores padded pairs
     exactly as with transformers' own sdpa."""
     module = liven(CrossEncoderModule(tiny_bert_dir)).eval()
-    assert module.model.backbone.config._attn_implementation == attention.ATTENTION_NAME
+    assert module.model.backbone.config._attn_implementation == attention_layers.ATTENTION_NAME
     batch = module.model.tokenize_pairs([QUERY] * len(DOCS), DOCS)
     with torch.no_grad():
         switched = module.model(batch)
@@ -291,6 +291,6 @@ def test_a_copy_in_another_process_registers_boltir_attention(tiny_bert_dir, mon
     payload = pickle.dumps(model)
     for interface in (AttentionInterface, AttentionMaskInterface):  # as in a process that never built a model
         monkeypatch.setattr(interface, "_global_mapping", {k: v for k, v in interface._global_mapping.items()
-                                                           if k != attention.ATTENTION_NAME})
+                                                           if k != attention_layers.ATTENTION_NAME})
     with torch.no_grad():
         torch.testing.assert_close(pickle.loads(payload)(batch), model(batch))

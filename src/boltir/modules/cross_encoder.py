@@ -14,7 +14,6 @@ from ..models.cross_encoder.model import PairBatch
 from ..models.layers.packing import PackedTokens
 from .base import BoltirModule
 
-
 # pointwise batches tokenised together, then regrouped by token count (see CrossEncoderModule._score_pairs)
 SORT_WINDOW = 8
 
