@@ -151,3 +151,49 @@ def test_bi_encoder_vectors_alike_with_the_helper_thread(tiny_bert_dir, monkeypa
     monkeypatch.setattr(BiEncoderModule, "_overlapped",
                         lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, helper=True))
     torch.testing.assert_close(module.encode_docs(texts, batch_size=3), plain)
+
+
+def test_trainer_runs_packed_batches_like_padded_ones(tiny_bert_dir, tiny_beir, tmp_path, monkeypatch):
+    """Trainer.index (tokens from DataLoader workers) and Trainer.re_rank where batches run packed (the GPU kernel's
+    condition faked here) give the index and the run that padded batches give."""
+    from boltir import BM25IndexConfig, BM25Module, CrossEncoderModule, RunDataset
+    from boltir.data.run import Run
+    from boltir.models.layers.packing import PackedTokens
+    from boltir.modules import base
+
+    bi_encoder = BiEncoderModule(tiny_bert_dir)
+    cross_encoder = CrossEncoderModule(tiny_bert_dir)
+    _trainer().index(BM25Module(), DataModule(DocDataset(tiny_beir)), tmp_path / "bm25", BM25IndexConfig())
+    _trainer().search(BM25Module(), DataModule(QueryDataset(tiny_beir)), tmp_path / "bm25", k=6,
+                      run_path=tmp_path / "bm25.run", measures=[])
+
+    def run_both(tag: str) -> Run:
+        docs = DataModule(DocDataset(tiny_beir), inference_batch_size=4, num_workers=1)
+        _trainer().index(bi_encoder, docs, tmp_path / f"{tag}-index", FaissIndexConfig())
+        pairs = RunDataset(tmp_path / "bm25.run", tiny_beir, tiny_beir)
+        _trainer().re_rank(cross_encoder, DataModule(pairs, inference_batch_size=2), run_path=tmp_path / f"{tag}.run",
+                           measures=[])
+        return Run.from_trec(tmp_path / f"{tag}.run")
+
+    padded = run_both("padded")
+    monkeypatch.setattr(base, "varlen_runs", lambda device, dtype: True)
+    packed_calls: list[str] = []
+
+    def counting(model):
+        pack = model.pack
+        return lambda inputs: packed_calls.append(type(model).__name__) or pack(inputs)
+
+    for model in (bi_encoder.model, cross_encoder.model):
+        monkeypatch.setattr(model, "pack", counting(model))
+    packed = run_both("packed")
+    assert set(packed_calls) == {"BiEncoderModel", "CrossEncoderModel"}  # both families ran packed batches
+    queries = bi_encoder.encode_queries([q.text for q in QueryDataset(tiny_beir)])
+    padded_scores, padded_ids = open_searcher(tmp_path / "padded-index").search(queries, 6)
+    packed_scores, packed_ids = open_searcher(tmp_path / "packed-index").search(queries, 6)
+    assert packed_ids == padded_ids
+    torch.testing.assert_close(torch.as_tensor(packed_scores), torch.as_tensor(padded_scores), atol=1e-5, rtol=1e-4)
+    for query_id in padded.query_ids:
+        assert [d for d, _ in packed[query_id]] == [d for d, _ in padded[query_id]]
+        torch.testing.assert_close(torch.tensor([s for _, s in packed[query_id]]),
+                                   torch.tensor([s for _, s in padded[query_id]]), atol=1e-5, rtol=1e-4)
+    assert isinstance(bi_encoder.model.pack(bi_encoder.model.tokenize_docs(TEXTS)), PackedTokens)
