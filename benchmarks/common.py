@@ -202,6 +202,13 @@ def lightning_precision(precision: str) -> str:
     return {"fp32": "32-true", "bf16": "bf16-true", "fp16": "16-true"}[precision]
 
 
+def padded_rows(module: Any, padded: bool = True) -> Any:
+    """``module``, kept on padded rows (boltir before packing) where ``padded``: batches never go end to end."""
+    if padded:
+        module.packs_sequences = lambda: False
+    return module
+
+
 def allow_cudnn_attention() -> None:
     """Let boltir's backbones use cuDNN's attention again (PyTorch's default), to measure what leaving it out saves."""
     from torch.nn.attention import SDPBackend

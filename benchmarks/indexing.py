@@ -15,12 +15,12 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from .common import (
     dtype_of,
     emit,
     lightning_precision,
+    padded_rows,
     peak_memory_mib,
     reset_peak_memory,
     scifact_corpus,
@@ -53,7 +53,8 @@ def _boltir_encode(args: argparse.Namespace, corpus: Path):
     from boltir import BiEncoderModule
 
     _, texts = scifact_texts(corpus)
-    module = _padded(args, BiEncoderModule(args.model, config=_config(args)).to(args.device, dtype_of(args.precision)).eval())
+    module = padded_rows(BiEncoderModule(args.model, config=_config(args)).to(args.device, dtype_of(args.precision)).eval(),
+                         args.padded)
 
     def run(batch_size: int, subset: list[str] | None = None) -> float:
         return timed(lambda: module.encode_docs(subset or texts, batch_size=batch_size).cpu(), args.device)
@@ -67,7 +68,7 @@ def _boltir_index(args: argparse.Namespace, corpus: Path):
     from boltir import BiEncoderModule, DataModule, DocDataset, FaissIndexConfig, Trainer
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    module = _padded(args, BiEncoderModule(args.model, config=_config(args)))
+    module = padded_rows(BiEncoderModule(args.model, config=_config(args)), args.padded)
     # the same folder in every rank: under DDP rank 0 launches the others, which inherit its environment
     out = Path(os.environ.setdefault("BOLTIR_BENCH_INDEX_DIR", tempfile.mkdtemp(prefix="bench-index-")))
     count = len(scifact_texts(corpus)[1])
@@ -88,13 +89,6 @@ def _boltir_index(args: argparse.Namespace, corpus: Path):
         return timed(lambda: trainer.index(module, data, out / "index", FaissIndexConfig()), args.device)
 
     return run, count, {}
-
-
-def _padded(args: argparse.Namespace, module: Any) -> Any:
-    """With ``--padded``, boltir before packing: every batch in padded rows."""
-    if args.padded:
-        module.packs_sequences = lambda: False
-    return module
 
 
 def _config(args: argparse.Namespace) -> dict:

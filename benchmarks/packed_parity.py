@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import dtype_of, emit, scifact_texts, versions
+from .common import dtype_of, emit, padded_rows, scifact_texts, versions
 from .reranking import rerank_lists
 
 SETTINGS = (("fp32", True), ("bf16", True), ("bf16", False))  # (precision, padded rows)
@@ -65,10 +65,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _module(module: Any, args: argparse.Namespace, precision: str, padded: bool) -> Any:
-    module = module.to(args.device, dtype_of(precision)).eval()
-    if padded:
-        module.packs_sequences = lambda: False
-    return module
+    return padded_rows(module.to(args.device, dtype_of(precision)).eval(), padded)
 
 
 def _cross_encoder_run(args: argparse.Namespace, model: str, precision: str, padded: bool) -> tuple[bool, Any, Any]:
@@ -89,25 +86,18 @@ def _cross_encoder_run(args: argparse.Namespace, model: str, precision: str, pad
 
 def _bi_encoder_run(args: argparse.Namespace, model: str, precision: str, padded: bool) -> tuple[bool, Any, Any]:
     """(packed?, the exact top-``depth`` run of the test queries over the whole corpus, the top scores)."""
-    import json
+    from boltir import BiEncoderModule, QueryDataset
+    from boltir.data.run import Run
 
-    from boltir import BiEncoderModule
-    from boltir.data.run import Run, read_qrels
-
-    judged = list(read_qrels(Path(args.data) / "qrels" / "test.tsv"))[: args.queries]
-    texts = {}
-    for line in (Path(args.data) / "queries.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            texts[str(record["_id"])] = record["text"]
+    queries = list(QueryDataset(args.data, split="test"))[: args.queries]  # the judged test queries
     doc_ids, docs = scifact_texts(Path(args.data) / "corpus.jsonl")
     module = _module(BiEncoderModule(model), args, precision, padded)
     doc_vectors = module.encode_docs(docs, batch_size=args.batch_size)
-    query_vectors = module.encode_queries([texts[q] for q in judged], batch_size=args.batch_size)
+    query_vectors = module.encode_queries([q.text for q in queries], batch_size=args.batch_size)
     top = module.model.score(query_vectors, doc_vectors).topk(min(args.depth, len(docs)), dim=1)
     run = Run(name=precision)
-    for query_id, values, positions in zip(judged, top.values.cpu().tolist(), top.indices.cpu().tolist()):
-        run.add(query_id, [doc_ids[p] for p in positions], values)
+    for query, values, positions in zip(queries, top.values.cpu().tolist(), top.indices.cpu().tolist()):
+        run.add(query.query_id, [doc_ids[p] for p in positions], values)
     return module.packs_sequences(), run, top.values.float().cpu().flatten()
 
 

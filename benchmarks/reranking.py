@@ -27,6 +27,7 @@ from .common import (
     dtype_of,
     emit,
     lightning_precision,
+    padded_rows,
     peak_memory_mib,
     reset_peak_memory,
     scifact_texts,
@@ -107,9 +108,7 @@ def _module(args: argparse.Namespace, batch_size: int | None = None):
 
     module = CrossEncoderModule(args.model, pair_batch_size=batch_size,
                                 config_overrides={"query_length": query_length(args), "max_length": args.max_length})
-    if args.padded:  # boltir before packing: every batch in padded rows
-        module.packs_sequences = lambda: False
-    return module
+    return padded_rows(module, args.padded)
 
 
 def _boltir_score(args: argparse.Namespace, lists: list):
