@@ -55,7 +55,7 @@ def main() -> None:
         }
         if lists:
             ce = CrossEncoder(classifier, device="cpu", max_length=512).to(dtype)
-            module = CrossEncoderModule(classifier, pair_batch_size=args.batch_size,
+            module = CrossEncoderModule(classifier, encode_batch_size=args.batch_size,
                                         config_overrides={"query_length": 64, "max_length": 512}).to(dtype).eval()
             systems["st-rerank"] = lambda ce=ce: ce.predict(pairs, batch_size=args.batch_size)
             systems["boltir-score"] = lambda module=module: module.score([q for _, q, _, _ in lists], [ds for _, _, _, ds in lists])

@@ -100,7 +100,7 @@ class FineTunedCrossEncoder(CrossEncoderModule):
 def fine_tune(args: argparse.Namespace, train_run: Path, work: Path) -> CrossEncoderModule:
     """Step 3: lists of one positive and BM25 negatives from SciFact train, listwise cross-entropy."""
     config = CrossEncoderConfig(pooling="cls", query_length=args.query_length, max_length=args.max_length)
-    module = FineTunedCrossEncoder(args.base, config=config, pair_batch_size=args.list_size * args.batch_size,
+    module = FineTunedCrossEncoder(args.base, config=config, encode_batch_size=args.list_size * args.batch_size,
                                    loss_functions="infonce", lr=args.lr)
     train = RunTupleDataset(train_run, args.data, args.data, split="train", list_size=args.list_size,
                             rank_window=(0, args.depth), seed=args.seed)
@@ -148,7 +148,7 @@ def main() -> None:
         assert test.qrels is not None
         results["BM25"] = evaluate(runs["test"], test.qrels, MEASURES)
         if args.zero_shot:
-            module = CrossEncoderModule(args.zero_shot, pair_batch_size=args.depth)
+            module = CrossEncoderModule(args.zero_shot, encode_batch_size=args.depth)
             results["BM25 >> MS MARCO MiniLM-L12 (zero-shot)"] = re_rank(args, module, runs["test"], test, corpus,
                                                                          out / "scifact-ms-marco-minilm-l12.run")
         if args.epochs > 0:

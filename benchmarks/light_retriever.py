@@ -65,12 +65,10 @@ def light_module(directory: Path, random_cache: bool, device: str, batch_size: i
         return LightRetrieverModule(model=LightRetrieverModel(None, tokenizer, config, backbone_config, token_cache=weights)), None
     seconds = None
     if not (directory / CACHE_NAME).is_file():
-        from boltir import Trainer
-
-        precision = "bf16-mixed" if device.startswith("cuda") else "32-true"
-        trainer = Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, precision=precision, logger=False)
+        gpu = device.startswith("cuda")
         start = time.perf_counter()
-        trainer.cache_embeddings(LightRetrieverModule(directory), batch_size=batch_size)
+        with torch.autocast("cuda" if gpu else "cpu", dtype=torch.bfloat16, enabled=gpu):
+            LightRetrieverModule(directory).to(device).cache_embeddings(batch_size=batch_size)
         seconds = time.perf_counter() - start
         print(f"built the query token cache in {seconds:.1f} s", flush=True)
     return LightRetrieverModule(directory, query_only=True), seconds

@@ -127,7 +127,9 @@ def evaluate_variant(name: str, directory: Path, docs: list[tuple[str, str]], qu
     else:
         if not sparse:
             start = time.perf_counter()
-            trainer(args).cache_embeddings(full, batch_size=args.cache_batch_size)
+            bf16 = args.precision.startswith("bf16") and args.device.startswith("cuda")
+            with torch.autocast("cuda" if bf16 else "cpu", dtype=torch.bfloat16, enabled=bf16):
+                full.to(args.device).cache_embeddings(batch_size=args.cache_batch_size)
             cache_seconds = time.perf_counter() - start
         query_module = LightRetrieverModule(directory, query_only=True).to(args.device).eval()
         del full
@@ -142,7 +144,7 @@ def evaluate_variant(name: str, directory: Path, docs: list[tuple[str, str]], qu
         start = time.perf_counter()
         with _autocast(args, symmetric):
             vectors = query_module.encode_queries(texts, batch_size=args.search_batch_size).float()
-        scores, ids = searcher.search(vectors, args.k)
+        scores, ids = searcher.search_arrays(vectors, args.k)
         timings.append(time.perf_counter() - start)
     seconds = statistics.median(timings[1:])
     for query, row_scores, row_ids in zip(queries, scores, ids):

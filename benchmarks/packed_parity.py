@@ -76,7 +76,7 @@ def _cross_encoder_run(args: argparse.Namespace, model: str, precision: str, pad
     from boltir.data.run import Run
 
     lists = rerank_lists(args.data, args.run, args.depth, args.queries)
-    module = _module(CrossEncoderModule(model, pair_batch_size=args.batch_size), args, precision, padded)
+    module = _module(CrossEncoderModule(model, encode_batch_size=args.batch_size), args, precision, padded)
     scores = module.score([q for _, q, _, _ in lists], [ds for _, _, _, ds in lists]).scores
     run = Run(name=precision)
     for (query_id, _, doc_ids, _), values in zip(lists, scores):

@@ -22,11 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_check import Variant, clean, common_arguments, compare, encode_into, load_collection, write_results  # noqa: E402
+from engine_check import Variant, clean, colbert_backbone, common_arguments, compare, encode_into, load_collection, write_results  # noqa: E402
 
 from boltir import ColBERTConfig, ColBERTModule, MultiVectorExactIndexConfig, PlaidIndexConfig  # noqa: E402
 from boltir.models import read_family  # noqa: E402
-from boltir.models.convert import colbert_backbone  # noqa: E402
 from boltir.models.resolve import resolve_model_dir  # noqa: E402
 
 

@@ -106,7 +106,7 @@ def _st(args: argparse.Namespace, lists: list):
 def _module(args: argparse.Namespace, batch_size: int | None = None):
     from boltir import CrossEncoderModule
 
-    module = CrossEncoderModule(args.model, pair_batch_size=batch_size,
+    module = CrossEncoderModule(args.model, encode_batch_size=batch_size,
                                 config_overrides={"query_length": query_length(args), "max_length": args.max_length})
     return padded_rows(module, args.padded)
 
@@ -116,7 +116,7 @@ def _boltir_score(args: argparse.Namespace, lists: list):
 
     def run(batch_size: int, part: list | None = None) -> float:
         chosen = lists if part is None else part
-        module.pair_batch_size = batch_size
+        module.encode_batch_size = batch_size
 
         def score() -> None:
             for scores in module.score([q for _, q, _, _ in chosen], [ds for _, _, _, ds in chosen]).scores:
@@ -147,7 +147,7 @@ def _boltir_re_rank(args: argparse.Namespace, lists: list):
     full = dataset(lists)
 
     def run(batch_size: int, part: list | None = None) -> float:
-        module.pair_batch_size = batch_size
+        module.encode_batch_size = batch_size
         trainer = Trainer(
             accelerator="gpu" if args.device.startswith("cuda") else "cpu", devices=1,
             precision=lightning_precision(args.precision), logger=False, enable_progress_bar=False,

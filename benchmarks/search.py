@@ -4,11 +4,11 @@ For each index type and collection size, one index is built through boltir's ind
 the raw engine loads the same file. Both answer the same queries with the same settings:
   Faiss (dense, 384-d; nprobe, efSearch)
     raw     ``index.search(queries, k)`` on normalised float32 numpy queries (what Faiss needs)
-    boltir  ``FaissSearcher.search(query_tensor, k)`` on the model's output tensor: it normalises a copy,
+    boltir  ``FaissSearcher.search_arrays(query_tensor, k)`` on the model's output tensor: it normalises a copy,
             searches, and maps positions to document ids
   Seismic (learned sparse over a 30,522-term vocabulary; ``--indexes Seismic``; query_cut, heap_factor)
     raw     ``index.search(...)`` per query on term strings and weights prepared beforehand (what Seismic needs)
-    boltir  ``SeismicSearcher.search(query_tensor, k)`` on ``[queries, vocab]`` term weights, as a SPLADE model
+    boltir  ``SeismicSearcher.search_arrays(query_tensor, k)`` on ``[queries, vocab]`` term weights, as a SPLADE model
             outputs them: it extracts each query's terms, searches, and maps positions to document ids
 Throughput: one batch of ``--queries`` queries. Latency: one query at a time, ``--latency-queries`` of them.
 
@@ -132,11 +132,11 @@ def bench_seismic(size: int, args: argparse.Namespace, workdir: Path) -> dict[st
                            heap_factor=config.heap_factor) for i in range(len(prepared))[part]]
 
     first = raw_search(slice(None))
-    _, ids = searcher.search(queries, k)
+    _, ids = searcher.search_arrays(queries, k)
     agree = float(np.mean([bool(hits) and ids[i][0] == f"doc{int(hits[0][2])}" for i, hits in enumerate(first)]))
     return {
         "row": "search", "index": "Seismic", "kind": "Seismic", "docs": size, "k": k, "build_s": build_s,
-        **overhead_timings(raw_search, lambda part: searcher.search(_part(queries, part), k), args),
+        **overhead_timings(raw_search, lambda part: searcher.search_arrays(_part(queries, part), k), args),
         "top1_agreement": agree, "threads": torch.get_num_threads(),
         "versions": versions(("pyseismic-lsr", "numpy", "boltir")),
     }
@@ -219,12 +219,12 @@ def bench_plaid(size: int, args: argparse.Namespace, workdir: Path) -> dict[str,
                           n_full_scores=n_full_scores, show_progress=False)
 
     first = [[f"doc{position}" for position, _ in hits] for hits in raw_search(slice(None))]
-    _, ids = searcher.search(queries, k)
+    _, ids = searcher.search_arrays(queries, k)
     agree = float(np.mean([bool(hits) and ids[i][0] == hits[0] for i, hits in enumerate(first)]))
     same = float(np.mean([ids[i] == hits for i, hits in enumerate(first)]))
     return {
         "row": "search", "index": "PLAID", "kind": "PLAID", "docs": size, "k": k, "build_s": build_s,
-        **overhead_timings(raw_search, lambda part: searcher.search(_part(queries, part), k), args),
+        **overhead_timings(raw_search, lambda part: searcher.search_arrays(_part(queries, part), k), args),
         "top1_agreement": agree, "topk_agreement": same, "threads": torch.get_num_threads(), "device": args.device,
         "token_dim": args.token_dim, "doc_tokens": args.doc_tokens, "query_tokens": args.query_tokens,
         "versions": versions(("fast-plaid", "torch", "numpy", "boltir")),
@@ -262,14 +262,14 @@ def bench_one(kind: str, size: int, args: argparse.Namespace, workdir: Path) -> 
     k = args.k
 
     raw_scores, raw_positions = raw.search(raw_queries, k)
-    scores, ids = searcher.search(queries, k)
+    scores, ids = searcher.search_arrays(queries, k)
     agree = float(np.mean([ids[i][0] == f"doc{raw_positions[i, 0]}" for i in range(len(ids))]))
 
     raw_batch = _median_time(lambda: raw.search(raw_queries, k), args.repeats)
-    boltir_batch = _median_time(lambda: searcher.search(queries, k), args.repeats)
+    boltir_batch = _median_time(lambda: searcher.search_arrays(queries, k), args.repeats)
     n = args.latency_queries
     raw_single = _median_time(lambda: [raw.search(raw_queries[i : i + 1], k) for i in range(n)], args.repeats) / n
-    boltir_single = _median_time(lambda: [searcher.search(queries[i : i + 1], k) for i in range(n)], args.repeats) / n
+    boltir_single = _median_time(lambda: [searcher.search_arrays(queries[i : i + 1], k) for i in range(n)], args.repeats) / n
     return {
         "row": "search",
         "index": factory,

@@ -43,7 +43,7 @@ def main() -> None:
     cross_encoder.SORT_WINDOW = default
     pairs = sum(len(d) for d in docs)
     medians = {window: statistics.median(seconds) for window, seconds in times.items()}
-    emit({"row": "sort-window", "device": "cpu", "pairs": pairs, "batch": module.pairs_per_batch, "times": times,
+    emit({"row": "sort-window", "device": "cpu", "pairs": pairs, "batch": module.forward_batch_size, "times": times,
           "median_s": medians, "speedup": medians[1] / medians[default]})
 
 

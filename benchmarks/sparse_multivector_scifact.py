@@ -38,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine_check import (  # noqa: E402
+    colbert_backbone,
     Variant,
     clean,
     common_arguments,
@@ -244,8 +245,6 @@ def main(argv: list[str] | None = None) -> Path:
     if args.limit_docs:
         data = slice_beir(data, work / "data", args.limit_docs, args.limit_queries or 8)
     if args.colbert_backbone is None and "colbert" in args.families:
-        from boltir.models.convert import colbert_backbone
-
         args.colbert_backbone = str(colbert_backbone(source=args.colbert_onnx))
     models = {"dense": args.minilm, "splade": args.splade, "colbert": args.colbert_backbone}
     FAMILIES["dense"]["config"] = args.dense_config

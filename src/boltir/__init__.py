@@ -44,7 +44,7 @@ from .models import (
     SpladeConfig,
     load_model,
 )
-from .models.layers import SegmentConfig, SegmentedVectors
+from .models.layers import SegmentConfig
 from .modules import (
     BiEncoderModule,
     BM25Module,
@@ -55,6 +55,7 @@ from .modules import (
     SpladeModule,
 )
 from .trainer import Trainer
+from .types import SegmentedVectors
 
 __all__ = [
     "BM25IndexConfig",

@@ -1,4 +1,4 @@
-"""boltir's Trainer: Lightning's, with ``index``, ``search``, ``re_rank`` and ``cache_embeddings`` entry points.
+"""boltir's Trainer: Lightning's, with ``index``, ``search`` and ``re_rank`` entry points.
 
 Each entry point runs Lightning's predict loop with the matching callback attached, so devices, precision,
 progress bars and multi-GPU come from Lightning.
@@ -11,26 +11,31 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
-from torch.utils.data import DataLoader
 
-from .callbacks import IndexCallback, ReRankCallback, SearchCallback, TokenCacheCallback
+from .callbacks import IndexCallback, RandomState, RankingValidation, ReRankCallback, SearchCallback
 from .data import DataModule
-from .data.batches import TokenBatch
 from .eval import DEFAULT_MEASURES
 from .index import IndexConfig
 from .modules import BoltirModule
 
 
 class Trainer(pl.Trainer):
-    """A Lightning Trainer that also indexes, searches, re-ranks and caches query token vectors."""
+    """A Lightning Trainer that also indexes, searches and re-ranks.
 
-    def _predict_with(self, callback: pl.Callback, model: BoltirModule, datamodule: DataModule | None, loader: DataLoader | None = None) -> pl.Callback:
+    It attaches :class:`~boltir.callbacks.RankingValidation` (``val/<measure>`` during fit) and
+    :class:`~boltir.callbacks.RandomState` (random states in checkpoints) unless the callbacks already hold one.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for default in (RankingValidation, RandomState):
+            if not any(isinstance(callback, default) for callback in self.callbacks):
+                self.callbacks.append(default())
+
+    def _predict_with(self, callback: pl.Callback, model: BoltirModule, datamodule: DataModule) -> pl.Callback:
         self.callbacks.append(callback)
         try:
-            if loader is not None:
-                self.predict(model, dataloaders=loader, return_predictions=False)
-            else:
-                self.predict(model, datamodule=datamodule, return_predictions=False)
+            self.predict(model, datamodule=datamodule, return_predictions=False)
         finally:
             self.callbacks.remove(callback)
         return callback
@@ -73,15 +78,3 @@ class Trainer(pl.Trainer):
         """Re-score the candidates of every run dataset; write the new runs and evaluate them."""
         callback = ReRankCallback(run_dir=run_dir, run_path=run_path, measures=measures)
         return self._predict_with(callback, model, datamodule)  # type: ignore[return-value]
-
-    def cache_embeddings(
-        self,
-        model: BoltirModule,
-        datamodule: DataModule | None = None,
-        batch_size: int = 1024,
-        cache_path: str | os.PathLike[str] | None = None,
-    ) -> TokenCacheCallback:
-        """Encode every vocabulary token alone (LightRetriever's query EmbeddingBag) and save it beside the model."""
-        vocabulary = range(len(model.model.tokenizer))
-        loader = DataLoader(vocabulary, batch_size=batch_size, collate_fn=lambda ids: TokenBatch(list(ids)))  # type: ignore[arg-type]
-        return self._predict_with(TokenCacheCallback(cache_path), model, None, loader)  # type: ignore[return-value]

@@ -116,9 +116,9 @@ def test_sort_window_cpu_times_both_groupings(tiny_bert_dir, tiny_beir, bm25_run
 def _fake_varlen_kernel(monkeypatch):
     """Pretend PyTorch's variable-length flash kernel runs here (a GPU): pairs are packed, and on this CPU the
     packed layout computes through padded rows."""
-    from boltir.modules import base
+    from boltir.modules import device
 
-    monkeypatch.setattr(base, "varlen_runs", lambda device, dtype: True)
+    monkeypatch.setattr(device, "varlen_runs", lambda device, dtype: True)
 
 
 def test_padded_flag_keeps_boltir_from_packing(tiny_bert_dir, tiny_beir, bm25_run, monkeypatch):

@@ -43,14 +43,14 @@ def test_search_ranks_lexical_matches_first(bm25_index, tiny_beir, tmp_path):
 
 def test_stemming_matches_word_forms_and_unknown_words_match_nothing(bm25_index):
     searcher = open_searcher(bm25_index)
-    scores, ids = searcher.search(["tides", "zebra quokka", "the"], k=10)
+    scores, ids = searcher.search_arrays(["tides", "zebra quokka", "the"], k=10)
     assert ids[0] == ["d3"]  # "tides" stems to "tide"
     assert ids[1] == [] and ids[2] == []  # unknown words, stopwords: no matching document
     assert scores.shape[0] == 3 and np.all(scores[0, 1:] == 0)
 
 
 def test_k_above_corpus_size_returns_every_match(bm25_index):
-    _, ids = open_searcher(bm25_index).search(["capital of germany and france"], k=100)
+    _, ids = open_searcher(bm25_index).search_arrays(["capital of germany and france"], k=100)
     assert set(ids[0]) == {"d1", "d2"}
 
 

@@ -31,7 +31,7 @@ def test_flat_search_equals_brute_force(tiny_bert_dir, tmp_path, similarity):
     torch.manual_seed(0)
     docs, queries = torch.randn(50, 32), torch.randn(4, 32)
     searcher = open_searcher(_build(module, tmp_path / "idx", docs))
-    scores, ids = searcher.search(queries, 5)
+    scores, ids = searcher.search_arrays(queries, 5)
     expected = module.model.score(queries, docs)
     top = expected.topk(5)
     assert ids == [[f"d{i}" for i in row] for row in top.indices.tolist()]
@@ -45,7 +45,7 @@ def test_approximate_factories_build_and_search(module, tmp_path, factory, setti
     directory = _build(module, tmp_path / "idx", docs, FaissIndexConfig(factory=factory, train_size=100))
     searcher = open_searcher(directory, **settings)
     assert searcher.manifest["count"] == 300
-    _, ids = searcher.search(docs[:3], 1)
+    _, ids = searcher.search_arrays(docs[:3], 1)
     if "PQ" not in factory:  # exact lists visited: a document finds itself
         assert [row[0] for row in ids] == ["d0", "d1", "d2"]
 

@@ -44,7 +44,7 @@ def test_engines_are_registered_for_multi_vectors():
 def test_exhaustive_search_is_maxsim_over_every_document(tmp_path_factory, seed, k, chunk):
     docs, queries = _tokens(40, 9, seed), _tokens(3, 4, seed + 1)
     config = MultiVectorExactIndexConfig(token_dtype="float32", candidates_per_token=None, chunk_tokens=chunk)
-    scores, ids = open_searcher(_build(config, tmp_path_factory.mktemp("mv") / "index", docs)).search(queries, k)
+    scores, ids = open_searcher(_build(config, tmp_path_factory.mktemp("mv") / "index", docs)).search_arrays(queries, k)
     expected = maxsim(queries, docs)
     for i, row in enumerate(ids):
         best = expected[i].argsort(descending=True, stable=True)[:k]
@@ -55,13 +55,13 @@ def test_exhaustive_search_is_maxsim_over_every_document(tmp_path_factory, seed,
 def test_faiss_candidates_find_the_exhaustive_top_k(tmp_path):
     docs, queries = _tokens(300, 12, 0), _tokens(10, 6, 1)
     _build(MultiVectorExactIndexConfig(candidates_per_token=None), tmp_path / "index", docs)
-    exhaustive_scores, exhaustive = open_searcher(tmp_path / "index").search(queries, 10)
-    few_scores, few = open_searcher(tmp_path / "index", candidates_per_token=2).search(queries, 10)
-    many_scores, many = open_searcher(tmp_path / "index", candidates_per_token=300).search(queries, 10)
+    exhaustive_scores, exhaustive = open_searcher(tmp_path / "index").search_arrays(queries, 10)
+    few_scores, few = open_searcher(tmp_path / "index", candidates_per_token=2).search_arrays(queries, 10)
+    many_scores, many = open_searcher(tmp_path / "index", candidates_per_token=300).search_arrays(queries, 10)
     assert many == exhaustive
     np.testing.assert_allclose(many_scores, exhaustive_scores, rtol=1e-6)
     # fewer candidates may miss documents, but the ones found carry their exact score
-    all_scores, all_ids = open_searcher(tmp_path / "index").search(queries, 300)
+    all_scores, all_ids = open_searcher(tmp_path / "index").search_arrays(queries, 300)
     for i, row in enumerate(few):
         exact = dict(zip(all_ids[i], all_scores[i]))
         assert 0 < len(row) <= 10 and few_scores[i, : len(row)] == pytest.approx([exact[d] for d in row], rel=1e-6)
@@ -69,7 +69,7 @@ def test_faiss_candidates_find_the_exhaustive_top_k(tmp_path):
 
 def test_stored_float16_tokens_score_like_the_model(tmp_path):
     docs, queries = _tokens(50, 10, 2), _tokens(2, 5, 3)
-    scores, ids = open_searcher(_build(MultiVectorExactIndexConfig(), tmp_path / "index", docs)).search(queries, 5)
+    scores, ids = open_searcher(_build(MultiVectorExactIndexConfig(), tmp_path / "index", docs)).search_arrays(queries, 5)
     expected = maxsim(queries, docs)
     for i, row in enumerate(ids):
         np.testing.assert_allclose(scores[i], [float(expected[i, int(d[1:])]) for d in row], atol=5e-3)
@@ -80,15 +80,15 @@ def test_documents_without_tokens_are_never_returned(tmp_path, candidates):
     docs = _tokens(10, 6, 4, empty=(0, 5))
     searcher = open_searcher(_build(MultiVectorExactIndexConfig(candidates_per_token=candidates), tmp_path / "index", docs))
     assert searcher.manifest["empty_docs"] == 2 and len(searcher.doc_ids) == 10
-    _, ids = searcher.search(_tokens(2, 3, 5), 10)
+    _, ids = searcher.search_arrays(_tokens(2, 3, 5), 10)
     assert all(len(row) == 8 and not {"d0", "d5"} & set(row) for row in ids)
-    _, ids = searcher.search(_tokens(1, 3, 5, empty=(0,)), 10)  # a query without tokens matches nothing
+    _, ids = searcher.search_arrays(_tokens(1, 3, 5, empty=(0,)), 10)  # a query without tokens matches nothing
     assert ids == [[]]
 
 
 def test_only_empty_documents(tmp_path):
     searcher = open_searcher(_build(MultiVectorExactIndexConfig(), tmp_path / "index", _tokens(3, 4, 0, empty=(0, 1, 2))))
-    assert searcher.search(_tokens(2, 3, 1), 5)[1] == [[], []]
+    assert searcher.search_arrays(_tokens(2, 3, 1), 5)[1] == [[], []]
 
 
 def test_dense_and_sparse_inputs_are_refused_clearly(tmp_path):
@@ -96,9 +96,9 @@ def test_dense_and_sparse_inputs_are_refused_clearly(tmp_path):
         MultiVectorExactIndexConfig().indexer(tmp_path / "x", StubModel("sparse", DIM))
     searcher = open_searcher(_build(MultiVectorExactIndexConfig(), tmp_path / "index", _tokens(4, 3, 0)))
     with pytest.raises(IndexMismatchError, match="per-token vectors, got a tensor of shape"):
-        searcher.search(torch.randn(2, DIM), 3)
+        searcher.search_arrays(torch.randn(2, DIM), 3)
     with pytest.raises(IndexMismatchError, match="dim 8, got 4"):
-        searcher.search(TokenVectors(torch.randn(1, 2, 4), torch.ones(1, 2)), 3)
+        searcher.search_arrays(TokenVectors(torch.randn(1, 2, 4), torch.ones(1, 2)), 3)
     with pytest.raises(IndexMismatchError, match="holds multi-vector vectors"):
         searcher.check_model(StubModel("dense", DIM))
 
@@ -113,7 +113,7 @@ def test_plaid_needs_its_extra(tmp_path):
         assert not (tmp_path / "plaid").exists()
     else:
         _build(PlaidIndexConfig(), tmp_path / "plaid", _tokens(50, 8, 0))
-        assert len(open_searcher(tmp_path / "plaid").search(_tokens(2, 4, 1), 5)[1][0]) == 5
+        assert len(open_searcher(tmp_path / "plaid").search_arrays(_tokens(2, 4, 1), 5)[1][0]) == 5
 
 
 @pytest.mark.usefixtures("fake_fast_plaid")
@@ -123,7 +123,7 @@ def test_plaid_glue_streams_documents_in_order_and_maps_ids_back(tmp_path):
     exact = open_searcher(_build(MultiVectorExactIndexConfig(candidates_per_token=None), tmp_path / "exact", docs))
     assert sorted(p.name for p in (tmp_path / "plaid").iterdir()) == ["doc_ids.txt", "manifest.json", "plaid"]  # raw tokens dropped
     assert plaid.manifest["empty_docs"] == 1
-    plaid_scores, plaid_ids = plaid.search(queries, 5)
-    exact_scores, exact_ids = exact.search(queries, 5)
+    plaid_scores, plaid_ids = plaid.search_arrays(queries, 5)
+    exact_scores, exact_ids = exact.search_arrays(queries, 5)
     assert plaid_ids == exact_ids
     np.testing.assert_allclose(plaid_scores, exact_scores, atol=5e-3)

@@ -37,7 +37,7 @@ def test_index_stores_segments_and_search_returns_documents(index_config, maxp, 
 
     texts = {d.doc_id: d.text for d in DocDataset(tiny_beir)}
     queries = QueryDataset(tiny_beir).texts()
-    scores, ids = searcher.search(maxp.encode_queries(list(queries.values())), k=4)
+    scores, ids = searcher.search_arrays(maxp.encode_queries(list(queries.values())), k=4)
     doc_ids = list(texts)
     exact = maxp.model.score(maxp.encode_queries(list(queries.values())), maxp.encode_docs([texts[d] for d in doc_ids]))
     for row, (row_scores, row_ids) in enumerate(zip(scores, ids)):
@@ -70,9 +70,9 @@ def test_searcher_fetches_deeper_when_one_document_fills_the_top(maxp, tmp_path)
     indexer.finish()
     searcher = open_searcher(tmp_path / "index")
     fetches = []
-    inner_search = searcher.inner.search
-    searcher.inner.search = lambda q, k: fetches.append(k) or inner_search(q, k)
-    scores, ids = searcher.search(query, k=3)
+    inner_search = searcher.inner.search_arrays
+    searcher.inner.search_arrays = lambda q, k: fetches.append(k) or inner_search(q, k)
+    scores, ids = searcher.search_arrays(query, k=3)
     assert len(fetches) > 1 and fetches[0] < fetches[-1]
     assert ids[0][0] == "d0" and len(ids[0]) == 3 and len(set(ids[0])) == 3
     exact = maxp.model.score(query, SegmentedVectors(vectors, mask))[0]

@@ -13,7 +13,7 @@ from boltir import ConfigError, CrossEncoderConfig, CrossEncoderModule
 from boltir.models.layers import attention as attention_layers
 from boltir.models.layers.attention import PackedLayout, SetLayout, WindowedLayout, varlen_runs
 from boltir.models.layers.packing import PackedTokens
-from boltir.modules import base as module_base
+from boltir.modules import device as module_device
 from tests.conftest import liven
 
 QUERY = "what is the capital of germany"
@@ -142,9 +142,9 @@ def test_set_encoder_passages_influence_each_other(tiny_bert_dir):
 
 def test_set_encoder_lists_of_a_batch_stay_apart(tiny_bert_dir):
     module = _cross_encoder(tiny_bert_dir, attention="set")
-    module.pair_batch_size = 100
+    module.encode_batch_size = 100
     together = module.rank_scores([QUERY, "ocean tide"], [DOCS[:4], DOCS[4:9]])
-    module.pair_batch_size = 1  # one whole list per forward pass
+    module.encode_batch_size = 1  # one whole list per forward pass
     alone = module.rank_scores([QUERY, "ocean tide"], [DOCS[:4], DOCS[4:9]])
     for a, b in zip(together, alone):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
@@ -264,11 +264,11 @@ def test_boltir_attention_without_a_layout_is_transformers_sdpa(tiny_bert_dir):
 
 def test_module_packs_pairs_where_the_kernel_runs(tiny_bert_dir, monkeypatch):
     """On a GPU in half precision (faked here) every scored batch goes packed, and the scores equal padded ones."""
-    module = liven(CrossEncoderModule(tiny_bert_dir, pair_batch_size=4)).eval()
+    module = liven(CrossEncoderModule(tiny_bert_dir, encode_batch_size=4)).eval()
     assert not module.packs_sequences()  # a CPU
     with torch.no_grad():
         padded = module.rank_scores([QUERY], [DOCS])[0]
-    monkeypatch.setattr(module_base, "varlen_runs", lambda device, dtype: True)
+    monkeypatch.setattr(module_device, "varlen_runs", lambda device, dtype: True)
     assert module.packs_sequences() and not module.train().packs_sequences()  # training: attention dropout, padded
     module.eval()
     seen, forward = [], module.model.forward

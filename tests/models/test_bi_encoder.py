@@ -153,12 +153,12 @@ def test_module_packs_texts_where_the_kernel_runs(tiny_bert_dir, monkeypatch):
     """On a GPU in half precision (faked here) every encoded batch goes packed, from texts and from tokens made by
     the DataLoader's workers, and the vectors equal padded ones; training keeps padded rows."""
     from boltir.models.layers.packing import PackedTokens
-    from boltir.modules import base
+    from boltir.modules import device
 
     module = liven(BiEncoderModule(tiny_bert_dir)).eval()
     with torch.no_grad():
         padded = module.embed_docs(PACKED_TEXTS, batch_size=2)
-    monkeypatch.setattr(base, "varlen_runs", lambda device, dtype: True)
+    monkeypatch.setattr(device, "varlen_runs", lambda device, dtype: True)
     assert module.packs_sequences() and not module.train().packs_sequences()
     module.eval()
     seen, encode = [], module.model.encode_docs

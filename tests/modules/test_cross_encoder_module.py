@@ -36,7 +36,7 @@ def test_bm25_then_cross_encoder_re_rank(tiny_bert_dir, tiny_beir, tmp_path, att
     first = trainer.search(BM25Module(), DataModule(QueryDataset(tiny_beir)), tmp_path / "bm25", k=5,
                            run_path=tmp_path / "bm25.run")
     config = CrossEncoderConfig(attention=attention, window=2 if attention == "sparse" else None)
-    module = CrossEncoderModule(tiny_bert_dir, config=config, pair_batch_size=2)
+    module = CrossEncoderModule(tiny_bert_dir, config=config, encode_batch_size=2)
     data = DataModule(RunDataset(tmp_path / "bm25.run", tiny_beir, tiny_beir, depth=5), inference_batch_size=2)
     callback = trainer.re_rank(module, data, run_path=tmp_path / "ce.run")
     reranked, bm25 = Run.from_trec(tmp_path / "ce.run"), first.runs[0]
@@ -45,7 +45,7 @@ def test_bm25_then_cross_encoder_re_rank(tiny_bert_dir, tiny_beir, tmp_path, att
 
 
 def test_long_candidate_lists_stream_in_batches(tiny_bert_dir):
-    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=3).eval()
+    module = CrossEncoderModule(tiny_bert_dir, encode_batch_size=3).eval()
     docs = [f"document {i} about the {w} of the city" for i, w in enumerate(["capital", "river", "bank"] * 7)]
     calls = []
     forward = module.model.forward
@@ -53,7 +53,7 @@ def test_long_candidate_lists_stream_in_batches(tiny_bert_dir):
     with torch.no_grad():
         streamed = module.rank_scores(["capital of germany"], [docs])[0]
     assert max(calls) == 3 and sum(calls) == 21
-    module.pair_batch_size = 64
+    module.encode_batch_size = 64
     with torch.no_grad():
         torch.testing.assert_close(module.rank_scores(["capital of germany"], [docs])[0], streamed, atol=1e-5, rtol=1e-4)
 
@@ -105,7 +105,7 @@ def test_cli_bm25_then_cross_encoder(tiny_bert_dir, tiny_beir, tmp_path, capsys)
     main(["search", "--config", _write(tmp_path, "search.yaml", search)])
     re_rank = {
         "model": {"class_path": "boltir.CrossEncoderModule", "init_args": {
-            "model_name_or_path": str(tiny_bert_dir), "pair_batch_size": 4,
+            "model_name_or_path": str(tiny_bert_dir), "encode_batch_size": 4,
             "config": {"class_path": "boltir.CrossEncoderConfig", "init_args": {"attention": "sparse", "window": 4}}}},
         "trainer": trainer, "run_path": str(tmp_path / "ce.run"),
         "data": {"class_path": "boltir.DataModule", "init_args": {"inference_batch_size": 2, "inference_datasets": [
@@ -165,7 +165,7 @@ def test_cli_fit_a_cross_encoder_then_re_rank(tiny_bert_dir, tiny_train_beir, tm
     fit = {
         "seed_everything": 0,
         "model": {"class_path": "boltir.CrossEncoderModule", "init_args": {
-            "model_name_or_path": str(tiny_bert_dir), "loss_functions": "ranknet", "pair_batch_size": 8}},
+            "model_name_or_path": str(tiny_bert_dir), "loss_functions": "ranknet", "encode_batch_size": 8}},
         "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.001}},
         "data": {"class_path": "boltir.DataModule", "init_args": {
             "batch_size": 2,
@@ -191,7 +191,7 @@ def test_cli_fit_a_cross_encoder_then_re_rank(tiny_bert_dir, tiny_train_beir, tm
 def test_pairs_are_regrouped_by_token_count(tiny_bert_dir):
     """Pairs are tokenised a window at a time and regrouped by token count: every batch is cut to its own longest
     pair, and each score equals the pair's score alone (no padding at all)."""
-    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=2).eval()
+    module = CrossEncoderModule(tiny_bert_dir, encode_batch_size=2).eval()
     # by characters: berlin x9, capital x3, the long unknown word, ...; by tokens the unknown word leads
     # (one token per letter)
     docs = ["berlin " * 9, "tide", "capital of germany " * 3, "supercalifragilistic" * 2, "ocean", "berlin berlin"]
@@ -200,7 +200,7 @@ def test_pairs_are_regrouped_by_token_count(tiny_bert_dir):
         (batch.inputs["input_ids"].shape[1], int(batch.inputs["attention_mask"].sum(1).max()))) or forward(batch)
     with torch.no_grad():
         scores = module.rank_scores(["capital of germany"], [docs])[0]
-        module.pair_batch_size = 1
+        module.encode_batch_size = 1
         alone = torch.stack([module.rank_scores(["capital of germany"], [[d]])[0][0] for d in docs])
     torch.testing.assert_close(scores, alone, atol=1e-5, rtol=1e-4)
     regrouped = widths[: len(widths) - len(docs)]
@@ -227,7 +227,7 @@ def test_pair_batch_by_length_trims_each_piece(left):
 
 
 def test_pointwise_rank_scores_keep_gradients_for_training(tiny_bert_dir):
-    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=2)
+    module = CrossEncoderModule(tiny_bert_dir, encode_batch_size=2)
     scores = module.rank_scores(["capital of germany"], [["berlin", "paris is the capital of france", "tide"]])
     scores[0].sum().backward()
     assert module.model.head.weight.grad is not None

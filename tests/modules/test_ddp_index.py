@@ -33,6 +33,6 @@ def test_two_processes_build_the_same_index_as_one(segments, tiny_bert_dir, tiny
     assert two.manifest["documents"] == 6 and two.manifest["count"] == one.manifest["count"]
     assert sorted(two.doc_ids) == sorted(one.doc_ids) and two.manifest.get("segments") == one.manifest.get("segments")
     queries = module.encode_queries([q.text for q in QueryDataset(tiny_beir)])
-    (one_scores, one_ids), (two_scores, two_ids) = one.search(queries, 6), two.search(queries, 6)
+    (one_scores, one_ids), (two_scores, two_ids) = one.search_arrays(queries, 6), two.search_arrays(queries, 6)
     assert [r[0] for r in two_ids] == [r[0] for r in one_ids]
     torch.testing.assert_close(torch.as_tensor(two_scores), torch.as_tensor(one_scores), atol=1e-5, rtol=1e-4)

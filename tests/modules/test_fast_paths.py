@@ -50,8 +50,8 @@ def test_index_with_workers_and_buffer_matches_plain_index(tiny_bert_dir, tiny_b
 
     trainer._predict_with(IndexCallback(tmp_path / "fast", FaissIndexConfig(), buffer_size=3), module, fast)
     queries = module.encode_queries([q.text for q in QueryDataset(tiny_beir)])
-    plain_scores, plain_ids = open_searcher(tmp_path / "plain").search(queries, 6)
-    fast_scores, fast_ids = open_searcher(tmp_path / "fast").search(queries, 6)
+    plain_scores, plain_ids = open_searcher(tmp_path / "plain").search_arrays(queries, 6)
+    fast_scores, fast_ids = open_searcher(tmp_path / "fast").search_arrays(queries, 6)
     assert open_searcher(tmp_path / "fast").manifest["count"] == 6
     assert [sorted(r) for r in fast_ids] == [sorted(r) for r in plain_ids]
     torch.testing.assert_close(torch.as_tensor(fast_scores), torch.as_tensor(plain_scores), atol=1e-5, rtol=1e-4)
@@ -87,7 +87,7 @@ def test_overlapped_preparation_keeps_batch_order():
     import random
     import time
 
-    from boltir.modules.base import overlapped
+    from boltir.modules.device import overlapped
 
     batches = [[i, i + 1] for i in range(0, 40, 2)]
     rng = random.Random(0)
@@ -109,7 +109,7 @@ def test_cross_encoder_bf16_scores_stay_close_to_fp32(tiny_bert_dir):
 
     torch.manual_seed(0)
     module = CrossEncoderModule(tiny_bert_dir)
-    assert module.pairs_per_batch == 64  # CPU default
+    assert module.forward_batch_size == 64  # CPU default
     with torch.no_grad():  # a head with weight: scores spread enough to rank
         module.model.head.weight.normal_(0, 1.0)
     docs = TEXTS * 4
@@ -125,16 +125,16 @@ def test_cross_encoder_scores_alike_with_the_helper_thread(tiny_bert_dir, monkey
     """The GPU path (next batch tokenised in a helper thread, texts cached across batches, documents cut to fit
     beside the query) scores like the plain one."""
     from boltir import CrossEncoderModule
-    from boltir.modules import base
+    from boltir.modules import cross_encoder, device
 
-    module = CrossEncoderModule(tiny_bert_dir, pair_batch_size=2,
+    module = CrossEncoderModule(tiny_bert_dir, encode_batch_size=2,
                                 config_overrides={"max_length": 24, "query_length": 8})
     long_docs = [" ".join([t] * 6) for t in TEXTS]  # longer than max_length: cut only_second in the pair
     queries = ["capital of germany", "ocean tide", "tide"]
     docs = [TEXTS + long_docs, long_docs[::-1] + TEXTS[:1], long_docs]
     plain = module.score(queries, docs).scores
-    monkeypatch.setattr(CrossEncoderModule, "_overlapped",
-                        lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, helper=True))
+    monkeypatch.setattr(cross_encoder, "overlapped",
+                        lambda batches, prepare, compute, helper: device.overlapped(batches, prepare, compute, helper=True))
     for _ in range(3):  # thread interleavings differ between calls
         threaded = module.score(queries, docs).scores
         for a, b in zip(plain, threaded):
@@ -143,13 +143,13 @@ def test_cross_encoder_scores_alike_with_the_helper_thread(tiny_bert_dir, monkey
 
 def test_bi_encoder_vectors_alike_with_the_helper_thread(tiny_bert_dir, monkeypatch):
     from boltir import BiEncoderModule
-    from boltir.modules import base
+    from boltir.modules import bi_encoder, device
 
     module = BiEncoderModule(tiny_bert_dir)
     texts = TEXTS * 5 + [" ".join(TEXTS) * 4]
     plain = module.encode_docs(texts, batch_size=3)
-    monkeypatch.setattr(BiEncoderModule, "_overlapped",
-                        lambda self, batches, prepare, compute: base.overlapped(batches, prepare, compute, helper=True))
+    monkeypatch.setattr(bi_encoder, "overlapped",
+                        lambda batches, prepare, compute, helper: device.overlapped(batches, prepare, compute, helper=True))
     torch.testing.assert_close(module.encode_docs(texts, batch_size=3), plain)
 
 
@@ -159,7 +159,7 @@ def test_trainer_runs_packed_batches_like_padded_ones(tiny_bert_dir, tiny_beir, 
     from boltir import BM25IndexConfig, BM25Module, CrossEncoderModule, RunDataset
     from boltir.data.run import Run
     from boltir.models.layers.packing import PackedTokens
-    from boltir.modules import base
+    from boltir.modules import device
 
     bi_encoder = BiEncoderModule(tiny_bert_dir)
     cross_encoder = CrossEncoderModule(tiny_bert_dir)
@@ -176,7 +176,7 @@ def test_trainer_runs_packed_batches_like_padded_ones(tiny_bert_dir, tiny_beir, 
         return Run.from_trec(tmp_path / f"{tag}.run")
 
     padded = run_both("padded")
-    monkeypatch.setattr(base, "varlen_runs", lambda device, dtype: True)
+    monkeypatch.setattr(device, "varlen_runs", lambda device, dtype: True)
     packed_calls: list[str] = []
 
     def counting(model):
@@ -188,8 +188,8 @@ def test_trainer_runs_packed_batches_like_padded_ones(tiny_bert_dir, tiny_beir, 
     packed = run_both("packed")
     assert set(packed_calls) == {"BiEncoderModel", "CrossEncoderModel"}  # both families ran packed batches
     queries = bi_encoder.encode_queries([q.text for q in QueryDataset(tiny_beir)])
-    padded_scores, padded_ids = open_searcher(tmp_path / "padded-index").search(queries, 6)
-    packed_scores, packed_ids = open_searcher(tmp_path / "packed-index").search(queries, 6)
+    padded_scores, padded_ids = open_searcher(tmp_path / "padded-index").search_arrays(queries, 6)
+    packed_scores, packed_ids = open_searcher(tmp_path / "packed-index").search_arrays(queries, 6)
     assert packed_ids == padded_ids
     torch.testing.assert_close(torch.as_tensor(packed_scores), torch.as_tensor(padded_scores), atol=1e-5, rtol=1e-4)
     for query_id in padded.query_ids:

@@ -1,10 +1,10 @@
-"""Index, search and re-rank as callbacks over Lightning's predict loop."""
+"""Index, search, re-rank and validation as callbacks over Lightning's loops; checkpointing."""
 
-from .checkpoint import ModelDirCheckpoint
+from .checkpoint import ModelDirCheckpoint, RandomState
 from .index import IndexCallback
 from .re_rank import ReRankCallback
 from .run_writer import RunWriter
 from .search import SearchCallback
-from .token_cache import TokenCacheCallback
+from .validation import RankingValidation
 
-__all__ = ["IndexCallback", "ModelDirCheckpoint", "ReRankCallback", "RunWriter", "SearchCallback", "TokenCacheCallback"]
+__all__ = ["IndexCallback", "ModelDirCheckpoint", "RandomState", "RankingValidation", "ReRankCallback", "RunWriter", "SearchCallback"]

@@ -1,13 +1,19 @@
-"""Checkpoints that are also model directories: every ``name.ckpt`` gets a ``name/`` that ``from_pretrained`` loads."""
+"""Checkpointing: checkpoints that are also model directories, and the random states that a resume restores."""
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+RNG_KEY = "boltir_rng_states"  # where checkpoints hold the random states (the key boltir has always used)
 
 
 def model_dir(checkpoint_path: str | os.PathLike[str]) -> Path:
@@ -59,4 +65,34 @@ class ModelDirCheckpoint(ModelCheckpoint):
                 shutil.rmtree(directory)
 
 
-__all__ = ["ModelDirCheckpoint", "model_dir"]
+class RandomState(pl.Callback):
+    """Saves the random states (Python, NumPy, torch, CUDA) in every checkpoint and restores them on resume, so a
+    resumed run draws the same dropout masks and shuffles; Lightning does not save them. boltir's Trainer attaches one.
+    """
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        kind, keys, *rest = np.random.get_state()
+        states: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            # as a tensor, so checkpoints still load with weights_only=True
+            "numpy": (kind, torch.from_numpy(keys.astype("int64")), *rest),
+        }
+        if torch.cuda.is_available():
+            states["torch.cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint[RNG_KEY] = states
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get(RNG_KEY)
+        if not states:
+            return
+        torch.set_rng_state(states["torch"])
+        if "torch.cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["torch.cuda"])
+        kind, keys, *rest = states["numpy"]
+        np.random.set_state((kind, keys.numpy().astype("uint32"), *rest))
+        version, internal, gauss = states["python"]
+        random.setstate((version, tuple(internal), gauss))
+
+
+__all__ = ["ModelDirCheckpoint", "RandomState", "model_dir"]

@@ -13,8 +13,7 @@ import torch
 
 from ..errors import ConfigError
 from ..index import FaissIndexConfig, IndexConfig, Indexer
-from ..models.layers import SegmentedVectors, TokenVectors, cat_batches
-from ..modules.base import EncodeOutput
+from ..types import EncodeOutput, SegmentedVectors, TokenVectors, cat_batches
 
 
 class IndexCallback(pl.Callback):

@@ -7,8 +7,8 @@ from typing import Any
 import lightning.pytorch as pl
 
 from ..errors import ConfigError
-from ..modules.base import ScoreOutput
-from .run_writer import RunWriter
+from ..types import ScoreOutput
+from .run_writer import RunWriter, add_scores
 
 
 class ReRankCallback(RunWriter):
@@ -19,6 +19,4 @@ class ReRankCallback(RunWriter):
     ) -> None:
         if not isinstance(outputs, ScoreOutput):
             raise ConfigError("re_rank needs run datasets (RunDataset) in data.inference_datasets.")
-        run = self._run(dataloader_idx)
-        for query_id, doc_ids, scores in zip(outputs.query_ids, outputs.doc_ids, outputs.scores):
-            run.add(query_id, doc_ids, scores.float().cpu().tolist())
+        add_scores(self._run(dataloader_idx), outputs)

@@ -1,4 +1,4 @@
-"""What search and re-rank share: collect scores into a run per dataset, write it, evaluate it, print a table."""
+"""What search, re-rank and validation share: collect scores into a run per dataset; write it, evaluate it, print a table."""
 
 from __future__ import annotations
 
@@ -10,19 +10,18 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from ..data.datasets import dataset_name
 from ..data.run import Run
 from ..eval import DEFAULT_MEASURES, evaluate, format_table, parse_measures, write_results
+from ..types import ScoreOutput
 
 log = logging.getLogger(__name__)
 
 
-def dataset_name(dataset: Any, index: int) -> str:
-    """A file-name-safe name for a dataloader's dataset: its source folder or file stem."""
-    source = str(getattr(dataset, "source", "") or getattr(dataset, "run_path", "") or f"dataset-{index}")
-    path = Path(source)
-    stem = path.name if path.is_dir() else path.stem
-    split = getattr(dataset, "split", None)
-    return (stem or f"dataset-{index}") + (f"-{split}" if split else "")
+def add_scores(run: Run, outputs: ScoreOutput) -> None:
+    """Add a predict or validation step's scores to ``run``."""
+    for query_id, doc_ids, scores in zip(outputs.query_ids, outputs.doc_ids, outputs.scores):
+        run.add(query_id, doc_ids, scores.float().cpu().tolist())
 
 
 class RunWriter(pl.Callback):

@@ -10,7 +10,7 @@ import lightning.pytorch as pl
 
 from ..errors import ConfigError
 from ..index import Searcher, open_searcher
-from ..modules.base import EncodeOutput
+from ..types import EncodeOutput
 from .run_writer import RunWriter
 
 
@@ -44,7 +44,5 @@ class SearchCallback(RunWriter):
         if not isinstance(outputs, EncodeOutput) or outputs.kind != "query":
             raise ConfigError("search needs query datasets (QueryDataset) in data.inference_datasets.")
         assert self.searcher is not None
-        scores, doc_ids = self.searcher.search(outputs.embeddings, self.k)
-        run = self._run(dataloader_idx)
-        for query_id, row_scores, row_ids in zip(outputs.ids, scores, doc_ids):
-            run.add(query_id, row_ids, row_scores[: len(row_ids)].tolist())
+        found = self.searcher.search(outputs.embeddings, self.k, outputs.ids)
+        self._run(dataloader_idx).rankings.update(found.rankings)

@@ -19,6 +19,7 @@ from ..index import IndexConfig
 from ..models import BoltirConfig
 from ..modules import BoltirModule
 from ..trainer import Trainer
+from . import cache_embeddings
 
 _LINKED = {"model", "datamodule"}
 
@@ -33,7 +34,6 @@ class BoltirCLI(LightningCLI):
             "index": _LINKED,
             "search": _LINKED,
             "re_rank": _LINKED,
-            "cache_embeddings": _LINKED,
         }
 
     @staticmethod
@@ -50,7 +50,11 @@ class BoltirCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> None:
     """Run the CLI; an error the user caused ends it with one line naming what to change, not a traceback."""
+    given = list(args if args is not None else sys.argv[1:])
     try:
+        if given[:1] in (["cache-embeddings"], ["cache_embeddings"]):  # not a Lightning subcommand: reads no data
+            cache_embeddings.main(given[1:])
+            return
         _run(args)
     except Exception as exc:
         cause = _user_error(exc)
@@ -82,7 +86,6 @@ def _run(args: list[str] | None) -> None:
     defaults = {"logger": False, "enable_checkpointing": False}
     # the module's default AdamW gives way to the config's optimizer: section; that is the point, not news
     warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden")
-    args = _cache_embeddings_args(args)
     command = (args if args is not None else sys.argv[1:])[:1]
     BoltirCLI(
         model_class=BoltirModule,
@@ -94,20 +97,6 @@ def _run(args: list[str] | None) -> None:
         args=args,
         trainer_defaults=defaults if command and command[0] != "fit" else {},
     )
-
-
-def _cache_embeddings_args(args: list[str] | None) -> list[str] | None:
-    """``cache-embeddings`` reads no data: spell it as the Trainer method and fill the CLI's required ``--data``."""
-    given = list(args if args is not None else sys.argv[1:])
-    if given[:1] not in (["cache-embeddings"], ["cache_embeddings"]):
-        return args
-    given[0] = "cache_embeddings"
-    if not any(a == "--data" or a.startswith("--data=") for a in given):
-        given += ["--data", "boltir.DataModule"]
-    if args is None:  # Lightning warns when both args and sys.argv are given
-        sys.argv[1:] = given
-        return None
-    return given
 
 
 if __name__ == "__main__":

@@ -129,13 +129,6 @@ class TrainBatch:
         )
 
 
-@dataclass
-class TokenBatch:
-    """Vocabulary token ids to encode one by one (the query token cache of LightRetriever)."""
-
-    token_ids: list[int]
-
-
 def collate(samples: list) -> DocBatch | QueryBatch | RankBatch | TrainBatch:
     """Turn a list of samples of one kind into its batch type."""
     first = samples[0]

@@ -9,6 +9,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
@@ -220,4 +221,15 @@ class RunDataset(Dataset):
         return self.samples[index]
 
 
-__all__ = ["DocDataset", "QueryDataset", "RunDataset", "join_title"]
+
+
+def dataset_name(dataset: Any, index: int) -> str:
+    """A file-name-safe name for a dataloader's dataset: its source folder or file stem (``dataset-<index>`` else)."""
+    source = str(getattr(dataset, "source", "") or getattr(dataset, "run_path", "") or f"dataset-{index}")
+    path = Path(source)
+    stem = path.name if path.is_dir() else path.stem
+    split = getattr(dataset, "split", None)
+    return (stem or f"dataset-{index}") + (f"-{split}" if split else "")
+
+
+__all__ = ["DocDataset", "QueryDataset", "RunDataset", "dataset_name", "join_title"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..errors import IndexMismatchError
-from .base import IndexConfig, Indexer, Searcher, read_manifest
+from .base import IndexConfig, Indexer, Searcher, engines_for, read_manifest
 from .bm25 import BM25IndexConfig, BM25Indexer, BM25Searcher
 from .faiss import FaissIndexConfig, FaissIndexer, FaissSearcher
 from .multivector_exact import MultiVectorExactIndexConfig
@@ -13,7 +13,7 @@ from .plaid import PlaidIndexConfig
 from .segments import SegmentSearcher
 from .seismic import SeismicIndexConfig
 from .sparse_exact import SparseExactIndexConfig
-from .torch_exact import TorchIndexConfig, TorchIndexer, TorchSearcher
+from .dense_exact import TorchIndexConfig, TorchIndexer, TorchSearcher
 
 # Engines a manifest can name; a new engine adds its config class here.
 INDEX_ENGINES: dict[str, type[IndexConfig]] = {
@@ -57,6 +57,7 @@ __all__ = [
     "TorchIndexConfig",
     "TorchIndexer",
     "TorchSearcher",
+    "engines_for",
     "open_searcher",
     "read_manifest",
 ]

@@ -19,26 +19,33 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
+from importlib.metadata import PackageNotFoundError, version
+
 import numpy as np
 from torch import Tensor
 
+from ..data.run import Run
 from ..errors import ConfigError, IndexMismatchError
-from ..models.layers.segments import SegmentedVectors
+from ..types import SegmentedVectors
 
 MANIFEST = "manifest.json"
 DOC_IDS = "doc_ids.txt"
 FORMAT_VERSION = 1
-# which engine configs store each representation (named in errors)
-ENGINES_FOR = {
-    "dense": "FaissIndexConfig or TorchIndexConfig",
-    "sparse": "SeismicIndexConfig or SparseExactIndexConfig",
-    "multi-vector": "PlaidIndexConfig or MultiVectorExactIndexConfig",
-}
+
+
+def engines_for(representation: str) -> str:
+    """The engine configs that store ``representation`` vectors (named in errors), read off each config's indexer."""
+    found, pending = [], list(IndexConfig.__subclasses__())
+    while pending:
+        config = pending.pop(0)
+        pending.extend(config.__subclasses__())
+        indexer = vars(config).get("indexer_class")
+        if indexer is not None and indexer.representation == representation:
+            found.append(config.__name__)
+    return " or ".join(sorted(found)) or "an index config for them"
 
 
 def boltir_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("boltir")
     except PackageNotFoundError:
@@ -52,7 +59,8 @@ def model_fingerprint(model: Any) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class IndexConfig:
-    """Declarative settings of one engine; ``engine`` names it in the manifest."""
+    """Declarative settings of one engine; ``engine`` names it in the manifest, and each engine's config names its
+    ``indexer_class`` and ``searcher_class`` in its class body."""
 
     engine: ClassVar[str] = "base"
 
@@ -67,7 +75,6 @@ class IndexConfig:
             raise ConfigError(f"unknown option(s) {unknown} for {cls.__name__}; valid options are {sorted(known)}.")
         return cls(**values)
 
-    # each engine module sets these once its classes exist
     indexer_class: ClassVar[type[Indexer]]
     searcher_class: ClassVar[type[Searcher]]
 
@@ -94,7 +101,7 @@ class Indexer(ABC):
             raise IndexMismatchError(
                 f"the {config.engine} engine stores {self.representation} vectors, but the model makes "
                 f"{self.fingerprint['representation']} ones: choose "
-                f"{ENGINES_FOR.get(self.fingerprint['representation'], 'an index config for them')} as index_config."
+                f"{engines_for(self.fingerprint['representation'])} as index_config."
             )
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".tmp", dir=self.directory.parent))
@@ -184,7 +191,8 @@ def read_doc_ids(directory: Path, count: int) -> np.ndarray:
 
 
 class Searcher(ABC):
-    """Answers ``search(query_vectors, k)`` with the top-k doc ids and scores of each query."""
+    """Answers ``search(query_vectors, k)`` with a :class:`~boltir.data.run.Run` of each query's top-k documents;
+    engines implement :meth:`search_arrays`, the same answer as score and id arrays."""
 
     def __init__(self, directory: str | os.PathLike[str], config: IndexConfig, manifest: dict[str, Any]) -> None:
         self.directory = Path(directory)
@@ -210,6 +218,18 @@ class Searcher(ABC):
                 f"match the searching model ({details}): search with the model that built it, or rebuild the index."
             )
 
+    def search(self, query_embeddings: Any, k: int, query_ids: list[str] | None = None, run_name: str = "boltir") -> Run:
+        """The top-k documents of each query as a run; queries are named by ``query_ids`` (by default their
+        positions, ``"0"``, ``"1"``, ...)."""
+        scores, doc_ids = self.search_arrays(query_embeddings, k)
+        query_ids = [str(i) for i in range(len(doc_ids))] if query_ids is None else list(query_ids)
+        if len(query_ids) != len(doc_ids):
+            raise ConfigError(f"got {len(query_ids)} query ids for {len(doc_ids)} queries.")
+        run = Run(name=run_name)
+        for query_id, row_scores, row_ids in zip(query_ids, scores, doc_ids):
+            run.add(query_id, row_ids, np.asarray(row_scores[: len(row_ids)], dtype=np.float64).tolist())
+        return run
+
     @abstractmethod
-    def search(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_arrays(self, query_embeddings: Any, k: int) -> tuple[np.ndarray, list[list[str]]]:
         """Scores ``[Q, <=k]`` (best first) and the matching doc ids for each query."""

@@ -22,48 +22,6 @@ def _bm25s():
     return require("bm25s", "bm25s", "the BM25 index", extra="bm25")
 
 
-@dataclass
-class BM25IndexConfig(IndexConfig):
-    """BM25 scoring and its text analysis.
-
-    Attributes:
-        k1, b: BM25 term-frequency saturation and length normalisation (Elasticsearch's defaults, as BEIR used).
-        method: bm25s' BM25 variant: lucene, robertson, atire, bm25l or bm25+.
-        stopwords: a bm25s stopword list name ("en") or None to keep every word.
-        stemmer: a Snowball algorithm name for PyStemmer ("english") or None for no stemming.
-        lowercase: lowercase texts before splitting them into words.
-    """
-
-    engine: ClassVar[str] = "bm25"
-
-    k1: float = 1.2
-    b: float = 0.75
-    method: str = "lucene"
-    stopwords: str | None = "en"
-    stemmer: str | None = "english"
-    lowercase: bool = True
-
-    def __post_init__(self) -> None:
-        methods = ("lucene", "robertson", "atire", "bm25l", "bm25+")
-        if self.method not in methods:
-            raise ConfigError(f"index_config.method='{self.method}' does not exist; choose one of {list(methods)}.")
-        if self.k1 < 0 or not 0 <= self.b <= 1:
-            raise ConfigError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}.")
-
-
-    def tokenizer(self):
-        """A bm25s tokenizer with these analysis settings (vocabulary empty until texts pass through it)."""
-        stemmer = None
-        if self.stemmer:
-            stemmer_module = require("Stemmer", "PyStemmer", "BM25 stemming", extra="bm25")
-            try:
-                stemmer = stemmer_module.Stemmer(self.stemmer).stemWord
-            except KeyError:
-                raise ConfigError(f"index_config.stemmer='{self.stemmer}' is not a Snowball algorithm "
-                                  f"(e.g. {stemmer_module.algorithms()[:5]}).") from None
-        return _bm25s().tokenization.Tokenizer(lower=self.lowercase, stopwords=self.stopwords or [], stemmer=stemmer)
-
-
 class BM25Indexer(Indexer):
     representation: ClassVar[str] = "text"
     config: BM25IndexConfig
@@ -99,7 +57,7 @@ class BM25Searcher(Searcher):
         self.tokenizer.load_vocab(str(self.directory))
         self.tokenizer.load_stopwords(str(self.directory))
 
-    def search(self, query_embeddings: Any, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_arrays(self, query_embeddings: Any, k: int) -> tuple[np.ndarray, list[list[str]]]:
         """Top-``k`` documents of each query text by BM25 score; ``query_embeddings`` are the query texts."""
         texts = list(query_embeddings)
         if not all(isinstance(t, str) for t in texts):
@@ -112,6 +70,48 @@ class BM25Searcher(Searcher):
         return np.asarray(scores, dtype=np.float32), ids
 
 
-BM25IndexConfig.indexer_class, BM25IndexConfig.searcher_class = BM25Indexer, BM25Searcher
+@dataclass
+class BM25IndexConfig(IndexConfig):
+    """BM25 scoring and its text analysis.
+
+    Attributes:
+        k1, b: BM25 term-frequency saturation and length normalisation (Elasticsearch's defaults, as BEIR used).
+        method: bm25s' BM25 variant: lucene, robertson, atire, bm25l or bm25+.
+        stopwords: a bm25s stopword list name ("en") or None to keep every word.
+        stemmer: a Snowball algorithm name for PyStemmer ("english") or None for no stemming.
+        lowercase: lowercase texts before splitting them into words.
+    """
+
+    engine: ClassVar[str] = "bm25"
+    indexer_class: ClassVar[type[Indexer]] = BM25Indexer
+    searcher_class: ClassVar[type[Searcher]] = BM25Searcher
+
+    k1: float = 1.2
+    b: float = 0.75
+    method: str = "lucene"
+    stopwords: str | None = "en"
+    stemmer: str | None = "english"
+    lowercase: bool = True
+
+    def __post_init__(self) -> None:
+        methods = ("lucene", "robertson", "atire", "bm25l", "bm25+")
+        if self.method not in methods:
+            raise ConfigError(f"index_config.method='{self.method}' does not exist; choose one of {list(methods)}.")
+        if self.k1 < 0 or not 0 <= self.b <= 1:
+            raise ConfigError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}.")
+
+
+    def tokenizer(self):
+        """A bm25s tokenizer with these analysis settings (vocabulary empty until texts pass through it)."""
+        stemmer = None
+        if self.stemmer:
+            stemmer_module = require("Stemmer", "PyStemmer", "BM25 stemming", extra="bm25")
+            try:
+                stemmer = stemmer_module.Stemmer(self.stemmer).stemWord
+            except KeyError:
+                raise ConfigError(f"index_config.stemmer='{self.stemmer}' is not a Snowball algorithm "
+                                  f"(e.g. {stemmer_module.algorithms()[:5]}).") from None
+        return _bm25s().tokenization.Tokenizer(lower=self.lowercase, stopwords=self.stopwords or [], stemmer=stemmer)
+
 
 __all__ = ["BM25IndexConfig", "BM25Indexer", "BM25Searcher"]

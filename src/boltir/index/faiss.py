@@ -20,26 +20,6 @@ def _faiss():
     return require("faiss", "faiss-cpu", "the Faiss index")
 
 
-@dataclass
-class FaissIndexConfig(IndexConfig):
-    """A Faiss index described by its factory string, as Faiss itself describes indexes.
-
-    Attributes:
-        factory: ``"Flat"`` (exact), ``"IVF4096,Flat"``, ``"IVF4096,PQ32"``, ``"HNSW32"``, ... — any Faiss factory string.
-        train_size: vectors gathered to train IVF/PQ quantisers before the rest streams in.
-        nprobe: IVF lists visited per query at search time (None: Faiss's default of 1 is raised to 32).
-        ef_search: HNSW candidate list size at search time.
-    """
-
-    engine: ClassVar[str] = "faiss"
-
-    factory: str = "Flat"
-    train_size: int = 262_144
-    nprobe: int | None = None
-    ef_search: int | None = None
-
-
-
 def _as_float32(vectors: Tensor | np.ndarray, normalize: bool) -> np.ndarray:
     """A contiguous float32 array for Faiss; normalised in a copy, never in the caller's memory."""
     array = vectors.detach().float().cpu().numpy() if isinstance(vectors, Tensor) else np.asarray(vectors, np.float32)
@@ -114,7 +94,7 @@ class FaissSearcher(Searcher):
         if config.ef_search is not None and hasattr(self.index, "hnsw"):
             self.index.hnsw.efSearch = config.ef_search
 
-    def search(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_arrays(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
         queries = _as_float32(query_embeddings, self.normalize)
         if queries.shape[1] != self.index.d:
             raise ConfigError(f"query vectors have dim {queries.shape[1]} but the index holds dim {self.index.d}.")
@@ -127,6 +107,25 @@ class FaissSearcher(Searcher):
         return scores, [row[hit].tolist() for row, hit in zip(ids, found)]
 
 
-FaissIndexConfig.indexer_class, FaissIndexConfig.searcher_class = FaissIndexer, FaissSearcher
+@dataclass
+class FaissIndexConfig(IndexConfig):
+    """A Faiss index described by its factory string, as Faiss itself describes indexes.
+
+    Attributes:
+        factory: ``"Flat"`` (exact), ``"IVF4096,Flat"``, ``"IVF4096,PQ32"``, ``"HNSW32"``, ... — any Faiss factory string.
+        train_size: vectors gathered to train IVF/PQ quantisers before the rest streams in.
+        nprobe: IVF lists visited per query at search time (None: Faiss's default of 1 is raised to 32).
+        ef_search: HNSW candidate list size at search time.
+    """
+
+    engine: ClassVar[str] = "faiss"
+    indexer_class: ClassVar[type[Indexer]] = FaissIndexer
+    searcher_class: ClassVar[type[Searcher]] = FaissSearcher
+
+    factory: str = "Flat"
+    train_size: int = 262_144
+    nprobe: int | None = None
+    ef_search: int | None = None
+
 
 __all__ = ["FaissIndexConfig", "FaissIndexer", "FaissSearcher"]

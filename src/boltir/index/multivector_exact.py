@@ -15,39 +15,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, require
-from ..models.layers import TokenVectors
+from ..types import TokenVectors
 from .base import IndexConfig, Indexer, Searcher
 from .vectors import TOKEN_DTYPES, TokenWriter, pad_results, read_tokens, token_matrices, top_k
-
-
-@dataclass
-class MultiVectorExactIndexConfig(IndexConfig):
-    """Stored token vectors, searched by exact MaxSim.
-
-    Attributes:
-        token_dtype: how token vectors are stored (float16 halves the index; MaxSim is computed in float32).
-        candidates_per_token: nearest document tokens fetched per query token to pick candidate documents;
-            None scores every document.
-        chunk_tokens: document tokens scored at once (bounds the memory of a search).
-        max_memory_mb: stored tokens up to this size are held in memory as float32 at search time (fast BLAS
-            products); larger indexes are read from the memory map chunk by chunk.
-    """
-
-    engine: ClassVar[str] = "multivector-exact"
-
-    token_dtype: str = "float16"
-    candidates_per_token: int | None = 64
-    chunk_tokens: int = 131_072
-    max_memory_mb: int = 4096
-
-    def __post_init__(self) -> None:
-        if self.token_dtype not in TOKEN_DTYPES:
-            raise ConfigError(f"token_dtype='{self.token_dtype}' is not supported; choose one of {list(TOKEN_DTYPES)}.")
-        if self.candidates_per_token is not None and self.candidates_per_token <= 0:
-            raise ConfigError(f"candidates_per_token must be positive or None (score all), got {self.candidates_per_token}.")
-        if self.chunk_tokens <= 0 or self.max_memory_mb < 0:
-            raise ConfigError(f"chunk_tokens must be positive and max_memory_mb >= 0, got {self.chunk_tokens}, {self.max_memory_mb}.")
-
 
 
 class MultiVectorExactIndexer(Indexer):
@@ -129,7 +99,7 @@ class MultiVectorExactSearcher(Searcher):
             start = end
         return scores
 
-    def search(self, query_embeddings: TokenVectors, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_arrays(self, query_embeddings: TokenVectors, k: int) -> tuple[np.ndarray, list[list[str]]]:
         queries = token_matrices(query_embeddings, self.dim, self.config.engine)
         nonempty = np.flatnonzero(self.lengths > 0)
         empty = (np.zeros(0, np.float32), np.zeros(0, np.int64))
@@ -147,6 +117,35 @@ class MultiVectorExactSearcher(Searcher):
         return pad_results(rows, self.doc_ids, k)
 
 
-MultiVectorExactIndexConfig.indexer_class, MultiVectorExactIndexConfig.searcher_class = MultiVectorExactIndexer, MultiVectorExactSearcher
+@dataclass
+class MultiVectorExactIndexConfig(IndexConfig):
+    """Stored token vectors, searched by exact MaxSim.
+
+    Attributes:
+        token_dtype: how token vectors are stored (float16 halves the index; MaxSim is computed in float32).
+        candidates_per_token: nearest document tokens fetched per query token to pick candidate documents;
+            None scores every document.
+        chunk_tokens: document tokens scored at once (bounds the memory of a search).
+        max_memory_mb: stored tokens up to this size are held in memory as float32 at search time (fast BLAS
+            products); larger indexes are read from the memory map chunk by chunk.
+    """
+
+    engine: ClassVar[str] = "multivector-exact"
+    indexer_class: ClassVar[type[Indexer]] = MultiVectorExactIndexer
+    searcher_class: ClassVar[type[Searcher]] = MultiVectorExactSearcher
+
+    token_dtype: str = "float16"
+    candidates_per_token: int | None = 64
+    chunk_tokens: int = 131_072
+    max_memory_mb: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.token_dtype not in TOKEN_DTYPES:
+            raise ConfigError(f"token_dtype='{self.token_dtype}' is not supported; choose one of {list(TOKEN_DTYPES)}.")
+        if self.candidates_per_token is not None and self.candidates_per_token <= 0:
+            raise ConfigError(f"candidates_per_token must be positive or None (score all), got {self.candidates_per_token}.")
+        if self.chunk_tokens <= 0 or self.max_memory_mb < 0:
+            raise ConfigError(f"chunk_tokens must be positive and max_memory_mb >= 0, got {self.chunk_tokens}, {self.max_memory_mb}.")
+
 
 __all__ = ["MultiVectorExactIndexConfig", "MultiVectorExactIndexer", "MultiVectorExactSearcher"]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, require
-from ..models.layers import TokenVectors
+from ..types import TokenVectors
 from .base import IndexConfig, Indexer, Searcher
 from .vectors import LENGTHS_FILE, TOKENS_FILE, TokenWriter, pad_results, read_tokens, token_matrices, top_k
 
@@ -26,40 +26,6 @@ PLAID_DIR = "plaid"
 
 def _fast_plaid():
     return require("fast_plaid.search", "fast-plaid", "the PLAID index", extra="plaid")
-
-
-@dataclass
-class PlaidIndexConfig(IndexConfig):
-    """fast-plaid's build and search settings (names as in fast-plaid).
-
-    Build:
-        nbits: bits per residual dimension (2 or 4; PLAID's residual compression).
-        kmeans_niters, max_points_per_centroid: k-means of the centroids.
-        use_triton_kmeans: fast-plaid's Triton k-means kernel (None: on GPUs with bf16). Triton compiles its
-            kernels with the machine's C compiler at first use; False runs k-means in plain torch.
-    Search (may be overridden per search):
-        n_ivf_probe: centroids probed per query token.
-        n_full_scores: candidates scored with full (decompressed) MaxSim.
-        device: "cuda", "cpu", ... (None: every GPU if there are any, else the CPU).
-    """
-
-    engine: ClassVar[str] = "plaid"
-
-    nbits: int = 4
-    kmeans_niters: int = 4
-    max_points_per_centroid: int = 256
-    use_triton_kmeans: bool | None = None
-    n_ivf_probe: int = 8
-    n_full_scores: int = 4096
-    device: str | None = None
-    seed: int = 42
-
-    def __post_init__(self) -> None:
-        if self.nbits not in (1, 2, 4, 8):
-            raise ConfigError(f"nbits must be 1, 2, 4 or 8, got {self.nbits}.")
-        if self.n_ivf_probe <= 0 or self.n_full_scores <= 0 or self.kmeans_niters <= 0:
-            raise ConfigError("n_ivf_probe, n_full_scores and kmeans_niters must be positive.")
-
 
 
 class PlaidIndexer(Indexer):
@@ -105,7 +71,7 @@ class PlaidSearcher(Searcher):
         self.dim = int(manifest["dim"])
         self.engine = _fast_plaid().FastPlaid(index=str(self.directory / PLAID_DIR), device=config.device)
 
-    def search(self, query_embeddings: TokenVectors, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_arrays(self, query_embeddings: TokenVectors, k: int) -> tuple[np.ndarray, list[list[str]]]:
         queries = [torch.from_numpy(q).half() for q in token_matrices(query_embeddings, self.dim, self.config.engine)]
         c = self.config
         results = self.engine.search(queries_embeddings=queries, top_k=k, n_ivf_probe=c.n_ivf_probe,
@@ -117,6 +83,39 @@ class PlaidSearcher(Searcher):
         return pad_results(rows, self.doc_ids, k)
 
 
-PlaidIndexConfig.indexer_class, PlaidIndexConfig.searcher_class = PlaidIndexer, PlaidSearcher
+@dataclass
+class PlaidIndexConfig(IndexConfig):
+    """fast-plaid's build and search settings (names as in fast-plaid).
+
+    Build:
+        nbits: bits per residual dimension (2 or 4; PLAID's residual compression).
+        kmeans_niters, max_points_per_centroid: k-means of the centroids.
+        use_triton_kmeans: fast-plaid's Triton k-means kernel (None: on GPUs with bf16). Triton compiles its
+            kernels with the machine's C compiler at first use; False runs k-means in plain torch.
+    Search (may be overridden per search):
+        n_ivf_probe: centroids probed per query token.
+        n_full_scores: candidates scored with full (decompressed) MaxSim.
+        device: "cuda", "cpu", ... (None: every GPU if there are any, else the CPU).
+    """
+
+    engine: ClassVar[str] = "plaid"
+    indexer_class: ClassVar[type[Indexer]] = PlaidIndexer
+    searcher_class: ClassVar[type[Searcher]] = PlaidSearcher
+
+    nbits: int = 4
+    kmeans_niters: int = 4
+    max_points_per_centroid: int = 256
+    use_triton_kmeans: bool | None = None
+    n_ivf_probe: int = 8
+    n_full_scores: int = 4096
+    device: str | None = None
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.nbits not in (1, 2, 4, 8):
+            raise ConfigError(f"nbits must be 1, 2, 4 or 8, got {self.nbits}.")
+        if self.n_ivf_probe <= 0 or self.n_full_scores <= 0 or self.kmeans_niters <= 0:
+            raise ConfigError("n_ivf_probe, n_full_scores and kmeans_niters must be positive.")
+
 
 __all__ = ["PlaidIndexConfig", "PlaidIndexer", "PlaidSearcher"]

@@ -26,12 +26,12 @@ class SegmentSearcher(Searcher):
         self.vectors = int(self.manifest["count"])
         self.documents = int(self.manifest.get("documents") or self.vectors)
 
-    def search(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_arrays(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
         """Scores ``[Q, <=k]`` (best first) and ids of distinct documents, each scored by its best segment."""
         wanted = min(k, self.documents)
         fetch = min(self.vectors, k * max(2, math.ceil(self.vectors / max(self.documents, 1))))
         while True:
-            scores, ids = self.inner.search(query_embeddings, fetch)
+            scores, ids = self.inner.search_arrays(query_embeddings, fetch)
             rows = [_best_per_document(row_scores, row_ids, k) for row_scores, row_ids in zip(scores, ids)]
             if fetch >= self.vectors or all(len(row_ids) >= wanted for _, row_ids in rows):
                 break

@@ -27,43 +27,6 @@ def _seismic():
     return require("seismic", "pyseismic-lsr", "the Seismic index", extra="sparse")
 
 
-@dataclass
-class SeismicIndexConfig(IndexConfig):
-    """Seismic's build and search settings (names as in Seismic; defaults from its guidance, checked on SciFact).
-
-    Build:
-        n_postings: average posting-list length kept after pruning (Seismic's global threshold).
-        centroid_fraction, min_cluster_size: how posting lists are split into blocks.
-        summary_energy: fraction of a block's weight its summary vector keeps.
-        max_fraction: longest posting list, as a multiple of ``n_postings``.
-        doc_cut: document terms used when clustering blocks.
-    Search (may be overridden per search; queries are answered one at a time):
-        query_cut: query terms visited (the heaviest first).
-        heap_factor: a block is scored only if its summary's score exceeds ``heap_factor`` x the current k-th
-            best score; lower is more exact and slower.
-        num_threads: threads that build the index (0: all cores).
-    """
-
-    engine: ClassVar[str] = "seismic"
-
-    n_postings: int = 3500
-    centroid_fraction: float = 0.1
-    min_cluster_size: int = 2
-    summary_energy: float = 0.4
-    max_fraction: float = 1.5
-    doc_cut: int = 15
-    query_cut: int = 20
-    heap_factor: float = 0.7
-    num_threads: int = 0
-
-    def __post_init__(self) -> None:
-        if self.n_postings <= 0 or self.query_cut <= 0 or self.doc_cut <= 0:
-            raise ConfigError("n_postings, query_cut and doc_cut must be positive.")
-        if not 0 < self.heap_factor <= 1 or not 0 < self.summary_energy <= 1 or not 0 < self.centroid_fraction <= 1:
-            raise ConfigError("heap_factor, summary_energy and centroid_fraction must lie in (0, 1].")
-
-
-
 def _classes(dim: int) -> tuple[Any, Any]:
     seismic = _seismic()
     if dim > U16_LIMIT:
@@ -129,7 +92,7 @@ class SeismicSearcher(Searcher):
         _, index_class = _classes(self.dim)
         self.index = index_class.load(str(self.directory / f"{INDEX_STEM}.index.seismic")) if manifest["stored_docs"] else None
 
-    def search(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_arrays(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
         queries = sparse_rows(query_embeddings, self.dim, self.config.engine)
         if self.index is None:  # every document was empty
             return pad_results([(np.zeros(0, np.float32), np.zeros(0, np.int64))] * len(queries), self.doc_ids, k)
@@ -144,6 +107,42 @@ class SeismicSearcher(Searcher):
         return pad_results(rows, self.doc_ids, k)
 
 
-SeismicIndexConfig.indexer_class, SeismicIndexConfig.searcher_class = SeismicIndexer, SeismicSearcher
+@dataclass
+class SeismicIndexConfig(IndexConfig):
+    """Seismic's build and search settings (names as in Seismic; defaults from its guidance, checked on SciFact).
+
+    Build:
+        n_postings: average posting-list length kept after pruning (Seismic's global threshold).
+        centroid_fraction, min_cluster_size: how posting lists are split into blocks.
+        summary_energy: fraction of a block's weight its summary vector keeps.
+        max_fraction: longest posting list, as a multiple of ``n_postings``.
+        doc_cut: document terms used when clustering blocks.
+    Search (may be overridden per search; queries are answered one at a time):
+        query_cut: query terms visited (the heaviest first).
+        heap_factor: a block is scored only if its summary's score exceeds ``heap_factor`` x the current k-th
+            best score; lower is more exact and slower.
+        num_threads: threads that build the index (0: all cores).
+    """
+
+    engine: ClassVar[str] = "seismic"
+    indexer_class: ClassVar[type[Indexer]] = SeismicIndexer
+    searcher_class: ClassVar[type[Searcher]] = SeismicSearcher
+
+    n_postings: int = 3500
+    centroid_fraction: float = 0.1
+    min_cluster_size: int = 2
+    summary_energy: float = 0.4
+    max_fraction: float = 1.5
+    doc_cut: int = 15
+    query_cut: int = 20
+    heap_factor: float = 0.7
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_postings <= 0 or self.query_cut <= 0 or self.doc_cut <= 0:
+            raise ConfigError("n_postings, query_cut and doc_cut must be positive.")
+        if not 0 < self.heap_factor <= 1 or not 0 < self.summary_energy <= 1 or not 0 < self.centroid_fraction <= 1:
+            raise ConfigError("heap_factor, summary_energy and centroid_fraction must lie in (0, 1].")
+
 
 __all__ = ["SeismicIndexConfig", "SeismicIndexer", "SeismicSearcher"]

@@ -21,24 +21,6 @@ from .vectors import SparseRows, pad_results, scipy_sparse, sparse_rows, top_k
 POSTINGS_FILE = "postings.npz"
 
 
-@dataclass
-class SparseExactIndexConfig(IndexConfig):
-    """Exact sparse retrieval by sparse matrix products; for small collections and to check Seismic.
-
-    Attributes:
-        query_batch_size: queries multiplied at once (bounds the memory of the [queries, docs] score matrix).
-    """
-
-    engine: ClassVar[str] = "sparse-exact"
-
-    query_batch_size: int = 256
-
-    def __post_init__(self) -> None:
-        if self.query_batch_size <= 0:
-            raise ConfigError(f"query_batch_size must be positive, got {self.query_batch_size}.")
-
-
-
 class SparseExactIndexer(Indexer):
     representation: ClassVar[str] = "sparse"
     config: SparseExactIndexConfig
@@ -68,7 +50,7 @@ class SparseExactSearcher(Searcher):
         self.dim = int(manifest["dim"])
         self.postings = scipy_sparse().load_npz(self.directory / POSTINGS_FILE).tocsr()
 
-    def search(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_arrays(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
         queries = sparse_rows(query_embeddings, self.dim, self.config.engine).to_scipy()
         rows = []
         for start in range(0, queries.shape[0], self.config.query_batch_size):
@@ -81,6 +63,23 @@ class SparseExactSearcher(Searcher):
         return pad_results(rows, self.doc_ids, k)
 
 
-SparseExactIndexConfig.indexer_class, SparseExactIndexConfig.searcher_class = SparseExactIndexer, SparseExactSearcher
+@dataclass
+class SparseExactIndexConfig(IndexConfig):
+    """Exact sparse retrieval by sparse matrix products; for small collections and to check Seismic.
+
+    Attributes:
+        query_batch_size: queries multiplied at once (bounds the memory of the [queries, docs] score matrix).
+    """
+
+    engine: ClassVar[str] = "sparse-exact"
+    indexer_class: ClassVar[type[Indexer]] = SparseExactIndexer
+    searcher_class: ClassVar[type[Searcher]] = SparseExactSearcher
+
+    query_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.query_batch_size <= 0:
+            raise ConfigError(f"query_batch_size must be positive, got {self.query_batch_size}.")
+
 
 __all__ = ["SparseExactIndexConfig", "SparseExactIndexer", "SparseExactSearcher"]

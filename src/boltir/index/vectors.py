@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, IndexMismatchError, require
-from ..models.layers import TokenVectors
+from ..types import TokenVectors
 
 TOKENS_FILE = "tokens.bin"
 LENGTHS_FILE = "doc_lengths.npy"

@@ -5,7 +5,7 @@ mean over queries; padded entries (mask False) change neither its value nor its 
 """
 
 from boltir.loss.base import RankingLoss, WeightedLoss
-from boltir.loss.in_batch import InBatchCrossEntropy, in_batch_scores
+from boltir.loss.in_batch import in_batch_scores
 from boltir.loss.listwise import (
     ApproxDiscountedRankMSELoss,
     ApproxMRRLoss,
@@ -27,7 +27,6 @@ __all__ = [
     "BCELoss",
     "FLOPSRegulariser",
     "HingeLoss",
-    "InBatchCrossEntropy",
     "InfoNCELoss",
     "KLDivergenceLoss",
     "L1Regulariser",

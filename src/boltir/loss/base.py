@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -14,8 +15,11 @@ class RankingLoss(nn.Module):
     """A loss over score lists, one list per query, averaged over queries.
 
     Subclasses implement :meth:`per_query`. :meth:`forward` checks shapes and neutralises padded entries first,
-    so every loss treats padding the same way: padded entries add nothing to the value or the gradient.
+    so every loss treats padding the same way: padded entries add nothing to the value or the gradient. A
+    subclass sets ``name`` to be built by that name (:func:`boltir.loss.build_loss`).
     """
+
+    name: ClassVar[str]
 
     def forward(self, scores: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:
         """Mean loss over queries; ``scores``/``targets`` are ``[num_queries, list_size]``, ``mask`` True where real."""

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from boltir.errors import ConfigError
-from boltir.loss.listwise import InfoNCELoss
 
 
 def in_batch_scores(
@@ -58,23 +57,4 @@ def in_batch_scores(
     return scores, targets
 
 
-class InBatchCrossEntropy(nn.Module):
-    """InfoNCE over in-batch negatives: ``docs_per_query`` is read from the shapes (documents / queries)."""
-
-    def __init__(self, temperature: float = 1.0) -> None:
-        super().__init__()
-        self.loss = InfoNCELoss(temperature)
-
-    def forward(
-        self,
-        query_embeddings: Tensor,
-        doc_embeddings: Tensor,
-        similarity: Callable[[Tensor, Tensor], Tensor] | None = None,
-    ) -> Tensor:
-        num_queries, num_docs = query_embeddings.shape[0], doc_embeddings.shape[0]
-        if num_queries == 0 or num_docs % num_queries != 0:
-            raise ConfigError(
-                f"doc_embeddings must hold the same number of documents for each of the {num_queries} queries, "
-                f"got {num_docs} documents"
-            )
-        return self.loss(*in_batch_scores(query_embeddings, doc_embeddings, num_docs // num_queries, similarity))
+__all__ = ["in_batch_scores"]

@@ -7,6 +7,8 @@ teacher and still count.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -57,6 +59,8 @@ class InfoNCELoss(RankingLoss):
     negatives, and is not pushed to separate positives from one another. 0 for a query without positives.
     """
 
+    name: ClassVar[str] = "infonce"
+
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
         self.temperature = check_positive("temperature", temperature)
@@ -77,6 +81,8 @@ class KLDivergenceLoss(RankingLoss):
     Not scaled by T**2; multiply the weight yourself if you follow Hinton et al.'s convention.
     """
 
+    name: ClassVar[str] = "kl_divergence"
+
     def __init__(self, temperature: float = 1.0) -> None:
         super().__init__()
         self.temperature = check_positive("temperature", temperature)
@@ -93,6 +99,8 @@ class KLDivergenceLoss(RankingLoss):
 
 class ListNetLoss(RankingLoss):
     """Cross entropy between the top-one distributions softmax(targets) and softmax(scores) (Cao et al. 2007)."""
+
+    name: ClassVar[str] = "listnet"
 
     def per_query(self, scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
         teacher = masked_log_softmax(targets, mask).exp()
@@ -117,6 +125,8 @@ class ApproxNDCGLoss(ApproxLoss):
     0 for a query without a positive target.
     """
 
+    name: ClassVar[str] = "approx_ndcg"
+
     def per_query(self, scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
         gains = (2.0 ** targets.clamp(min=0) - 1).where(mask, 0.0)
         dcg = (gains / torch.log2(1 + approx_ranks(scores, mask, self.temperature))).sum(-1)
@@ -129,6 +139,8 @@ class ApproxNDCGLoss(ApproxLoss):
 
 class ApproxMRRLoss(ApproxLoss):
     """1 - reciprocal approximate rank of the best-placed positive (target > 0); 0 for a query without positives."""
+
+    name: ClassVar[str] = "approx_mrr"
 
     def per_query(self, scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
         positive = mask & (targets > 0)
@@ -143,6 +155,8 @@ class ApproxDiscountedRankMSELoss(ApproxLoss):
     the mean over a query's real entries. Teacher ranks come from the targets (highest = rank 1, ties share the
     mean rank), so targets may be teacher scores or an LLM's ranking turned into descending scores.
     """
+
+    name: ClassVar[str] = "approx_discounted_rank_mse"
 
     def per_query(self, scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
         teacher = target_ranks(targets, mask)

@@ -6,6 +6,8 @@ contributes 0.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -33,6 +35,8 @@ class MarginMSELoss(PairwiseLoss):
     Targets are teacher scores. Pairs the teacher ties are skipped (there is no better document to learn).
     """
 
+    name: ClassVar[str] = "margin_mse"
+
     def pair_loss(self, score_diff: Tensor, target_diff: Tensor) -> Tensor:
         return (score_diff - target_diff) ** 2
 
@@ -40,12 +44,16 @@ class MarginMSELoss(PairwiseLoss):
 class RankNetLoss(PairwiseLoss):
     """Logistic loss log(1 + exp(-(s_i - s_j))) per pair (Burges et al. 2005): the better entry should score higher."""
 
+    name: ClassVar[str] = "ranknet"
+
     def pair_loss(self, score_diff: Tensor, target_diff: Tensor) -> Tensor:
         return F.softplus(-score_diff)  # softplus stays finite for large score gaps
 
 
 class HingeLoss(PairwiseLoss):
     """max(0, margin - (s_i - s_j)) on each pair: the better entry should win by at least ``margin``."""
+
+    name: ClassVar[str] = "hinge"
 
     def __init__(self, margin: float = 1.0) -> None:
         super().__init__()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -10,6 +12,8 @@ from boltir.loss.base import RankingLoss, masked_mean
 
 class MSELoss(RankingLoss):
     """Squared error between scores and targets (e.g. teacher scores), averaged over a query's real entries."""
+
+    name: ClassVar[str] = "mse"
 
     def per_query(self, scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
         return masked_mean((scores - targets) ** 2, mask)
@@ -21,6 +25,8 @@ class BCELoss(RankingLoss):
     Computed from the logits, so large scores do not overflow. Targets outside [0, 1] are not checked (that would
     cost a device sync every step) and give a meaningless loss.
     """
+
+    name: ClassVar[str] = "bce"
 
     def per_query(self, scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
         return masked_mean(F.binary_cross_entropy_with_logits(scores, targets, reduction="none"), mask)

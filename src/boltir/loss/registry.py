@@ -7,31 +7,31 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 from boltir.errors import ConfigError
+from boltir.loss import listwise, pairwise, pointwise
 from boltir.loss.base import RankingLoss, WeightedLoss
-from boltir.loss.listwise import (
-    ApproxDiscountedRankMSELoss,
-    ApproxMRRLoss,
-    ApproxNDCGLoss,
-    InfoNCELoss,
-    KLDivergenceLoss,
-    ListNetLoss,
-)
-from boltir.loss.pairwise import HingeLoss, MarginMSELoss, RankNetLoss
-from boltir.loss.pointwise import BCELoss, MSELoss
 
-LOSSES: dict[str, type[RankingLoss]] = {
-    "mse": MSELoss,
-    "bce": BCELoss,
-    "margin_mse": MarginMSELoss,
-    "ranknet": RankNetLoss,
-    "hinge": HingeLoss,
-    "infonce": InfoNCELoss,
-    "kl_divergence": KLDivergenceLoss,
-    "listnet": ListNetLoss,
-    "approx_ndcg": ApproxNDCGLoss,
-    "approx_mrr": ApproxMRRLoss,
-    "approx_discounted_rank_mse": ApproxDiscountedRankMSELoss,
-}
+
+def registered_losses() -> dict[str, type[RankingLoss]]:
+    """Every loss class that names itself (its ``name`` class attribute), by that name, in definition order.
+
+    A new loss is one class with a ``name`` in one of loss/'s modules (a new module also gets its export line in
+    ``boltir.loss``); nothing lists it again.
+    """
+    found: dict[str, type[RankingLoss]] = {}
+    for module in (pointwise, pairwise, listwise):  # the usual order: pointwise, pairwise, listwise
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, RankingLoss) and "name" in vars(value):
+                found.setdefault(value.name, value)
+    pending = list(RankingLoss.__subclasses__())
+    while pending:  # losses defined elsewhere (a user's own subclass), after the built-in ones
+        cls = pending.pop(0)
+        pending.extend(cls.__subclasses__())
+        if "name" in vars(cls):
+            found.setdefault(cls.name, cls)
+    return found
+
+
+LOSSES: dict[str, type[RankingLoss]] = registered_losses()
 
 LossSpec = Union[str, Mapping[str, Any], RankingLoss, Sequence[Any]]
 
@@ -74,9 +74,10 @@ def _weighted(item: Any) -> tuple[RankingLoss, float]:
 
 
 def _build_named(name: Any, options: dict[str, Any]) -> RankingLoss:
-    if not isinstance(name, str) or name not in LOSSES:
-        raise ConfigError(f"unknown loss {name!r}; valid names: {', '.join(LOSSES)}")
-    cls = LOSSES[name]
+    losses = registered_losses()
+    if not isinstance(name, str) or name not in losses:
+        raise ConfigError(f"unknown loss {name!r}; valid names: {', '.join(losses)}")
+    cls = losses[name]
     named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     # Only named parameters: a loss without __init__ shows nn.Module's (*args, **kwargs).
     accepted = [p.name for p in inspect.signature(cls).parameters.values() if p.kind in named]

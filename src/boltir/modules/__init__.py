@@ -1,13 +1,12 @@
 """LightningModules: a model family's model plus what Lightning needs to run and train it."""
 
-from .base import BoltirModule, EncodeOutput, ScoreOutput, SingleScoreOutput
-from .bi_encoder import BiEncoderModule
+from ..types import EncodeOutput, ScoreOutput, SingleScoreOutput
+from .base import BoltirModule
+from .bi_encoder import BiEncoderModule, ColBERTModule, SpladeModule
 from .bm25 import BM25Module
-from .colbert import ColBERTModule
 from .cross_encoder import CrossEncoderModule
 from .light_retriever import LightRetrieverModule
 from .schedulers import LinearWarmupDecay
-from .splade import SpladeModule
 
 __all__ = [
     "BM25Module",

@@ -5,26 +5,21 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from torch import Tensor
 from transformers import PreTrainedModel
 
-from ..data.batches import DocBatch, Encoding, QueryBatch, RankBatch, TrainBatch, pin_tensor
+from ..data.batches import DocBatch, Encoding, QueryBatch, RankBatch, TrainBatch
 from ..data.datamodule import DataModule
-from ..data.run import Run
 from ..errors import ConfigError
-from ..eval import evaluate, parse_measures
+from ..eval import parse_measures
 from ..loss import build_loss
-from ..models import BoltirConfig, BoltirModel
-from ..models.layers import TokenVectors
-from ..models.layers.attention import varlen_runs
-from ..models.layers.segments import SegmentedVectors
+from ..models import MODEL_FAMILIES, BoltirConfig, BoltirModel, read_family, resolve_model_dir
+from ..types import EncodeOutput, ScoreOutput, SingleScoreOutput
+from .device import default_batch_size, packs_sequences
 
 log = logging.getLogger(__name__)
 
@@ -32,32 +27,8 @@ log = logging.getLogger(__name__)
 LossConfig = str | dict[str, Any] | list[str | dict[str, Any]]
 
 
-@dataclass
-class EncodeOutput:
-    """Vectors of a batch of documents or queries, with their ids.
-
-    ``embeddings`` is ``[batch, dim]`` for dense models, ``[batch, vocab]`` mostly-zero term weights for sparse
-    ones, :class:`~boltir.models.layers.TokenVectors` (padded ``[batch, tokens, dim]`` + mask) for multi-vector
-    ones, and the texts themselves for lexical engines such as BM25; the model's ``representation`` says which,
-    and index engines check it.
-    """
-
-    ids: list[str]
-    embeddings: Tensor | TokenVectors | list[str]
-    kind: str  # "query" or "doc"
-
-
-@dataclass
-class ScoreOutput:
-    """Scores of documents for queries: ``scores[i]`` holds one float per document of query ``i``."""
-
-    query_ids: list[str]
-    doc_ids: list[list[str]]
-    scores: list[Tensor]
-
-
 class BoltirModule(pl.LightningModule):
-    """Holds a model and its tokenizer; batching, padding, truncation and device placement happen here.
+    """Holds a model and runs its steps: predict (index, search, re-rank), training and validation.
 
     Training (``boltir fit``): :meth:`training_step` scores each batch's lists with :meth:`rank_scores` (with
     gradients) and applies ``loss_functions`` against the batch's targets, so a family that implements
@@ -70,10 +41,13 @@ class BoltirModule(pl.LightningModule):
         model: an already built model (instead of ``model_name_or_path``).
         loss_functions: the ranking loss, as :func:`boltir.loss.build_loss` takes it: ``infonce``,
             ``{name: kl_divergence, temperature: 2}`` or a list of those with ``weight`` keys.
-        val_measures: ir-measures names logged as ``val/<measure>`` after re-ranking ``data.val_datasets``.
+        val_measures: ir-measures names logged as ``val/<measure>`` after re-ranking ``data.val_datasets`` (by
+            :class:`boltir.callbacks.RankingValidation`, which boltir's Trainer attaches).
         gradient_checkpointing: recompute activations in the backward pass (less memory, ~30% slower).
         config_overrides: options to change in the saved (or given) config, e.g. ``{doc_length: 128}``; in YAML
             a dict under ``config:`` would become a whole config with defaults for every other option.
+        encode_batch_size: texts (bi-encoders) or query-document pairs (cross-encoders) per forward pass when
+            encoding or scoring; by default 256 on a GPU and 64 on a CPU.
     """
 
     model_class: ClassVar[type[BoltirModel]] = BoltirModel
@@ -87,12 +61,17 @@ class BoltirModule(pl.LightningModule):
         val_measures: Sequence[str] = ("nDCG@10",),
         gradient_checkpointing: bool = False,
         config_overrides: dict[str, Any] | None = None,
+        encode_batch_size: int | None = None,
     ) -> None:
         super().__init__()
+        if encode_batch_size is not None and encode_batch_size < 1:
+            raise ConfigError(f"encode_batch_size must be positive, got {encode_batch_size}.")
+        self.encode_batch_size = encode_batch_size
         if model is None:
             if model_name_or_path is None:
                 raise ConfigError("pass model_name_or_path (a model directory or hub name) or a model.")
-            model = self.model_class.from_pretrained(model_name_or_path, config=config, **(config_overrides or {}))
+            model_class = self.family_model_class(model_name_or_path, config)
+            model = model_class.from_pretrained(model_name_or_path, config=config, **(config_overrides or {}))
         elif config_overrides:
             model.config = model.config.replace(**config_overrides)
         self.model = model
@@ -101,8 +80,15 @@ class BoltirModule(pl.LightningModule):
         parse_measures(self.val_measures)  # an unknown measure fails before training starts
         if gradient_checkpointing:
             self.enable_gradient_checkpointing()
-        self._val_runs: dict[int, Run] = {}
         self.eval()  # inference until Lightning's fit switches to training (HF loads backbones in eval mode too)
+
+    @classmethod
+    def family_model_class(cls, name_or_path: str | os.PathLike[str], config: BoltirConfig | dict | None) -> type[BoltirModel]:
+        """The model class of the family that ``config``, or else the saved directory, names (``MODEL_FAMILIES``)
+        when it is a kind of the module's ``model_class``; ``model_class`` itself otherwise (a plain HF directory)."""
+        family = config.family if isinstance(config, BoltirConfig) else read_family(resolve_model_dir(name_or_path))
+        found = MODEL_FAMILIES.get(family) if family else None
+        return found if found is not None and issubclass(found, cls.model_class) else cls.model_class
 
     @property
     def config(self) -> BoltirConfig:
@@ -112,37 +98,18 @@ class BoltirModule(pl.LightningModule):
         """Save model, tokenizer and boltir config as one HF directory (atomically)."""
         self.model.save_pretrained(directory)
 
-    def _to_device(self, encoding: Encoding) -> Encoding:
-        """Move a tokenised batch to the model's device; through page-locked memory on a GPU, so the copy does
-        not wait for the GPU's queued work and the CPU can prepare the next batch meanwhile."""
-        device = self.device
-        if device.type != "cuda":
-            return {k: v.to(device) for k, v in encoding.items()}
-        return {k: pin_tensor(v).to(device, non_blocking=True) for k, v in encoding.items()}
+    def batch_size_on(self, device: torch.device) -> int:
+        """Texts or pairs per forward pass on ``device``: ``encode_batch_size``, or the device's default."""
+        return self.encode_batch_size or default_batch_size(device)
 
-    def _in_input_order(self, values: Any, order: Sequence[int] | Tensor) -> Any:
-        """``values`` computed in ``order`` (row ``i`` for input ``order[i]``), put back in input order; on a GPU the
-        permutation goes through page-locked memory, so its copy does not wait for the GPU's queued work."""
-        inverse = torch.argsort(torch.as_tensor(order))
-        if self.device.type == "cuda":
-            inverse = inverse.pin_memory().to(self.device, non_blocking=True)
-        return values[inverse]
+    @property
+    def forward_batch_size(self) -> int:
+        """Texts or pairs per forward pass on the module's device."""
+        return self.batch_size_on(self.device)
 
     def packs_sequences(self) -> bool:
-        """Whether batches run packed, end to end without padding: where PyTorch's variable-length flash kernel runs
-        them (a recent GPU, fp16/bf16 weights or autocast, torch 2.10+), in inference (the kernel has no attention
-        dropout), for a model that can (``model.packable``)."""
-        if not self.model.packable or self.training:
-            return False
-        device = self.device
-        autocast = device.type == "cuda" and torch.is_autocast_enabled("cuda")
-        dtype = torch.get_autocast_dtype("cuda") if autocast else next(self.model.parameters()).dtype
-        return varlen_runs(device, dtype)
-
-    def _overlapped(self, batches: Sequence[Any], prepare: Callable[[Any], Any], compute: Callable[[Any], Tensor]) -> list[Tensor]:
-        """:func:`overlapped`, with the helper thread on a GPU only: on a CPU the matrix products already use
-        every core, so preparing beside them would only compete."""
-        return overlapped(batches, prepare, compute, helper=self.device.type == "cuda")
+        """Whether batches run packed, end to end without padding (see :func:`boltir.modules.device.packs_sequences`)."""
+        return packs_sequences(self.model, self.device, self.training)
 
     def batch_transform(self) -> Callable[[Any], Any] | None:
         """What the DataLoader's workers apply to each batch (tokenisation); None keeps batches as text."""
@@ -193,17 +160,6 @@ class BoltirModule(pl.LightningModule):
             raise ConfigError(f"{type(self).__name__} has no loss: set model.init_args.loss_functions (e.g. infonce).")
         return self.loss(scores.float(), targets.to(device=scores.device, dtype=torch.float32))
 
-    def gather(self, tensor: Tensor | SegmentedVectors) -> Tensor | SegmentedVectors:
-        """``tensor`` of every device concatenated along dim 0 (DDP); gradients flow through this device's part."""
-        trainer = self._trainer
-        if trainer is None or trainer.world_size == 1:
-            return tensor
-        if isinstance(tensor, SegmentedVectors):  # both parts have the same shape on every device (max_segments wide)
-            return SegmentedVectors(self.gather(tensor.vectors), self.gather(tensor.mask.to(torch.uint8)).bool())
-        parts = list(self.all_gather(tensor.detach()).unbind(0))
-        parts[self.global_rank] = tensor
-        return torch.cat(parts)
-
     def enable_gradient_checkpointing(self) -> None:
         """Turn on activation checkpointing in every HF backbone of the model."""
         for module in self.model.modules():
@@ -234,57 +190,11 @@ class BoltirModule(pl.LightningModule):
             if callable(fit_to):
                 fit_to(int(self.trainer.estimated_stepping_batches))
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Lightning does not save random states; with them a resumed run draws the same dropout masks.
-        states = _collect_rng_states()
-        kind, keys, *rest = states["numpy"]  # as a tensor, so checkpoints still load with weights_only=True
-        states["numpy"] = (kind, torch.from_numpy(keys.astype("int64")), *rest)
-        checkpoint["boltir_rng_states"] = states
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        states = checkpoint.get("boltir_rng_states")
-        if states:
-            kind, keys, *rest = states["numpy"]
-            _set_rng_states({**states, "numpy": (kind, keys.numpy().astype("uint32"), *rest)})
-
-    # -- validation during fit: re-rank data.val_datasets and evaluate -----------------------------
-    def on_validation_epoch_start(self) -> None:
-        self._val_runs = {}
-
-    def validation_step(self, batch: Any, batch_idx: int = 0, dataloader_idx: int = 0) -> None:
+    # -- validation during fit: re-rank data.val_datasets (RankingValidation evaluates the runs) ----
+    def validation_step(self, batch: Any, batch_idx: int = 0, dataloader_idx: int = 0) -> ScoreOutput:
         if not isinstance(batch, RankBatch):
             raise ConfigError("validation re-ranks candidates: put RunDataset instances in data.val_datasets.")
-        output = self.predict_step(batch, batch_idx, dataloader_idx)
-        run = self._val_runs.setdefault(dataloader_idx, Run(name="validation"))
-        for query_id, doc_ids, scores in zip(output.query_ids, output.doc_ids, output.scores):
-            run.add(query_id, doc_ids, scores.float().cpu().tolist())
-
-    def on_validation_epoch_end(self) -> None:
-        from ..callbacks.run_writer import dataset_name  # callbacks import this module
-
-        loaders = self.trainer.val_dataloaders
-        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
-        for idx, run in sorted(self._gathered_val_runs().items()):
-            dataset = loaders[idx].dataset
-            qrels = getattr(dataset, "qrels", None)
-            if not qrels:
-                continue
-            prefix = "val" if len(loaders) == 1 else f"val/{dataset_name(dataset, idx)}"
-            for measure, value in evaluate(run, qrels, self.val_measures).items():
-                self.log(f"{prefix}/{measure}", value, prog_bar=True)
-
-    def _gathered_val_runs(self) -> dict[int, Run]:
-        """Under DDP each device re-ranked a share of the queries: collect them all on every device."""
-        if self.trainer.world_size == 1:
-            return self._val_runs
-        shares: list[Any] = [None] * self.trainer.world_size
-        torch.distributed.all_gather_object(shares, {i: r.rankings for i, r in self._val_runs.items()})
-        runs: dict[int, Run] = {}
-        for share in shares:
-            for idx, rankings in share.items():
-                for query_id, ranking in rankings.items():
-                    runs.setdefault(idx, Run(name="validation")).add(query_id, ranking.keys(), ranking.values())
-        return runs
+        return self.predict_step(batch, batch_idx, dataloader_idx)  # type: ignore[return-value]
 
     # -- convenience for users outside a Trainer ---------------------------------------------------
     @torch.inference_mode()
@@ -310,35 +220,4 @@ class BoltirModule(pl.LightningModule):
         return SingleScoreOutput(scores[0]) if isinstance(query, str) else ScoreOutput(ids, doc_ids, scores)
 
 
-def overlapped(batches: Sequence[Any], prepare: Callable[[Any], Any], compute: Callable[[Any], Tensor], helper: bool) -> list[Tensor]:
-    """``compute(prepare(batch))`` for every batch, in order. With ``helper``, one thread prepares (tokenises,
-    page-locks) the next batch while this one is computed: Rust tokenizers release the GIL, so the host prepares
-    while the GPU runs the queued kernels.
-
-    One thread, not several: tokenising switches the shared Rust tokenizer's truncation between calls
-    (transformers does on each call), so two threads tokenising at once could cut each other's texts; on an H200,
-    2 or 4 threads were no faster anyway (benchmarks/RESULTS.md, round 3).
-    """
-    if not helper or len(batches) < 2:
-        return [compute(prepare(batch)) for batch in batches]
-    chunks = []
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        upcoming = thread.submit(prepare, batches[0])
-        for index in range(len(batches)):
-            prepared = upcoming.result()
-            if index + 1 < len(batches):
-                upcoming = thread.submit(prepare, batches[index + 1])
-            chunks.append(compute(prepared))
-    return chunks
-
-
-@dataclass
-class SingleScoreOutput:
-    """Scores of one query's documents, in the order they were passed."""
-
-    scores: Tensor
-
-    def ranking(self) -> list[int]:
-        """Document positions, best first."""
-        return torch.argsort(self.scores, descending=True, stable=True).tolist()
-
+__all__ = ["BoltirModule", "EncodeOutput", "LossConfig", "ScoreOutput", "SingleScoreOutput"]

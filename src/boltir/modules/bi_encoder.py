@@ -12,11 +12,11 @@ from torch import Tensor
 from ..data.batches import DocBatch, Encoding, QueryBatch, TokenChunks, TrainBatch, pin_encoding
 from ..errors import ConfigError
 from ..loss import Regulariser, build_loss, in_batch_scores
-from ..models import BiEncoderConfig, BiEncoderModel
-from ..models.layers import TokenVectors, cat_batches
+from ..models import BiEncoderConfig, BiEncoderModel, ColBERTModel, SpladeModel
 from ..models.layers.packing import PackedTokens
-from ..models.layers.segments import SegmentedVectors
+from ..types import SegmentedVectors, TokenVectors, cat_batches
 from .base import BoltirModule, LossConfig
+from .device import in_input_order, overlapped, to_device
 from .late_cache import LateCache, stable_keys
 
 
@@ -70,8 +70,6 @@ class BiEncoderModule(BoltirModule):
 
     model_class: ClassVar[type[BiEncoderModel]] = BiEncoderModel
     model: BiEncoderModel
-    # texts per forward pass when encoding; families with large outputs (SPLADE's vocabulary logits) lower it
-    encode_batch_size: ClassVar[int] = 256
 
     def __init__(
         self,
@@ -86,8 +84,12 @@ class BiEncoderModule(BoltirModule):
         gradient_checkpointing: bool = False,
         config_overrides: dict[str, Any] | None = None,
         late_cache_size: int = 0,
+        encode_batch_size: int | None = None,
     ) -> None:
-        super().__init__(model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing, config_overrides)
+        super().__init__(
+            model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing, config_overrides,
+            encode_batch_size,
+        )
         self.in_batch_loss = build_loss(in_batch_loss) if in_batch_loss is not None else None
         if self.loss is None and self.in_batch_loss is None:
             raise ConfigError("BiEncoderModule needs loss_functions or in_batch_loss (or both) to train.")
@@ -96,6 +98,21 @@ class BiEncoderModule(BoltirModule):
         self.late_cache = LateCache(late_cache_size) if late_cache_size else None
         if self.late_cache is not None and self.in_batch_loss is None:
             raise ConfigError("late_cache_size adds negatives to the in-batch loss: set in_batch_loss too.")
+
+    def gather(self, tensor: Tensor | TokenVectors) -> Tensor | TokenVectors:
+        """``tensor`` of every device concatenated along dim 0 (DDP); gradients flow through this device's part.
+        Token and segment vectors are padded to the longest batch of any device first."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return tensor
+        if isinstance(tensor, TokenVectors):
+            length = int(self.all_gather(torch.tensor(tensor.vectors.shape[1], device=self.device)).max())
+            padded = type(tensor).cat([tensor], length=length)
+            mask = self.all_gather(padded.mask.to(torch.uint8)).flatten(0, 1).bool()
+            return type(tensor)(self.gather(padded.vectors), mask)
+        parts = list(self.all_gather(tensor.detach()).unbind(0))
+        parts[self.global_rank] = tensor
+        return torch.cat(parts)
 
     def training_losses(self, batch: TrainBatch) -> dict[str, Tensor]:
         """List loss, in-batch loss and regularisers, from one encoding of the batch's queries and documents."""
@@ -146,16 +163,12 @@ class BiEncoderModule(BoltirModule):
         return scores, targets
 
     def batch_transform(self) -> Callable[[Any], Any]:
-        return TokenizeBatch(self.model, self._chunk_size(self._run_device()))
+        return TokenizeBatch(self.model, self.batch_size_on(self._run_device()))
 
     def _run_device(self) -> torch.device:
         """The device this module runs on: the Trainer's, before Lightning has moved the module there."""
         trainer = self._trainer
         return trainer.strategy.root_device if trainer is not None else self.device
-
-    def _chunk_size(self, device: torch.device) -> int:
-        """Texts per forward pass when encoding; CPUs take small batches, which stay in their caches."""
-        return self.encode_batch_size if device.type == "cuda" else min(self.encode_batch_size, 32)
 
     def _encode(
         self, texts: list[str], side: str, batch_size: int | None, encoding: Encoding | TokenChunks | None = None
@@ -165,7 +178,7 @@ class BiEncoderModule(BoltirModule):
         ``encoding`` holds the texts' tokens when the DataLoader's workers made them: one batch (as indexing
         sorts whole streams by length), or a training batch's length-sorted chunks. Otherwise the texts are
         tokenised here; on a GPU the next batch is tokenised into page-locked memory while this one is encoded
-        (see ``_overlapped``), and vectors stay on the device until the end. Where :meth:`packs_sequences`, each
+        (see :func:`~boltir.modules.device.overlapped`), and vectors stay on the device until the end. Where :meth:`packs_sequences`, each
         batch goes end to end without padding.
         """
         encode = self.model.encode_queries if side == "query" else self.model.encode_docs
@@ -181,7 +194,7 @@ class BiEncoderModule(BoltirModule):
         def compute(tokens: Encoding | PackedTokens) -> Tensor | TokenVectors:
             if isinstance(tokens, PackedTokens):
                 return encode(tokens.to(self.device))  # non-blocking: it holds page-locked memory on a GPU
-            return encode(self._to_device(tokens))
+            return encode(to_device(tokens, self.device))
 
         if encoding is not None and not isinstance(encoding, TokenChunks):
             return compute(prepare(encoding))
@@ -190,11 +203,11 @@ class BiEncoderModule(BoltirModule):
             chunks = [compute(chunk) for chunk in encoding.chunks]
         else:
             tokenize = self.model.tokenize_queries if side == "query" else self.model.tokenize_docs
-            order, batches = length_chunks(texts, batch_size or self._chunk_size(self.device))
-            chunks = self._overlapped(batches, lambda batch: prepare(tokenize(batch)), compute)
+            order, batches = length_chunks(texts, batch_size or self.forward_batch_size)
+            chunks = overlapped(batches, lambda batch: prepare(tokenize(batch)), compute, helper=on_gpu)
         if not chunks:
             return torch.empty(0, self.model.embedding_dim, device=self.device)
-        return self._in_input_order(cat_batches(chunks), order)
+        return in_input_order(cat_batches(chunks), order, self.device)
 
     def embed_queries(
         self, texts: list[str], encoding: Encoding | TokenChunks | None = None, batch_size: int | None = None
@@ -225,3 +238,25 @@ class BiEncoderModule(BoltirModule):
             scores.append(self.model.score(query_vectors[i : i + 1], doc_vectors[start : start + len(ds)])[0])
             start += len(ds)
         return scores
+
+
+# The family a module loads is the one its config or saved directory names; these two only pick the family for a
+# plain HF directory (no boltir_config.json), as ``BiEncoderModule(path, config=SpladeConfig())`` would.
+class SpladeModule(BiEncoderModule):
+    """A learned-sparse bi-encoder (SPLADE) ready to score, index (Seismic, exact inverted index), search and train.
+
+    Example:
+        >>> module = SpladeModule("boltir/splade-tiny")
+        >>> module.score("what causes ocean tides", ["The moon's pull causes tides.", "Flour, eggs, sugar."]).scores
+    """
+
+    model_class: ClassVar[type[SpladeModel]] = SpladeModel
+    model: SpladeModel
+
+
+class ColBERTModule(BiEncoderModule):
+    """A multi-vector bi-encoder (ColBERT, MaxSim) ready to score, index (PLAID, exact MaxSim), search, re-rank and
+    train; MaxSim scores are sums over query tokens, so losses usually need no temperature."""
+
+    model_class: ClassVar[type[ColBERTModel]] = ColBERTModel
+    model: ColBERTModel

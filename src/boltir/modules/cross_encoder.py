@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..models import BoltirConfig, CrossEncoderModel
+from ..models import CrossEncoderModel
 from ..models.cross_encoder.model import PairBatch
 from ..models.layers.packing import PackedTokens
 from .base import BoltirModule
+from .device import in_input_order, overlapped
 
 # pointwise batches tokenised together, then regrouped by token count (see CrossEncoderModule._score_pairs)
 SORT_WINDOW = 8
@@ -21,10 +21,10 @@ SORT_WINDOW = 8
 class CrossEncoderModule(BoltirModule):
     """A cross-encoder (pointwise, sparse-attention or Set-Encoder) ready to re-rank and train.
 
-    Args:
-        pair_batch_size: query-document pairs per forward pass (default: 256 on a GPU, 64 on a CPU); a
-            1,000-candidate list streams through in slices of this size. The Set-Encoder reads each candidate list whole (its passages attend to each
-            other), so its batches hold whole lists, as many as fit in ``pair_batch_size`` (at least one).
+    ``encode_batch_size`` (the base module's option) counts query-document pairs per forward pass (default: 256 on
+    a GPU, 64 on a CPU); a 1,000-candidate list streams through in slices of this size. The Set-Encoder reads each
+    candidate list whole (its passages attend to each other), so its batches hold whole lists, as many as fit in
+    ``encode_batch_size`` (at least one).
 
     Example:
         >>> module = CrossEncoderModule("cross-encoder/ms-marco-MiniLM-L-12-v2")
@@ -33,24 +33,6 @@ class CrossEncoderModule(BoltirModule):
 
     model_class: ClassVar[type[CrossEncoderModel]] = CrossEncoderModel
     model: CrossEncoderModel
-
-    def __init__(
-        self,
-        model_name_or_path: str | os.PathLike[str] | None = None,
-        config: BoltirConfig | dict | None = None,
-        model: CrossEncoderModel | None = None,
-        pair_batch_size: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(model_name_or_path, config, model, **kwargs)
-        if pair_batch_size is not None and pair_batch_size < 1:
-            raise ConfigError(f"pair_batch_size must be positive, got {pair_batch_size}.")
-        self.pair_batch_size = pair_batch_size
-
-    @property
-    def pairs_per_batch(self) -> int:
-        """``pair_batch_size``, or by default 256 on a GPU (large batches keep it busy) and 64 on a CPU."""
-        return self.pair_batch_size or (256 if self.device.type == "cuda" else 64)
 
     def rank_scores(self, queries: list[str], docs: list[list[str]]) -> list[Tensor]:
         """One score per candidate of each query (with gradients when training); empty lists give empty tensors."""
@@ -64,7 +46,7 @@ class CrossEncoderModule(BoltirModule):
 
     def _score_pairs(self, queries: list[str], docs: list[str]) -> Tensor:
         """Pointwise scores in batches of similar token counts (little padding), returned in input order; on a GPU
-        the next window of batches is tokenised while this one is scored (see ``_overlapped``).
+        the next window of batches is tokenised while this one is scored (see :func:`~boltir.modules.device.overlapped`).
 
         Pairs are sorted by characters, tokenised ``SORT_WINDOW`` batches at a time, and each window re-sorted by
         tokens: over SciFact's BM25 top-100, batches of 256 carry 17% padding sorted by characters, 3% so. Where
@@ -73,7 +55,7 @@ class CrossEncoderModule(BoltirModule):
         if not docs:
             return torch.zeros(0, device=self.device)
         order, parts = self._pair_windows(queries, docs)
-        size = self.pairs_per_batch
+        size = self.forward_batch_size
         on_gpu = self.device.type == "cuda"
         left = self.model.tokenizer.padding_side == "left"
         cache: dict[str, Any] = {}  # each distinct query and document is tokenised once per call
@@ -87,22 +69,23 @@ class CrossEncoderModule(BoltirModule):
         def compute(pieces: list[tuple[Tensor, PairBatch | PackedTokens]]) -> Tensor:
             scores = torch.cat([self.model(piece.to(self.device)) for _, piece in pieces])
             rows = torch.cat([rows for rows, _ in pieces])
-            return self._in_input_order(scores, rows)  # back to the window's order
+            return in_input_order(scores, rows, self.device)  # back to the window's order
 
-        return self._in_input_order(torch.cat(self._overlapped(parts, prepare, compute)), order)
+        scores = overlapped(parts, prepare, compute, helper=on_gpu)
+        return in_input_order(torch.cat(scores), order, self.device)
 
     def _pair_windows(self, queries: list[str], docs: list[str]) -> tuple[list[int], list[list[int]]]:
         """Pair positions longest first (by characters) and their windows of ``SORT_WINDOW`` batches, each window
         tokenised at once and regrouped by tokens (sparse layouts: one batch per window, they cannot be regrouped)."""
         order = sorted(range(len(docs)), key=lambda i: len(queries[i]) + len(docs[i]), reverse=True)
-        window = self.pairs_per_batch * (1 if self.config.attention == "sparse" else SORT_WINDOW)
+        window = self.forward_batch_size * (1 if self.config.attention == "sparse" else SORT_WINDOW)
         return order, [order[start : start + window] for start in range(0, len(order), window)]
 
     def _score_lists(self, queries: list[str], docs: list[list[str]]) -> Tensor:
         """Set-Encoder scores: whole candidate lists per forward pass, as many lists as fit in a batch."""
         chunks, group, size = [], [], 0
         for query, candidates in zip(queries, docs):
-            if group and size + len(candidates) > self.pairs_per_batch:
+            if group and size + len(candidates) > self.forward_batch_size:
                 chunks.append(self._forward_lists(group))
                 group, size = [], 0
             if candidates:

@@ -19,8 +19,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..models.layers import cat_batches
-from ..models.layers.segments import SegmentedVectors
+from ..types import SegmentedVectors, cat_batches
 
 Vectors = Tensor | SegmentedVectors
 

@@ -1,15 +1,12 @@
-"""The LightRetriever LightningModule: a bi-encoder whose queries skip the LLM, plus the query token cache."""
+"""The LightRetriever LightningModule: a bi-encoder whose queries skip the LLM, and building its query token cache."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
-
-from ..data.batches import TokenBatch
 from ..models import BoltirConfig, LightRetrieverModel
-from .base import EncodeOutput, ScoreOutput
 from .bi_encoder import BiEncoderModule
 
 
@@ -18,7 +15,7 @@ class LightRetrieverModule(BiEncoderModule):
 
     Args:
         query_only: load only what encodes queries (tokenizer and the cached EmbeddingBag), never the LLM;
-            for ``search`` after ``boltir cache-embeddings``.
+            for ``search`` after :meth:`cache_embeddings` (or ``boltir cache-embeddings``).
         cache_path: where the query token cache lies when not beside the model.
         training: BiEncoderModule's training options (``loss_functions``, ``in_batch_loss``, regularisers, ...);
             the paper's recipe is ``in_batch_loss: {name: infonce, temperature: 0.02}`` with ``loss_functions: null``.
@@ -45,13 +42,6 @@ class LightRetrieverModule(BiEncoderModule):
         super().__init__(model_name_or_path, config, model, **training)
         self.cache_path = cache_path
 
-    @property
-    def encode_batch_size(self) -> int:  # type: ignore[override]
-        """Texts per LLM forward when encoding: sparse vectors pass through ``[batch, tokens, vocabulary]`` logits."""
-        return 32 if self.model.representation == "sparse" else 256
-
-    def predict_step(self, batch: Any, batch_idx: int = 0, dataloader_idx: int = 0) -> EncodeOutput | ScoreOutput:
-        if isinstance(batch, TokenBatch):  # building the query token cache
-            ids = torch.tensor(batch.token_ids, dtype=torch.long, device=self.device)
-            return EncodeOutput([str(i) for i in batch.token_ids], self.model.token_vectors(ids), "token")
-        return super().predict_step(batch, batch_idx, dataloader_idx)
+    def cache_embeddings(self, batch_size: int = 1024, cache_path: str | os.PathLike[str] | None = None) -> Path:
+        """Build the query token cache (see :meth:`LightRetrieverModel.build_token_cache`) on the module's device."""
+        return self.model.build_token_cache(batch_size, cache_path)

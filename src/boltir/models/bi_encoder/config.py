@@ -67,8 +67,3 @@ class BiEncoderConfig(BoltirConfig):
             raise ConfigError("query_length and doc_length must be positive.")
         if self.segments is not None and self.doc_pooling == "none":
             raise ConfigError("segments need one vector per segment: choose a doc_pooling other than 'none'.")
-
-    @property
-    def index_similarity(self) -> str:
-        """How an index compares stored vectors: cosine is inner product over normalised vectors."""
-        return "l2" if self.similarity == "l2" else "ip"

@@ -15,7 +15,8 @@ from ...errors import ConfigError
 from ..layers import Pooling, pad_right_for_causal_attention, pairwise_similarity
 from ..layers.attention import try_boltir_attention
 from ..layers.packing import PackedTokens
-from ..layers.segments import SegmentedVectors, Segments, max_over_segments, split_into_segments
+from ...types import SegmentedVectors
+from ..layers.segments import Segments, max_over_segments, split_into_segments
 from ..model import BoltirModel, freeze_pooler, is_decoder, read_json, run_backbone
 from .config import BiEncoderConfig
 

@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from ...errors import ConfigError
 from ..bi_encoder import BiEncoderModel
-from ..layers import TokenVectors, maxsim
+from ...types import TokenVectors
+from ..layers import maxsim
 from ..model import run_backbone
 from .config import ColBERTConfig
 

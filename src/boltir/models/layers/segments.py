@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import ConfigError
-from .multivector import TokenVectors
+from ...types import SegmentedVectors
 from .segment_attention import SegmentLayout, enable_segment_attention, register_segment_attention
 
 AGGREGATIONS = ("firstp", "maxp", "sedr", "transformer_head")
@@ -76,14 +76,6 @@ class SegmentConfig:
     def multi_vector(self) -> bool:
         """True when a document gets one vector per segment (all strategies but firstp)."""
         return self.aggregation != "firstp"
-
-
-class SegmentedVectors(TokenVectors):
-    """Documents as segment vectors: ``vectors [docs, segments, dim]`` and ``mask [docs, segments]`` (True = real).
-
-    The same padded layout as token vectors, one row per segment; padding segments hold zeros and are False in
-    ``mask``, and scoring never lets them win.
-    """
 
 
 def max_over_segments(segment_scores: Tensor, mask: Tensor) -> Tensor:

@@ -68,8 +68,3 @@ class LightRetrieverConfig(BoltirConfig):
     def score_similarity(self) -> str:
         """How query and document vectors compare: sparse vectors by dot product, dense ones as configured."""
         return "dot" if self.representation == "sparse" else self.similarity
-
-    @property
-    def query_is_lookup(self) -> bool:
-        """True when encoding a query needs no LLM at serving time (the LightRetriever variants)."""
-        return not self.symmetric

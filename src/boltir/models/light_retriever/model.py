@@ -4,7 +4,7 @@ Dense documents are the LLM's last-token (EOS) state; sparse documents its vocab
 max-pooled over tokens. An asymmetric dense query is the mean (or sum) of its tokens' vectors, where a token's
 vector is the LLM's last state on ``[query_prefix] token EOS``: during training every distinct token of a batch
 goes through the LLM (with gradients); afterwards the vectors of the whole vocabulary are cached once
-(``boltir cache-embeddings``) and :meth:`LightRetrieverModel.for_queries` serves queries from that cache alone.
+(:meth:`LightRetrieverModel.build_token_cache`, or ``boltir cache-embeddings``) and :meth:`LightRetrieverModel.for_queries` serves queries from that cache alone.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..._io import atomic_file
-from ...errors import ConfigError, IndexMismatchError, require
+from ...errors import ConfigError, IndexMismatchError
 from ..config import CONFIG_NAME
 from ..layers import Pooling, pad_right_for_causal_attention, pairwise_similarity
+from ..layers.lora import apply_lora, is_lora, save_merged
 from ..model import BoltirModel, load_tokenizer
 from ..resolve import resolve_model_dir
 from .config import LightRetrieverConfig
@@ -53,21 +55,6 @@ def weights_sha256(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def merged_lora_state_dict(peft_model: nn.Module) -> dict[str, Tensor]:
-    """The base model's weights with every LoRA adapter folded in, under the base model's own names."""
-    from peft.tuners.lora import LoraLayer
-
-    base = peft_model.get_base_model()
-    state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if "lora_" not in k}
-    for name, module in base.named_modules():
-        if isinstance(module, LoraLayer):
-            weight = state[f"{name}.weight"]
-            for adapter in module.active_adapters:
-                weight = weight + module.get_delta_weight(adapter).to(weight.dtype)
-            state[f"{name}.weight"] = weight
-    return state
-
-
 class LightRetrieverModel(BoltirModel[LightRetrieverConfig]):
     """An LLM document encoder with a lookup-only query encoder; ``backbone`` is None when serving queries only."""
 
@@ -83,8 +70,8 @@ class LightRetrieverModel(BoltirModel[LightRetrieverConfig]):
         token_cache: Tensor | None = None,
     ) -> None:
         super().__init__(backbone, tokenizer, config)  # type: ignore[arg-type]
-        if backbone is not None and config.lora_r and not _is_peft(backbone):
-            self.backbone = _with_lora(backbone, config)
+        if backbone is not None and config.lora_r and not is_lora(backbone):
+            self.backbone = apply_lora(backbone, config.lora_r, config.lora_alpha, config.lora_target_modules, config.lora_dropout)
         self.backbone_config = backbone_config if backbone_config is not None else backbone.config  # type: ignore[union-attr]
         if tokenizer.eos_token_id is None:
             raise ConfigError("LightRetriever pools the EOS token, but the tokenizer defines no eos_token.")
@@ -224,6 +211,31 @@ class LightRetrieverModel(BoltirModel[LightRetrieverConfig]):
             handle.write(safetensors_bytes({"weight": vectors.detach().float().cpu().contiguous()}, metadata=metadata))
         return path
 
+    @torch.inference_mode()
+    def build_token_cache(self, batch_size: int = 1024, cache_path: str | os.PathLike[str] | None = None) -> Path:
+        """Encode every vocabulary token alone (the query EmbeddingBag of an asymmetric dense model) on the model's
+        device and save the vectors, fingerprinted, beside the saved model (or at ``cache_path``)."""
+        if self.config.symmetric or self.config.representation != "dense":
+            raise ConfigError("cache-embeddings needs an asymmetric dense LightRetriever model (symmetric=False, representation='dense').")
+        try:
+            directory = resolve_model_dir(self.name_or_path)
+        except Exception:
+            raise ConfigError(
+                "cache-embeddings fingerprints the model's weight files: save the model (save_pretrained) and load it "
+                "from that directory first."
+            ) from None
+        vocabulary = torch.arange(len(self.tokenizer), device=self.device)
+        batches = vocabulary.split(batch_size)
+        training = self.training
+        self.eval()  # no dropout
+        try:
+            parts = [self.token_vectors(ids).float().cpu() for ids in tqdm(batches, desc="query token cache", unit="batch")]
+        finally:
+            self.train(training)
+        path = self.save_token_cache(torch.cat(parts), directory, Path(cache_path) if cache_path else None)
+        print(f"cached {len(vocabulary)} query token vectors into {path}", flush=True)
+        return path
+
     @classmethod
     def for_queries(
         cls,
@@ -269,29 +281,9 @@ class LightRetrieverModel(BoltirModel[LightRetrieverConfig]):
         return {}  # the token cache is derived from the LLM and saved apart, with its fingerprint
 
     def save_into(self, directory: Path) -> None:
-        llm = self._llm()
-        if _is_peft(llm):  # LoRA: save a plain model with the adapters merged in
-            llm.get_base_model().save_pretrained(directory, state_dict=merged_lora_state_dict(llm))
-        else:
-            llm.save_pretrained(directory)
+        save_merged(self._llm(), directory)  # LoRA: a plain model with the adapters merged in
         self.tokenizer.save_pretrained(directory)
         self.config.save(directory)
 
 
-def _is_peft(module: nn.Module) -> bool:
-    return hasattr(module, "peft_config") and hasattr(module, "get_base_model")
-
-
-def _with_lora(backbone: PreTrainedModel, config: LightRetrieverConfig) -> nn.Module:
-    """Wrap the LLM with LoRA adapters; only they (not the LLM's weights) then train."""
-    peft = require("peft", "peft", "LoRA adapters (lora_r > 0)", extra="lora")
-    lora = peft.LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.lora_target_modules or "all-linear",
-    )
-    return peft.get_peft_model(backbone, lora)
-
-
-__all__ = ["CACHE_NAME", "LightRetrieverModel", "merged_lora_state_dict", "vocab_sha256", "weights_sha256"]
+__all__ = ["CACHE_NAME", "LightRetrieverModel", "vocab_sha256", "weights_sha256"]

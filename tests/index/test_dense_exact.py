@@ -21,9 +21,9 @@ def test_torch_engine_matches_faiss_flat(tiny_bert_dir, tmp_path, similarity):
     module = BiEncoderModule(tiny_bert_dir, config=BiEncoderConfig(similarity=similarity))
     torch.manual_seed(1)
     docs, queries = torch.randn(100, 32), torch.randn(7, 32)
-    faiss_scores, faiss_ids = open_searcher(_build(FaissIndexConfig(), module, tmp_path / "f", docs)).search(queries, 10)
+    faiss_scores, faiss_ids = open_searcher(_build(FaissIndexConfig(), module, tmp_path / "f", docs)).search_arrays(queries, 10)
     searcher = open_searcher(_build(TorchIndexConfig(query_chunk=3), module, tmp_path / "t", docs))
-    torch_scores, torch_ids = searcher.search(queries, 10)
+    torch_scores, torch_ids = searcher.search_arrays(queries, 10)
     assert torch_ids == faiss_ids
     np.testing.assert_allclose(torch_scores, faiss_scores, rtol=1e-4, atol=1e-4)
 
@@ -33,7 +33,7 @@ def test_half_precision_storage_keeps_the_ranking(tiny_bert_dir, tmp_path):
     torch.manual_seed(2)
     docs = torch.randn(50, 32)
     searcher = open_searcher(_build(TorchIndexConfig(dtype="float16"), module, tmp_path / "h", docs))
-    _, ids = searcher.search(docs[:5], 1)
+    _, ids = searcher.search_arrays(docs[:5], 1)
     assert [row[0] for row in ids] == ["d0", "d1", "d2", "d3", "d4"]
 
 

@@ -20,28 +20,6 @@ VECTORS_FILE = "vectors.safetensors"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-@dataclass
-class TorchIndexConfig(IndexConfig):
-    """Vectors kept as one tensor; search is a chunked matrix product plus top-k.
-
-    Attributes:
-        dtype: storage and search precision (float32, float16, bfloat16); half precision halves memory.
-        device: where search runs ("auto": CUDA when available).
-        query_chunk: queries scored per matrix product (bounds the score matrix's memory).
-    """
-
-    engine: ClassVar[str] = "torch"
-
-    dtype: str = "float32"
-    device: str = "auto"
-    query_chunk: int = 1024
-
-    def __post_init__(self) -> None:
-        if self.dtype not in _DTYPES:
-            raise ConfigError(f"index_config.dtype='{self.dtype}' does not exist; choose one of {sorted(_DTYPES)}.")
-
-
-
 class TorchIndexer(Indexer):
     representation: ClassVar[str] = "dense"
     config: TorchIndexConfig
@@ -74,7 +52,7 @@ class TorchSearcher(Searcher):
             self.vectors = self.vectors.float()  # half-precision products are slow or missing on CPU
         self.similarity = manifest["fingerprint"]["similarity"]
 
-    def search(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_arrays(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
         queries = query_embeddings.detach().to(self.vectors.device, torch.float32)
         if queries.shape[1] != self.vectors.shape[1]:
             raise ConfigError(f"query vectors have dim {queries.shape[1]} but the index holds dim {self.vectors.shape[1]}.")
@@ -95,4 +73,25 @@ class TorchSearcher(Searcher):
         positions = torch.cat(all_positions).numpy()
         return scores, [list(self.doc_ids[row]) for row in positions]
 
-TorchIndexConfig.indexer_class, TorchIndexConfig.searcher_class = TorchIndexer, TorchSearcher
+
+@dataclass
+class TorchIndexConfig(IndexConfig):
+    """Vectors kept as one tensor; search is a chunked matrix product plus top-k.
+
+    Attributes:
+        dtype: storage and search precision (float32, float16, bfloat16); half precision halves memory.
+        device: where search runs ("auto": CUDA when available).
+        query_chunk: queries scored per matrix product (bounds the score matrix's memory).
+    """
+
+    engine: ClassVar[str] = "torch"
+    indexer_class: ClassVar[type[Indexer]] = TorchIndexer
+    searcher_class: ClassVar[type[Searcher]] = TorchSearcher
+
+    dtype: str = "float32"
+    device: str = "auto"
+    query_chunk: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _DTYPES:
+            raise ConfigError(f"index_config.dtype='{self.dtype}' does not exist; choose one of {sorted(_DTYPES)}.")
