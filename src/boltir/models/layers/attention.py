@@ -10,8 +10,8 @@ same kernel call), so switching a backbone changes nothing until a layout is pas
   and to a band of ``window`` document tokens on each side, the first token ([CLS]) to everything. Documents are cut
   into blocks of ``b = max(window, 16)`` tokens and each block is scored against the query and its three
   neighbouring blocks with batched matmuls, so memory grows with ``tokens x (query + 3b)``, not ``tokens^2``.
-- :class:`SetLayout` (Set-Encoder): passages of one candidate list run in parallel as separate sequences; only
-  each passage's first (interaction) token also attends to the interaction tokens of the other passages.
+- :class:`SetLayout` (Set-Encoder): passages of one candidate list run in parallel as separate sequences; every
+  token also attends to the interaction tokens of the other passages (Lightning IR's pattern).
 - :class:`PackedLayout` (full attention, no padding): sequences laid end to end in one row of ``total`` tokens; on a
   GPU in half precision PyTorch's variable-length flash kernel runs it, so no work is spent on padding and no mask
   is read (the padded path runs the memory-efficient kernel, the only fused one that takes a padding mask).
@@ -130,20 +130,27 @@ def _block_major(x: Tensor, blocks: int, width: int) -> Tensor:
 
 @dataclass
 class SetLayout:
-    """Set-Encoder attention: one sequence per passage; interaction tokens (position 0) see each other per list.
+    """Set-Encoder attention: one sequence per passage; every token also attends to the other passages of its list
+    through their interaction tokens, as Lightning IR's Set-Encoder does (Schlatt et al., 2025).
+
+    A token's keys are its own passage's tokens plus the other passages' interaction tokens (the set of them: order
+    does not matter, so scores are permutation-invariant); the interaction token is the first token, or the one
+    after it where the tokenizer adds one (Lightning IR's ``add_extra_token``).
 
     Attributes:
         key_mask: ``[passages, tokens]``, True for real tokens.
         members: ``[passages, others]`` indices of the other passages of the same list (any valid index where padded).
         member_mask: ``[passages, others]``, True where ``members`` names a real other passage.
+        interaction: the position of each passage's interaction token.
     """
 
     key_mask: Tensor
     members: Tensor
     member_mask: Tensor
+    interaction: int = 0
 
     @classmethod
-    def from_list_sizes(cls, key_mask: Tensor, list_sizes: list[int]) -> SetLayout:
+    def from_list_sizes(cls, key_mask: Tensor, list_sizes: list[int], interaction: int = 0) -> SetLayout:
         """The layout of consecutive passages forming lists of the given sizes."""
         if sum(list_sizes) != key_mask.shape[0]:
             raise ConfigError(f"list sizes {list_sizes} do not add up to {key_mask.shape[0]} passages.")
@@ -158,19 +165,16 @@ class SetLayout:
                 member_mask[start : start + size, : size - 1] = True
             start += size
         device = key_mask.device
-        return cls(key_mask, members.to(device), member_mask.to(device))
+        return cls(key_mask, members.to(device), member_mask.to(device), interaction)
 
     def attend(self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float) -> Tensor:
-        keep = self.key_mask[:, None, None, :]
-        out = _sdpa(query, key, value, keep, scaling, dropout)  # every token within its own passage
-        # interaction tokens: own passage plus the other passages' interaction tokens (a set: order-free)
-        other_keys = key[:, :, 0][self.members].transpose(1, 2)  # [S, h, others, d]
-        other_values = value[:, :, 0][self.members].transpose(1, 2)
+        i = self.interaction
+        other_keys = key[:, :, i][self.members].transpose(1, 2)  # [S, h, others, d]
+        other_values = value[:, :, i][self.members].transpose(1, 2)
         keys = torch.cat([key, other_keys], dim=2)
         values = torch.cat([value, other_values], dim=2)
-        keep_all = torch.cat([self.key_mask, self.member_mask], dim=1)[:, None, None, :]
-        first = _sdpa(query[:, :, :1], keys, values, keep_all, scaling, dropout)
-        return torch.cat([first, out[:, :, 1:]], dim=2)
+        keep = torch.cat([self.key_mask, self.member_mask], dim=1)[:, None, None, :]
+        return _sdpa(query, keys, values, keep, scaling, dropout)
 
 
 @cache
