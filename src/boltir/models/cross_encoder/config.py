@@ -10,6 +10,7 @@ from ..config import BoltirConfig
 from ..layers import POOLING_STRATEGIES
 
 ATTENTION_PATTERNS = ("full", "sparse", "set")
+HEADS = ("linear", "mono")
 CROSS_POOLING = tuple(p for p in POOLING_STRATEGIES if p != "none") + ("pooler",)
 
 
@@ -28,8 +29,14 @@ class CrossEncoderConfig(BoltirConfig):
         max_length: maximum tokens of a query-document pair.
         attention: ``full`` (every token sees every token); ``sparse`` (query tokens see the query, document tokens
             the query and ``window`` document tokens on each side, the first token sees all); ``set`` (the
-            Set-Encoder: all candidates of a query are read together, each passage's first token also attends to
-            the first tokens of the other passages, so passages inform each other and order does not matter).
+            Set-Encoder: all candidates of a query are read together, every token of a passage also attends to
+            the interaction tokens of the other passages, so passages inform each other and order does not matter).
+        interaction_token: for ``set``: a vocabulary token put after the first token of every pair as the passage's
+            interaction token (Lightning IR's ``add_extra_token``: ``[INT]``); None: the first token is it.
+        doc_length: maximum document tokens (special tokens not counted), as Lightning IR cuts documents; None:
+            the document fills what the query leaves of ``max_length``.
+        head: ``linear`` (one logit is the score) or ``mono`` (two logits, the score is the log-probability of
+            the second, "relevant" one: Lightning IR's ``scoring_strategy="mono"``).
         window: for ``sparse``: document tokens attend to document tokens at most this far away; None: all.
         query_sees_doc: for ``sparse``: let query tokens attend to the document as well.
         true_token / false_token: for seq2seq backbones (monoT5): the score is log p(true) over {true, false}
@@ -48,6 +55,9 @@ class CrossEncoderConfig(BoltirConfig):
     true_token: str = "true"
     false_token: str = "false"
     seq2seq_template: str = "Query: {query} Document: {doc} Relevant:"
+    interaction_token: str | None = None
+    doc_length: int | None = None
+    head: str = "linear"
 
     def validate(self) -> None:
         if self.pooling not in CROSS_POOLING:
@@ -65,5 +75,11 @@ class CrossEncoderConfig(BoltirConfig):
                 f"query_length={self.query_length} leaves too little of max_length={self.max_length} for the document; "
                 "keep query_length at most half of max_length."
             )
+        if self.interaction_token is not None and self.attention != "set":
+            raise ConfigError(f"interaction_token is an option of attention='set', but attention='{self.attention}'.")
+        if self.doc_length is not None and self.doc_length < 1:
+            raise ConfigError(f"doc_length must be positive (or None to fill max_length), got {self.doc_length}.")
+        if self.head not in HEADS:
+            raise ConfigError(f"head='{self.head}' does not exist; choose one of {list(HEADS)}.")
         if "{query}" not in self.seq2seq_template or "{doc}" not in self.seq2seq_template:
             raise ConfigError("seq2seq_template must contain {query} and {doc}.")
