@@ -16,7 +16,7 @@ import torch
 from boltir import BiEncoderModule, CrossEncoderModule
 from boltir.errors import ConfigError
 from boltir.models import BiEncoderModel, ColBERTModel, CrossEncoderModel, SpladeModel, load_model
-from boltir.models.lightning_ir import boltir_options, family
+from boltir.models.foreign.lightning_ir import boltir_options, family
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lightning_ir"
 BI_ENCODERS = ["dpr-first-dot-projection", "dpr-mean-cosine", "dpr-max-dot-normalize", "dpr-sum-markers", "col",

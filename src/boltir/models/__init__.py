@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from ..errors import ConfigError
-from . import lightning_ir
+from .foreign import lightning_ir
 from .bi_encoder import BiEncoderConfig, BiEncoderModel
 from .colbert import ColBERTConfig, ColBERTModel
 from .config import BoltirConfig, read_family

@@ -20,7 +20,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 
 from .._io import atomic_dir
 from ..errors import ConfigError, ModelNotFoundError
-from . import lightning_ir
+from .foreign import lightning_ir
 from .config import BoltirConfig, read_family
 from .layers.attention import register_boltir_attention
 from .layers.packing import PackedTokens
@@ -124,7 +124,7 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
     @classmethod
     def _from_lightning_ir(cls, directory: Path, config: BoltirConfig | dict | None, overrides: dict[str, Any],
                            name: str) -> BoltirModel:
-        """A Lightning IR directory as the boltir family its model type is (see :mod:`boltir.models.lightning_ir`):
+        """A Lightning IR directory as the boltir family its model type is (see :mod:`boltir.models.foreign.lightning_ir`):
         ``BiEncoderModel`` loads a ColBERT or SPLADE directory as that subclass."""
         family = lightning_ir.family(directory)
         target = _family_class(cls, family)

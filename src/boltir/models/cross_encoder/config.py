@@ -10,7 +10,6 @@ from ..config import BoltirConfig
 from ..layers import POOLING_STRATEGIES
 
 ATTENTION_PATTERNS = ("full", "sparse", "set")
-HEADS = ("linear", "mono")
 CROSS_POOLING = tuple(p for p in POOLING_STRATEGIES if p != "none") + ("pooler",)
 
 
@@ -35,8 +34,9 @@ class CrossEncoderConfig(BoltirConfig):
             interaction token (Lightning IR's ``add_extra_token``: ``[INT]``); None: the first token is it.
         doc_length: maximum document tokens (special tokens not counted), as Lightning IR cuts documents; None:
             the document fills what the query leaves of ``max_length``.
-        head: ``linear`` (one logit is the score) or ``mono`` (two logits, the score is the log-probability of
-            the second, "relevant" one: Lightning IR's ``scoring_strategy="mono"``).
+        relevance_log_prob: the score is log sigmoid(head output), i.e. log p(relevant) of a two-label softmax
+            classifier whose head holds logit(relevant) - logit(not relevant) (Lightning IR's
+            ``scoring_strategy="mono"``: ``log_softmax(logits)[:, 1]``).
         window: for ``sparse``: document tokens attend to document tokens at most this far away; None: all.
         query_sees_doc: for ``sparse``: let query tokens attend to the document as well.
         true_token / false_token: for seq2seq backbones (monoT5): the score is log p(true) over {true, false}
@@ -57,7 +57,7 @@ class CrossEncoderConfig(BoltirConfig):
     seq2seq_template: str = "Query: {query} Document: {doc} Relevant:"
     interaction_token: str | None = None
     doc_length: int | None = None
-    head: str = "linear"
+    relevance_log_prob: bool = False
 
     def validate(self) -> None:
         if self.pooling not in CROSS_POOLING:
@@ -79,7 +79,5 @@ class CrossEncoderConfig(BoltirConfig):
             raise ConfigError(f"interaction_token is an option of attention='set', but attention='{self.attention}'.")
         if self.doc_length is not None and self.doc_length < 1:
             raise ConfigError(f"doc_length must be positive (or None to fill max_length), got {self.doc_length}.")
-        if self.head not in HEADS:
-            raise ConfigError(f"head='{self.head}' does not exist; choose one of {list(HEADS)}.")
         if "{query}" not in self.seq2seq_template or "{doc}" not in self.seq2seq_template:
             raise ConfigError("seq2seq_template must contain {query} and {doc}.")

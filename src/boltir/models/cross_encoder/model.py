@@ -141,7 +141,7 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             self.pooling = None if config.pooling == "pooler" else Pooling(config.pooling)
             if self.pooling is not None:
                 freeze_pooler(backbone)
-            self.head = nn.Linear(hf.hidden_size, 2 if config.head == "mono" else 1)
+            self.head = nn.Linear(hf.hidden_size, 1)
             if decoder:
                 pad_right_for_causal_attention(tokenizer)
         if config.attention != "full":
@@ -203,13 +203,9 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             log.warning("%s: no 1- or 2-label classifier weights found; a new head is initialised.", directory)
             return False
         weight, bias = tensors["classifier.weight"].float(), tensors["classifier.bias"].float()
-        if weight.shape[0] == 2 and self.config.head != "mono":  # the score is logit(relevant) - logit(not relevant)
+        if weight.shape[0] == 2:  # two labels: the score is logit(relevant) - logit(not relevant)
             weight, bias = weight[1:] - weight[:1], bias[1:] - bias[:1]
         assert self.head is not None
-        if weight.shape != self.head.weight.shape:
-            log.warning("%s: a %d-label classifier does not fit head='%s'; a new head is initialised.",
-                        directory, tensors["classifier.weight"].shape[0], self.config.head)
-            return False
         with torch.no_grad():
             self.head.weight.copy_(weight)
             self.head.bias.copy_(bias)
@@ -321,10 +317,8 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         assert self.head is not None
         # the head in float32 whatever the precision: bf16 scores (8 bits of mantissa) would tie candidates
         with torch.autocast(vectors.device.type, enabled=False):
-            logits = nn.functional.linear(vectors.float(), self.head.weight.float(), self.head.bias.float())
-        if self.config.head == "mono":  # log p(relevant) over the two logits
-            return logits.log_softmax(-1)[:, 1]
-        return logits.squeeze(-1)
+            scores = nn.functional.linear(vectors.float(), self.head.weight.float(), self.head.bias.float()).squeeze(-1)
+        return nn.functional.logsigmoid(scores) if self.config.relevance_log_prob else scores
 
     def _seq2seq_scores(self, inputs: dict[str, Tensor]) -> Tensor:
         """monoT5: log p("true") against "false" at the first decoder step."""

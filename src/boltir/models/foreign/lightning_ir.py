@@ -31,7 +31,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 from transformers import AutoConfig, PretrainedConfig, PreTrainedTokenizerBase
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 # Lightning IR model type → boltir family
 FAMILIES = {"lir-dpr": "bi-encoder", "col": "colbert", "splade": "splade", "mono": "cross-encoder",
@@ -159,6 +159,8 @@ def _splade_pooling(value: str, _: _Source) -> dict[str, Any]:
 
 def _cross_pooling(value: str, source: _Source) -> dict[str, Any]:
     if source.config.get("_bert_pool"):  # Lightning IR's "bert_pool": dense + tanh over the first token, BERT's pooler
+        if "bert_pool.0.weight" not in source.weights:
+            raise _Unsupported("'bert_pool', but the weights hold no bert_pool.0.weight")
         return {"pooling": "pooler"}
     if value not in ("first", "mean", "max", "sum"):
         raise _Unsupported(f"{value!r} (supported: first, mean, max, sum, bert_pool)")
@@ -178,7 +180,8 @@ _CROSS_FIELDS: dict[str, Translate] = {
     "pooling_strategy": _cross_pooling,
     "_bert_pool": lambda *_: {},  # read by pooling_strategy
     "linear_bias": lambda *_: {},  # without a bias the head's bias stays 0 (see load_weights)
-    "scoring_strategy": _same("head", {"rank": "linear", "mono": "mono"}),
+    # "mono": two logits, the score log_softmax(logits)[:, 1] = log sigmoid(logit difference), the head holding it
+    "scoring_strategy": _same("relevance_log_prob", {"rank": False, "mono": True}),
     "tokenizer_pattern": _only(None),
     "use_adapter": _BI_FIELDS["use_adapter"],
 }
@@ -246,7 +249,7 @@ HEAD_WEIGHTS: dict[str, dict[str, str]] = {
     "set-encoder": {"linear.": "head.", "bert_pool.0.": "{backbone}pooler.dense."},
 }
 # boltir weights a Lightning IR directory need not hold: poolers it has no use for, tied decoders, a head's absent bias
-_MAY_BE_MISSING = ("pooler.", "decoder.weight", "decoder.bias", "head.bias", "position_ids")
+_MAY_BE_MISSING = ("pooler.", "decoder.weight", "decoder.bias", "position_ids")
 
 
 def read_config(directory: str | Path) -> dict[str, Any] | None:
@@ -328,15 +331,24 @@ def load_weights(model: nn.Module, directory: str | Path) -> None:
     for name, tensor in _weights(directory).items():
         target = next((heads[p] + name[len(p):] for p in heads if name.startswith(p)), body + name)
         state[target] = tensor.float().view(-1) if target == "query_weights" else tensor.float()
+    if model_type in ("mono", "set-encoder"):
+        state.update(_one_logit_head(state))
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if k.startswith(("backbone.", "head.", "projection.", "query_weights"))
                and not any(part in k for part in _MAY_BE_MISSING)]
     if missing or unexpected:
         raise ConfigError(f"{directory}/model.safetensors does not fit its config.json: missing {missing[:4]}, "
                           f"unexpected {unexpected[:4]}.")
-    if model_type in ("mono", "set-encoder") and not values.get("linear_bias", False):
-        with torch.no_grad():
-            model.head.bias.zero_()  # type: ignore[attr-defined]
+
+
+def _one_logit_head(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Lightning IR's head as boltir's one-logit head: a two-logit ("mono") head as logit(relevant) - logit(not
+    relevant), whose log sigmoid is its log_softmax; a zero bias where it has none (``linear_bias=False``)."""
+    weight = state["head.weight"]
+    bias = state.get("head.bias", torch.zeros(weight.shape[0]))
+    if weight.shape[0] == 2:
+        weight, bias = weight[1:] - weight[:1], bias[1:] - bias[:1]
+    return {"head.weight": weight, "head.bias": bias}
 
 
 def _weights(directory: Path) -> dict[str, Tensor]:
