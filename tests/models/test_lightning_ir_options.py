@@ -179,3 +179,32 @@ def test_the_interaction_token_goes_after_the_first_token(tiny_bert_dir):
     assert (ids[:, 1] == module.model.tokenizer.mask_token_id).all() and ids.shape[1] <= 16
     with pytest.raises(ConfigError, match="interaction_token"):
         CrossEncoderConfig(interaction_token="[MASK]")
+
+
+def test_set_depth_draws_nothing_for_full_lists_and_is_seeded_otherwise(tiny_bert_dir):
+    plain = _set_encoder(tiny_bert_dir)
+    deep = CrossEncoderModule(tiny_bert_dir, config=plain.config.replace(set_depth=3)).eval()
+    deep.model.load_state_dict(plain.model.state_dict())
+    torch.testing.assert_close(deep.score(QUERY, DOCS[:3]).scores, plain.score(QUERY, DOCS[:3]).scores)
+    short = [deep.score(QUERY, DOCS[:2]).scores for _ in range(2)]
+    assert not torch.allclose(short[0], plain.score(QUERY, DOCS[:2]).scores)  # one drawn "other" in every layer
+    torch.manual_seed(7)
+    first = deep.score(QUERY, DOCS[:2]).scores
+    torch.manual_seed(7)
+    swapped = deep.score(QUERY, DOCS[1::-1]).scores  # the draws depend on the list's statistics, not its order
+    torch.testing.assert_close(swapped, first.flip(0), atol=1e-5, rtol=1e-5)
+
+
+def test_a_single_passage_draws_its_own_interaction_state():
+    torch.manual_seed(0)
+    heads, tokens, dim = 2, 3, 4
+    hidden = torch.randn(1, tokens, heads * dim)
+    key, value = torch.nn.Linear(heads * dim, heads * dim), torch.nn.Linear(heads * dim, heads * dim)
+    split = lambda x: x.view(1, tokens, heads, dim).transpose(1, 2)  # noqa: E731
+    q, k, v = split(torch.randn(1, tokens, heads * dim)), split(key(hidden)), split(value(hidden))
+    layout = SetLayout.from_list_sizes(torch.ones(1, tokens, dtype=torch.bool), [1], depth=3)
+    layout.draw_missing(hidden, key, value, heads)  # std 0 with one passage: both draws are its state
+    out = layout.attend(q, k, v, dim**-0.5, 0.0)
+    keys = torch.cat([k, k[:, :, :1], k[:, :, :1]], 2)
+    values = torch.cat([v, v[:, :, :1], v[:, :, :1]], 2)
+    torch.testing.assert_close(out, torch.nn.functional.scaled_dot_product_attention(q, keys, values, scale=dim**-0.5))

@@ -32,6 +32,10 @@ class CrossEncoderConfig(BoltirConfig):
             the interaction tokens of the other passages, so passages inform each other and order does not matter).
         interaction_token: for ``set``: a vocabulary token put after the first token of every pair as the passage's
             interaction token (Lightning IR's ``add_extra_token``: ``[INT]``); None: the first token is it.
+        set_depth: for ``set``: lists shorter than this also attend to ``set_depth - size`` interaction states
+            drawn at random from their list's mean and standard deviation (Lightning IR's ``depth`` with
+            ``sample_missing_docs``), so a model trained on short lists sees as many others as when re-ranking
+            100; None draws none (scores are then deterministic).
         doc_length: maximum document tokens (special tokens not counted), as Lightning IR cuts documents; None:
             the document fills what the query leaves of ``max_length``.
         relevance_log_prob: the score is log sigmoid(head output), i.e. log p(relevant) of a two-label softmax
@@ -56,6 +60,7 @@ class CrossEncoderConfig(BoltirConfig):
     false_token: str = "false"
     seq2seq_template: str = "Query: {query} Document: {doc} Relevant:"
     interaction_token: str | None = None
+    set_depth: int | None = None
     doc_length: int | None = None
     relevance_log_prob: bool = False
 
@@ -77,6 +82,9 @@ class CrossEncoderConfig(BoltirConfig):
             )
         if self.interaction_token is not None and self.attention != "set":
             raise ConfigError(f"interaction_token is an option of attention='set', but attention='{self.attention}'.")
+        if self.set_depth is not None and (self.attention != "set" or self.set_depth < 1):
+            raise ConfigError(f"set_depth is a positive option of attention='set'; got {self.set_depth} with "
+                              f"attention='{self.attention}'.")
         if self.doc_length is not None and self.doc_length < 1:
             raise ConfigError(f"doc_length must be positive (or None to fill max_length), got {self.doc_length}.")
         if "{query}" not in self.seq2seq_template or "{doc}" not in self.seq2seq_template:

@@ -20,7 +20,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTraine
 from ...data.batches import pin_encoding
 from ...errors import ConfigError, ModelNotFoundError
 from ..layers import Pooling, pad_right_for_causal_attention
-from ..layers.attention import SetLayout, WindowedLayout, try_boltir_attention, use_boltir_attention
+from ..layers.attention import (SetLayout, WindowedLayout, draw_missing_interactions, try_boltir_attention,
+                                use_boltir_attention)
 from ..layers.packing import PackedTokens
 from ..layers.tokenize import insert_after_first, tokenize_pairs
 from ..model import BoltirModel, freeze_pooler, is_decoder, read_json, run_backbone
@@ -146,6 +147,13 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
                 pad_right_for_causal_attention(tokenizer)
         if config.attention != "full":
             use_boltir_attention(backbone)
+        if config.set_depth is not None:
+            layers = [m for m in backbone.modules() if all(hasattr(m, a) for a in ("key", "value", "num_attention_heads"))]
+            if not layers:
+                raise ConfigError(f"set_depth needs BERT-style self-attention layers (key, value), which "
+                                  f"{type(backbone).__name__} lacks; set set_depth=None.")
+            for layer in layers:
+                layer.register_forward_pre_hook(draw_missing_interactions, with_kwargs=True)
         self.interaction_token_id = None
         if config.interaction_token is not None:
             self.interaction_token_id = tokenizer.convert_tokens_to_ids(config.interaction_token)
@@ -295,7 +303,8 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         elif self.config.attention == "set":
             sizes = batch.list_sizes if batch.list_sizes is not None else [len(batch)]
             kwargs["boltir_layout"] = SetLayout.from_list_sizes(inputs["attention_mask"].bool(), sizes,
-                                                                int(self.interaction_token_id is not None))
+                                                                int(self.interaction_token_id is not None),
+                                                                self.config.set_depth)
         # a layout holds the padding itself: transformers then need not build a mask it would ignore
         given = {k: v for k, v in inputs.items() if k != "attention_mask"} if kwargs else inputs
         output = run_backbone(self.backbone, **given, **kwargs)

@@ -223,11 +223,9 @@ FIELDS: dict[str, dict[str, Translate]] = {
     "set-encoder": {
         **_CROSS_FIELDS,
         "add_extra_token": lambda value, _: {"interaction_token": "[INT]"} if value else {},
-        # Lightning IR pads lists shorter than depth with interaction states drawn at random (sample_missing_docs):
-        # those scores are not reproducible; boltir attends to the real candidates, as Lightning IR does for lists
-        # of exactly depth candidates
-        "depth": lambda *_: {},
-        "sample_missing_docs": lambda *_: {},
+        # lists shorter than depth see interaction states drawn at random (sample_missing_docs), as there
+        "depth": lambda value, source: {"set_depth": value} if source.config["sample_missing_docs"] else {},
+        "sample_missing_docs": lambda *_: {},  # read by depth
     },
 }
 # options that hold for every directory of a model type, whatever its fields say
