@@ -15,6 +15,9 @@ silently. Sizes come from the weights where 0.0.6 is known to lose them on save 
 A model loaded from such a directory behaves as in Lightning IR, where boltir's own defaults differ by design:
 SPLADE without expansion keeps the special tokens' weights (``zero_special_tokens=False``), Lightning IR's ``l2``
 similarity is the unsquared distance (boltir ``euclidean``), and lengths are Lightning IR's query/document lengths.
+Training choices are not part of a model directory: boltir's losses keep their own defaults (RankNet averaged per
+query, InfoNCE over several positives), whatever model they train. Fields that only matter in training (``k_train``)
+are read and ignored.
 """
 
 from __future__ import annotations

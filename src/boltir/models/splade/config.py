@@ -25,7 +25,8 @@ class SpladeConfig(BiEncoderConfig):
             no terms. Lightning IR keeps their weights (False there).
         query_weighting: ``contextualized`` (the query runs through the encoder) or ``static`` (inference-free
             SPLADE: a query's vector is a learned weight per vocabulary token of the query, from a table; no
-            encoder runs for queries, which are tokenised without special tokens, as in Lightning IR).
+            encoder runs for queries, which are tokenised without special tokens, as in Lightning IR). Sparse
+            indexes match a query's positive weights only; ``score`` and re-ranking use all of them.
         query_top_k / doc_top_k: keep only the k largest weights of each vector (None keeps all).
     Scores are dot products; vectors are neither projected nor normalised.
     """
