@@ -9,6 +9,8 @@ judged positive and BM25 negatives (listwise cross-entropy), then re-ranking the
     # GPU (full settings):
     python benchmarks/cross_encoder_scifact.py --data .carry/scifact --base .carry/minilm-fp16 \\
         --device cuda --precision bf16-mixed --out benchmarks/results
+    # the Set-Encoder (candidates of a list attend to each other) with the same backbone and budget:
+    python benchmarks/cross_encoder_scifact.py ... --attention set --zero-shot ''
     # CPU smoke test (tiny settings):
     python benchmarks/cross_encoder_scifact.py --max-queries 3 --depth 5 --train-queries 8 --epochs 1 \\
         --max-length 64 --out /tmp/ce-smoke
@@ -99,7 +101,8 @@ class FineTunedCrossEncoder(CrossEncoderModule):
 
 def fine_tune(args: argparse.Namespace, train_run: Path, work: Path) -> CrossEncoderModule:
     """Step 3: lists of one positive and BM25 negatives from SciFact train, listwise cross-entropy."""
-    config = CrossEncoderConfig(pooling="cls", query_length=args.query_length, max_length=args.max_length)
+    config = CrossEncoderConfig(pooling="cls", query_length=args.query_length, max_length=args.max_length,
+                                attention=args.attention, set_depth=args.set_depth)
     module = FineTunedCrossEncoder(args.base, config=config, encode_batch_size=args.list_size * args.batch_size,
                                    loss_functions="infonce", lr=args.lr)
     train = RunTupleDataset(train_run, args.data, args.data, split="train", list_size=args.list_size,
@@ -129,6 +132,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--query-length", type=int, default=64)
     parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--attention", default="full", choices=["full", "set"],
+                        help="the fine-tuned model's attention: full (pointwise) or set (Set-Encoder)")
+    parser.add_argument("--set-depth", type=int, default=None, help="Set-Encoder: lists shorter than this also see "
+                        "drawn interaction states (Lightning IR's depth; e.g. 100 to train on lists of 16 for top-100)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", default="benchmarks/results")
@@ -155,14 +162,17 @@ def main() -> None:
             start = time.perf_counter()
             module = fine_tune(args, Path(args.train_run) if args.train_run else work / "bm25-train.run", work)
             train_seconds = round(time.perf_counter() - start, 1)
-            results["BM25 >> MiniLM-L6 fine-tuned on SciFact train"] = {
-                **re_rank(args, module, runs["test"], test, corpus, out / "scifact-minilm-l6-fine-tuned.run"),
+            kind = " Set-Encoder" if args.attention == "set" else ""
+            suffix = "-set" if args.attention == "set" else ""
+            results[f"BM25 >> MiniLM-L6{kind} fine-tuned on SciFact train"] = {
+                **re_rank(args, module, runs["test"], test, corpus, out / f"scifact-minilm-l6-fine-tuned{suffix}.run"),
                 "train_seconds": train_seconds}
     settings = {k: v for k, v in vars(args).items() if k not in ("progress", "out")}
-    (out / "cross_encoder_scifact.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
+    name = "cross_encoder_scifact" + ("_set" if args.attention == "set" else "")
+    (out / f"{name}.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
     table = format_table({name: {m: r[m] for m in MEASURES} for name, r in results.items()})
     markdown = f"Settings: {settings}\n\n```\n{table}\n```\n"
-    (out / "cross_encoder_scifact.md").write_text(markdown)
+    (out / f"{name}.md").write_text(markdown)
     print(markdown)
 
 

@@ -27,6 +27,17 @@ def test_cross_encoder_scifact_on_a_tiny_collection(tiny_bert_dir, tiny_train_be
     assert (tmp_path / "cross_encoder_scifact.md").is_file()
 
 
+def test_cross_encoder_scifact_trains_a_set_encoder_with_depth(tiny_bert_dir, tiny_train_beir, tmp_path, monkeypatch):
+    args = ["--data", str(tiny_train_beir), "--base", str(tiny_bert_dir), "--zero-shot", "", "--attention", "set",
+            "--set-depth", "6", "--depth", "4", "--epochs", "1", "--batch-size", "2", "--list-size", "3",
+            "--max-length", "64", "--query-length", "16", "--train-run", str(tiny_train_beir / "first-stage.run"),
+            "--out", str(tmp_path)]
+    _run("cross_encoder_scifact.py", args, monkeypatch)
+    results = json.loads((tmp_path / "cross_encoder_scifact_set.json").read_text())["results"]
+    assert set(results) == {"BM25", "BM25 >> MiniLM-L6 Set-Encoder fine-tuned on SciFact train"}
+    assert all(0 <= r["nDCG@10"] <= 1 for r in results.values())
+
+
 @pytest.mark.slow
 def test_sparse_attention_benchmark_measures_each_setting(tmp_path, monkeypatch):
     args = ["--lengths", "64", "--attentions", "w=4", "full-sdpa", "--hidden", "32", "--layers", "1", "--heads", "2",

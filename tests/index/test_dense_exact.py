@@ -16,7 +16,7 @@ def _build(config, module, directory, docs):
     return indexer.finish()
 
 
-@pytest.mark.parametrize("similarity", ["dot", "cosine", "l2"])
+@pytest.mark.parametrize("similarity", ["dot", "cosine", "l2", "euclidean"])
 def test_torch_engine_matches_faiss_flat(tiny_bert_dir, tmp_path, similarity):
     module = BiEncoderModule(tiny_bert_dir, config=BiEncoderConfig(similarity=similarity))
     torch.manual_seed(1)

@@ -25,7 +25,7 @@ def _build(module, directory, vectors, config=None):
     return indexer.finish()
 
 
-@pytest.mark.parametrize("similarity", ["dot", "cosine", "l2"])
+@pytest.mark.parametrize("similarity", ["dot", "cosine", "l2", "euclidean"])
 def test_flat_search_equals_brute_force(tiny_bert_dir, tmp_path, similarity):
     module = BiEncoderModule(tiny_bert_dir, config=BiEncoderConfig(similarity=similarity))
     torch.manual_seed(0)

@@ -62,8 +62,9 @@ class TorchSearcher(Searcher):
         all_scores, all_positions = [], []
         for chunk in queries.split(self.config.query_chunk):
             chunk = chunk.to(self.vectors.dtype)
-            if self.similarity == "l2":
-                scores = -torch.cdist(chunk.float(), self.vectors.float()).pow(2)
+            if self.similarity in ("l2", "euclidean"):
+                distances = torch.cdist(chunk.float(), self.vectors.float())
+                scores = -distances.pow(2) if self.similarity == "l2" else -distances
             else:
                 scores = chunk @ self.vectors.T
             top = scores.float().topk(k, dim=1)

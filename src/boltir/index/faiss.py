@@ -39,7 +39,8 @@ class FaissIndexer(Indexer):
         faiss = _faiss()
         similarity = self.fingerprint["similarity"]
         self.normalize = similarity == "cosine"
-        self.metric = faiss.METRIC_L2 if similarity == "l2" else faiss.METRIC_INNER_PRODUCT
+        # euclidean ranks as l2 does; its score is the unsquared distance (taken at search time)
+        self.metric = faiss.METRIC_L2 if similarity in ("l2", "euclidean") else faiss.METRIC_INNER_PRODUCT
         self.dim = int(self.fingerprint["dim"])
         try:
             self.index = faiss.index_factory(self.dim, config.factory, self.metric)
@@ -88,6 +89,7 @@ class FaissSearcher(Searcher):
         self.index = faiss.read_index(str(self.directory / INDEX_FILE))
         self.normalize = manifest["fingerprint"]["similarity"] == "cosine"
         self.l2 = manifest.get("metric") == "l2"
+        self.euclidean = manifest["fingerprint"]["similarity"] == "euclidean"
         params = faiss.extract_index_ivf(self.index) if "IVF" in manifest["index_config"]["factory"] else None
         if params is not None:
             params.nprobe = config.nprobe or max(params.nprobe, 32)
@@ -100,6 +102,8 @@ class FaissSearcher(Searcher):
             raise ConfigError(f"query vectors have dim {queries.shape[1]} but the index holds dim {self.index.d}.")
         distances, positions = self.index.search(queries, min(k, self.index.ntotal))
         scores = -distances if self.l2 else distances
+        if self.euclidean:
+            scores = -np.sqrt(np.maximum(distances, 0.0))
         found = positions >= 0  # approximate indexes may return fewer than k hits (position -1)
         ids = self.doc_ids[np.where(found, positions, 0)]
         if found.all():

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from ..errors import ConfigError
+from .foreign import lightning_ir
 from .bi_encoder import BiEncoderConfig, BiEncoderModel
 from .colbert import ColBERTConfig, ColBERTModel
 from .config import BoltirConfig, read_family
@@ -27,9 +28,10 @@ MODEL_FAMILIES: dict[str, type[BoltirModel]] = {
 
 
 def load_model(name_or_path: str | os.PathLike[str], default: type[BoltirModel] | None = None, **overrides: Any) -> BoltirModel:
-    """Load any saved boltir model by the family its directory names; plain HF directories need ``default``."""
+    """Load any saved boltir model (or Lightning IR model directory) by the family its directory names; plain HF
+    directories need ``default``."""
     directory = resolve_model_dir(name_or_path)
-    family = read_family(directory)
+    family = read_family(directory) or lightning_ir.family(directory)
     if family is None:
         if default is None:
             raise ConfigError(f"{directory} is not a saved boltir model: load it with a family's class instead.")

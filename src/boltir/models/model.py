@@ -20,7 +20,8 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 
 from .._io import atomic_dir
 from ..errors import ConfigError, ModelNotFoundError
-from .config import BoltirConfig
+from .foreign import lightning_ir
+from .config import BoltirConfig, read_family
 from .layers.attention import register_boltir_attention
 from .layers.packing import PackedTokens
 from .layers.tokenize import tokenize_texts
@@ -100,6 +101,13 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         """
         directory = resolve_model_dir(name_or_path)
         saved = (directory / "boltir_config.json").is_file()
+        if not saved and lightning_ir.family(directory) is not None:
+            return cls._from_lightning_ir(directory, config, overrides, str(name_or_path))
+        family = read_family(directory) if saved and config is None else None
+        if family is not None and family != cls.config_class.family:  # e.g. BiEncoderModel given a ColBERT directory
+            target = _family_class(cls, family)
+            if target is not None:
+                return target.from_pretrained(name_or_path, **overrides)
         if isinstance(config, dict):  # a dict changes options of the saved (or default) config
             config, overrides = None, {**config, **overrides}
         if config is None:
@@ -111,6 +119,28 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         model.name_or_path = str(name_or_path)
         if saved:
             model.load_saved_parts(directory)
+        return model
+
+    @classmethod
+    def _from_lightning_ir(cls, directory: Path, config: BoltirConfig | dict | None, overrides: dict[str, Any],
+                           name: str) -> BoltirModel:
+        """A Lightning IR directory as the boltir family its model type is (see :mod:`boltir.models.foreign.lightning_ir`):
+        ``BiEncoderModel`` loads a ColBERT or SPLADE directory as that subclass."""
+        family = lightning_ir.family(directory)
+        target = _family_class(cls, family)
+        if target is None:
+            raise ConfigError(f"{directory} holds a Lightning IR {family} model, which {cls.__name__} does not load: "
+                              "load it with boltir.load_model or that family's class.")
+        if isinstance(config, dict):
+            config, overrides = None, {**config, **overrides}
+        if config is None:
+            config = target.config_class.from_dict(lightning_ir.boltir_options(directory), source=f"{directory}/config.json")
+        if overrides:
+            config = config.replace(**overrides)
+        model = target.from_backbone_config(lightning_ir.backbone_config(directory), lightning_ir.load_tokenizer(directory), config)
+        lightning_ir.load_weights(model, directory)
+        model.eval()
+        model.name_or_path = name
         return model
 
     @classmethod
@@ -180,6 +210,16 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def _subclasses(cls: type) -> list[type]:
+    """Every subclass of ``cls``, depth first."""
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
+
+
+def _family_class(cls: type[BoltirModel], family: str | None) -> type[BoltirModel] | None:
+    """``cls`` or the subclass of it whose config is of ``family`` (a ColBERT model is a bi-encoder too), or None."""
+    return next((c for c in (cls, *_subclasses(cls)) if c.config_class.family == family), None)
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -16,10 +16,15 @@ class BiEncoderConfig(BoltirConfig):
     """A bi-encoder: queries and documents are encoded apart and compared by a similarity function.
 
     Attributes:
-        query_pooling / doc_pooling: how token states become one vector (cls, first, mean, max, last).
-        similarity: dot, cosine or l2 between query and document vectors.
+        query_pooling / doc_pooling: how token states become one vector (cls, first, mean, sum, max, last).
+        similarity: dot, cosine, l2 (negative squared distance) or euclidean (negative distance, Lightning IR's
+            "l2") between query and document vectors.
         normalize: L2-normalise the vectors the encoder outputs (what is indexed).
         embedding_dim: add a linear projection to this size; None keeps the backbone's hidden size.
+        projection_bias: the projection has a bias term (Lightning IR's ``projection="linear"``; False for
+            ``"linear_no_bias"``).
+        query_marker / doc_marker: a vocabulary token put after the first token of every query / document
+            (ColBERT's ``[unused0]`` / ``[unused1]``, Lightning IR's ``[QUE]`` / ``[DOC]``); None adds none.
         query_length / doc_length: maximum tokens; longer texts are truncated (with ``segments``: tokens per segment).
         query_prefix / doc_prefix: text put before every query / document (e.g. "query: ").
         tied: one backbone for both sides; False trains a separate query encoder.
@@ -38,6 +43,9 @@ class BiEncoderConfig(BoltirConfig):
     similarity: str = "cosine"
     normalize: bool = False
     embedding_dim: int | None = None
+    projection_bias: bool = True
+    query_marker: str | None = None
+    doc_marker: str | None = None
     query_length: int = 64
     doc_length: int = 256
     query_prefix: str = ""
@@ -65,5 +73,7 @@ class BiEncoderConfig(BoltirConfig):
             raise ConfigError(f"embedding_dim must be positive, got {self.embedding_dim}.")
         if self.query_length <= 0 or self.doc_length <= 0:
             raise ConfigError("query_length and doc_length must be positive.")
+        if self.segments is not None and self.doc_marker is not None:
+            raise ConfigError("segments and doc_marker do not combine: set doc_marker=None to split long documents.")
         if self.segments is not None and self.doc_pooling == "none":
             raise ConfigError("segments need one vector per segment: choose a doc_pooling other than 'none'.")

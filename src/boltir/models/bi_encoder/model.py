@@ -16,6 +16,7 @@ from ..layers import Pooling, pad_right_for_causal_attention, pairwise_similarit
 from ..layers.attention import try_boltir_attention
 from ..layers.packing import PackedTokens
 from ...types import SegmentedVectors
+from ..layers.tokenize import insert_after_first
 from ..layers.segments import Segments, max_over_segments, split_into_segments
 from ..model import BoltirModel, freeze_pooler, is_decoder, read_json, run_backbone
 from .config import BiEncoderConfig
@@ -70,6 +71,8 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
         freeze_pooler(backbone)  # pooling reads the token states, never BERT's pooler
         self.query_backbone = None if config.tied else copy.deepcopy(backbone)
         self.segments: Segments | None = None  # set by build_layers when long documents are split
+        self.query_marker_id = self._token_id(config.query_marker, "query_marker")
+        self.doc_marker_id = self._token_id(config.doc_marker, "doc_marker")
         self.build_layers()
         # single vectors of whole texts from one shared backbone can also run packed, without padding (see pack)
         self.packable = (self.representation == "dense" and self.segments is None and config.tied
@@ -83,12 +86,20 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
         self.query_pooling = Pooling(config.query_pooling)
         self.doc_pooling = Pooling(config.doc_pooling)
         hidden = self.backbone.config.hidden_size
-        self.projection = nn.Linear(hidden, config.embedding_dim) if config.embedding_dim else None
+        self.projection = nn.Linear(hidden, config.embedding_dim, bias=config.projection_bias) if config.embedding_dim else None
         if is_decoder(self.backbone.config) and "last" in (config.query_pooling, config.doc_pooling):
             pad_right_for_causal_attention(self.tokenizer)
         # long documents as several segment vectors (firstp is plain truncation: one vector, no layer needed)
         if config.segments is not None and config.segments.multi_vector:
             self.segments = Segments(config.segments, self.backbone, self.embedding_dim, config.doc_pooling, config.normalize)
+
+    def _token_id(self, token: str | None, option: str) -> int | None:
+        if token is None:
+            return None
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == self.tokenizer.unk_token_id:
+            raise ConfigError(f"{option}='{token}' is not in the tokenizer's vocabulary: pick a token it has, or None.")
+        return token_id
 
     @classmethod
     def default_config(cls, directory: Path) -> BiEncoderConfig:
@@ -110,9 +121,14 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
             "segments": self.config.segments.aggregation if self.segments is not None else None,
         }
 
+    def _marked(self, texts: list[str], length: int, prefix: str, marker: int | None) -> dict[str, Tensor]:
+        """Tokens of texts, with ``marker`` after the first token (in the room truncation leaves for it)."""
+        encoding = self.tokenize(texts, length - (marker is not None), prefix, self.config.append_eos)
+        return insert_after_first(encoding, marker) if marker is not None else encoding
+
     def tokenize_queries(self, queries: list[str]) -> dict[str, Tensor]:
         c = self.config
-        return self.tokenize(queries, c.query_length, c.query_prefix, c.append_eos)
+        return self._marked(queries, c.query_length, c.query_prefix, self.query_marker_id)
 
     def tokenize_docs(self, docs: list[str]) -> dict[str, Tensor]:
         """Token ids of documents; with multi-vector ``segments``, of their segments plus a ``segment_mask``."""
@@ -120,7 +136,7 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
         if self.segments is not None:
             s = c.segments
             return split_into_segments(self.tokenizer, docs, c.doc_length, s.max_segments, s.overlap, c.doc_prefix, c.append_eos)
-        return self.tokenize(docs, c.doc_length, c.doc_prefix, c.append_eos)
+        return self._marked(docs, c.doc_length, c.doc_prefix, self.doc_marker_id)
 
     def _embed(
         self, backbone: nn.Module, pooling: Pooling, encoding: dict[str, Tensor] | PackedTokens, **backbone_kwargs

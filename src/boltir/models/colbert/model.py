@@ -14,6 +14,7 @@ from ...errors import ConfigError
 from ..bi_encoder import BiEncoderModel
 from ...types import TokenVectors
 from ..layers import maxsim
+from ..layers.tokenize import insert_after_first
 from ..model import run_backbone
 from .config import ColBERTConfig
 
@@ -32,25 +33,24 @@ class ColBERTModel(BiEncoderModel):
     def build_layers(self) -> None:
         c = self.config
         hidden = self.backbone.config.hidden_size
-        self.projection = nn.Linear(hidden, c.embedding_dim, bias=False) if c.embedding_dim else None
-        self.query_marker_id = self._token_id(c.query_marker, "query_marker")
-        self.doc_marker_id = self._token_id(c.doc_marker, "doc_marker")
+        self.projection = nn.Linear(hidden, c.embedding_dim, bias=c.projection_bias) if c.embedding_dim else None
         if c.query_augmentation and self.tokenizer.mask_token_id is None:
             raise ConfigError("the tokenizer has no [MASK] token to augment queries with: set query_augmentation=False.")
-        skip: set[int] = set()
-        if c.mask_punctuation:
-            skip |= {i for i in self.tokenizer.convert_tokens_to_ids(list(string.punctuation)) if i != self.tokenizer.unk_token_id}
+        punctuation = list(string.punctuation)
+        skip = self._skip_ids(punctuation if c.mask_punctuation else [], c.doc_mask_tokens, "doc_mask_tokens")
         if c.mask_special_tokens:
             skip |= set(self.tokenizer.all_special_ids)
+        query_skip = self._skip_ids(punctuation if c.query_mask_punctuation else [], c.query_mask_tokens, "query_mask_tokens")
         self.register_buffer("skip_ids", torch.tensor(sorted(skip), dtype=torch.long), persistent=False)
+        self.register_buffer("query_skip_ids", torch.tensor(sorted(query_skip), dtype=torch.long), persistent=False)
 
-    def _token_id(self, token: str | None, option: str) -> int | None:
-        if token is None:
-            return None
-        token_id = self.tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or token_id == self.tokenizer.unk_token_id:
-            raise ConfigError(f"{option}='{token}' is not in the tokenizer's vocabulary: pick a token it has, or None.")
-        return token_id
+    def _skip_ids(self, punctuation: list[str], tokens: list[str] | None, option: str) -> set[int]:
+        """Ids of tokens that get no vector: punctuation the vocabulary has, and the named tokens (which it must have)."""
+        unk = self.tokenizer.unk_token_id
+        skip = {i for i in self.tokenizer.convert_tokens_to_ids(punctuation) if i != unk}
+        for token in tokens or []:
+            skip.add(self._token_id(token, option))
+        return skip
 
     @classmethod
     def default_config(cls, directory: Path) -> ColBERTConfig:
@@ -64,6 +64,8 @@ class ColBERTModel(BiEncoderModel):
             "normalize": c.normalize,
             "mask_punctuation": c.mask_punctuation,
             "doc_marker": c.doc_marker,
+            "doc_mask_tokens": c.doc_mask_tokens,
+            "aggregation": [c.query_aggregation, c.doc_aggregation],
             "backbone": self.backbone.config.model_type,
         }
 
@@ -77,10 +79,8 @@ class ColBERTModel(BiEncoderModel):
             return_tensors="pt",
         )
         encoding = {k: v for k, v in encoding.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        if marker is not None:  # after [CLS], as ColBERT places its [Q] / [D] markers
-            fill = {"input_ids": marker, "attention_mask": 1, "token_type_ids": 0}
-            encoding = {k: torch.cat([v[:, :1], torch.full_like(v[:, :1], fill[k]), v[:, 1:]], 1) for k, v in encoding.items()}
-        return encoding
+        # after [CLS], as ColBERT places its [Q] / [D] markers
+        return insert_after_first(encoding, marker) if marker is not None else encoding
 
     def tokenize_queries(self, queries: list[str]) -> dict[str, Tensor]:
         c = self.config
@@ -110,6 +110,8 @@ class ColBERTModel(BiEncoderModel):
         mask = encoding["attention_mask"].bool()
         if self.config.query_augmentation:
             mask = mask | (encoding["input_ids"] == self.tokenizer.mask_token_id)
+        ids = encoding["input_ids"]
+        mask = mask & ~torch.isin(ids, self.query_skip_ids.to(ids.device))
         return self._tokens(self.query_backbone or self.backbone, encoding, mask)
 
     def encode_docs(self, encoding: dict[str, Tensor]) -> TokenVectors:
@@ -119,8 +121,8 @@ class ColBERTModel(BiEncoderModel):
         return self._tokens(self.backbone, encoding, mask)
 
     def score(self, query_vectors: TokenVectors, doc_vectors: TokenVectors) -> Tensor:
-        """``[Q, N]`` MaxSim scores."""
-        return maxsim(query_vectors, doc_vectors)
+        """``[Q, N]`` MaxSim scores (or the configured aggregations)."""
+        return maxsim(query_vectors, doc_vectors, self.config.query_aggregation, self.config.doc_aggregation)
 
 
 __all__ = ["ColBERTModel"]

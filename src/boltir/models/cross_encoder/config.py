@@ -28,8 +28,19 @@ class CrossEncoderConfig(BoltirConfig):
         max_length: maximum tokens of a query-document pair.
         attention: ``full`` (every token sees every token); ``sparse`` (query tokens see the query, document tokens
             the query and ``window`` document tokens on each side, the first token sees all); ``set`` (the
-            Set-Encoder: all candidates of a query are read together, each passage's first token also attends to
-            the first tokens of the other passages, so passages inform each other and order does not matter).
+            Set-Encoder: all candidates of a query are read together, every token of a passage also attends to
+            the interaction tokens of the other passages, so passages inform each other and order does not matter).
+        interaction_token: for ``set``: a vocabulary token put after the first token of every pair as the passage's
+            interaction token (Lightning IR's ``add_extra_token``: ``[INT]``); None: the first token is it.
+        set_depth: for ``set``: lists shorter than this also attend to ``set_depth - size`` interaction states
+            drawn at random from their list's mean and standard deviation (Lightning IR's ``depth`` with
+            ``sample_missing_docs``), so a model trained on short lists sees as many others as when re-ranking
+            100; None draws none (scores are then deterministic).
+        doc_length: maximum document tokens (special tokens not counted), as Lightning IR cuts documents; None:
+            the document fills what the query leaves of ``max_length``.
+        relevance_log_prob: the score is log sigmoid(head output), i.e. log p(relevant) of a two-label softmax
+            classifier whose head holds logit(relevant) - logit(not relevant) (Lightning IR's
+            ``scoring_strategy="mono"``: ``log_softmax(logits)[:, 1]``).
         window: for ``sparse``: document tokens attend to document tokens at most this far away; None: all.
         query_sees_doc: for ``sparse``: let query tokens attend to the document as well.
         true_token / false_token: for seq2seq backbones (monoT5): the score is log p(true) over {true, false}
@@ -48,6 +59,10 @@ class CrossEncoderConfig(BoltirConfig):
     true_token: str = "true"
     false_token: str = "false"
     seq2seq_template: str = "Query: {query} Document: {doc} Relevant:"
+    interaction_token: str | None = None
+    set_depth: int | None = None
+    doc_length: int | None = None
+    relevance_log_prob: bool = False
 
     def validate(self) -> None:
         if self.pooling not in CROSS_POOLING:
@@ -65,5 +80,12 @@ class CrossEncoderConfig(BoltirConfig):
                 f"query_length={self.query_length} leaves too little of max_length={self.max_length} for the document; "
                 "keep query_length at most half of max_length."
             )
+        if self.interaction_token is not None and self.attention != "set":
+            raise ConfigError(f"interaction_token is an option of attention='set', but attention='{self.attention}'.")
+        if self.set_depth is not None and (self.attention != "set" or self.set_depth < 1):
+            raise ConfigError(f"set_depth is a positive option of attention='set'; got {self.set_depth} with "
+                              f"attention='{self.attention}'.")
+        if self.doc_length is not None and self.doc_length < 1:
+            raise ConfigError(f"doc_length must be positive (or None to fill max_length), got {self.doc_length}.")
         if "{query}" not in self.seq2seq_template or "{doc}" not in self.seq2seq_template:
             raise ConfigError("seq2seq_template must contain {query} and {doc}.")

@@ -20,9 +20,10 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTraine
 from ...data.batches import pin_encoding
 from ...errors import ConfigError, ModelNotFoundError
 from ..layers import Pooling, pad_right_for_causal_attention
-from ..layers.attention import SetLayout, WindowedLayout, try_boltir_attention, use_boltir_attention
+from ..layers.attention import (SetLayout, WindowedLayout, draw_missing_interactions, try_boltir_attention,
+                                use_boltir_attention)
 from ..layers.packing import PackedTokens
-from ..layers.tokenize import tokenize_pairs
+from ..layers.tokenize import insert_after_first, tokenize_pairs
 from ..model import BoltirModel, freeze_pooler, is_decoder, read_json, run_backbone
 from ..resolve import resolve_model_dir
 from .config import CrossEncoderConfig
@@ -146,6 +147,19 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
                 pad_right_for_causal_attention(tokenizer)
         if config.attention != "full":
             use_boltir_attention(backbone)
+        if config.set_depth is not None:
+            layers = [m for m in backbone.modules() if all(hasattr(m, a) for a in ("key", "value", "num_attention_heads"))]
+            if not layers:
+                raise ConfigError(f"set_depth needs BERT-style self-attention layers (key, value), which "
+                                  f"{type(backbone).__name__} lacks; set set_depth=None.")
+            for layer in layers:
+                layer.register_forward_pre_hook(draw_missing_interactions, with_kwargs=True)
+        self.interaction_token_id = None
+        if config.interaction_token is not None:
+            self.interaction_token_id = tokenizer.convert_tokens_to_ids(config.interaction_token)
+            if self.interaction_token_id is None or self.interaction_token_id == tokenizer.unk_token_id:
+                raise ConfigError(f"interaction_token='{config.interaction_token}' is not in the tokenizer's vocabulary: "
+                                  "add it to the tokenizer, or set interaction_token=None.")
 
     def _single_token(self, text: str) -> int:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -223,16 +237,21 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         unique = list(dict.fromkeys(queries))  # re-ranking repeats each query once per candidate: cut each once
         cut = dict(zip(unique, truncate_texts(self.tokenizer, unique, [c.query_length] * len(unique))))
         queries = [cut[q] for q in queries]
+        if c.doc_length is not None:
+            docs = truncate_texts(self.tokenizer, docs, [c.doc_length] * len(docs))
         if self.seq2seq:
             return PairBatch(self._tokenize_seq2seq(queries, docs))
         # the document fills what the (cut) query leaves of max_length, cut at its token limit in Rust
-        inputs = tokenize_pairs(self.tokenizer, queries, docs, c.max_length, doc_starts=c.attention == "sparse", cache=cache)
+        room = c.max_length - (self.interaction_token_id is not None)  # the interaction token goes in after tokenising
+        inputs = tokenize_pairs(self.tokenizer, queries, docs, room, doc_starts=c.attention == "sparse", cache=cache)
         if c.attention == "sparse":
             return self._segmented(inputs)
         if c.attention == "set":
             sizes = list_sizes if list_sizes is not None else [len(queries)]
             if sum(sizes) != len(queries) or any(s < 1 for s in sizes):
                 raise ConfigError(f"list sizes {sizes} do not split {len(queries)} pairs into non-empty lists.")
+            if self.interaction_token_id is not None:
+                inputs = insert_after_first(inputs, self.interaction_token_id)
             return PairBatch(inputs, list_sizes=list(sizes))
         return PairBatch(inputs)
 
@@ -283,7 +302,9 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
                                                      c.query_sees_doc)
         elif self.config.attention == "set":
             sizes = batch.list_sizes if batch.list_sizes is not None else [len(batch)]
-            kwargs["boltir_layout"] = SetLayout.from_list_sizes(inputs["attention_mask"].bool(), sizes)
+            kwargs["boltir_layout"] = SetLayout.from_list_sizes(inputs["attention_mask"].bool(), sizes,
+                                                                int(self.interaction_token_id is not None),
+                                                                self.config.set_depth)
         # a layout holds the padding itself: transformers then need not build a mask it would ignore
         given = {k: v for k, v in inputs.items() if k != "attention_mask"} if kwargs else inputs
         output = run_backbone(self.backbone, **given, **kwargs)
@@ -305,7 +326,8 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         assert self.head is not None
         # the head in float32 whatever the precision: bf16 scores (8 bits of mantissa) would tie candidates
         with torch.autocast(vectors.device.type, enabled=False):
-            return nn.functional.linear(vectors.float(), self.head.weight.float(), self.head.bias.float()).squeeze(-1)
+            scores = nn.functional.linear(vectors.float(), self.head.weight.float(), self.head.bias.float()).squeeze(-1)
+        return nn.functional.logsigmoid(scores) if self.config.relevance_log_prob else scores
 
     def _seq2seq_scores(self, inputs: dict[str, Tensor]) -> Tensor:
         """monoT5: log p("true") against "false" at the first decoder step."""

@@ -10,8 +10,8 @@ same kernel call), so switching a backbone changes nothing until a layout is pas
   and to a band of ``window`` document tokens on each side, the first token ([CLS]) to everything. Documents are cut
   into blocks of ``b = max(window, 16)`` tokens and each block is scored against the query and its three
   neighbouring blocks with batched matmuls, so memory grows with ``tokens x (query + 3b)``, not ``tokens^2``.
-- :class:`SetLayout` (Set-Encoder): passages of one candidate list run in parallel as separate sequences; only
-  each passage's first (interaction) token also attends to the interaction tokens of the other passages.
+- :class:`SetLayout` (Set-Encoder): passages of one candidate list run in parallel as separate sequences; every
+  token also attends to the interaction tokens of the other passages (Lightning IR's pattern).
 - :class:`PackedLayout` (full attention, no padding): sequences laid end to end in one row of ``total`` tokens; on a
   GPU in half precision PyTorch's variable-length flash kernel runs it, so no work is spent on padding and no mask
   is read (the padded path runs the memory-efficient kernel, the only fused one that takes a padding mask).
@@ -130,20 +130,38 @@ def _block_major(x: Tensor, blocks: int, width: int) -> Tensor:
 
 @dataclass
 class SetLayout:
-    """Set-Encoder attention: one sequence per passage; interaction tokens (position 0) see each other per list.
+    """Set-Encoder attention: one sequence per passage; every token also attends to the other passages of its list
+    through their interaction tokens, as Lightning IR's Set-Encoder does (Schlatt et al., 2025).
+
+    A token's keys are its own passage's tokens plus the other passages' interaction tokens (the set of them: order
+    does not matter, so scores are permutation-invariant); the interaction token is the first token, or the one
+    after it where the tokenizer adds one (Lightning IR's ``add_extra_token``).
 
     Attributes:
         key_mask: ``[passages, tokens]``, True for real tokens.
         members: ``[passages, others]`` indices of the other passages of the same list (any valid index where padded).
         member_mask: ``[passages, others]``, True where ``members`` names a real other passage.
+        interaction: the position of each passage's interaction token.
+        list_sizes: how many consecutive passages form each list.
+        depth: lists shorter than this also see ``depth - size`` interaction states drawn at random from a normal with
+            their list's mean and standard deviation per dimension, in every layer (Lightning IR's ``depth`` with
+            ``sample_missing_docs``: a model trained on short lists then sees as many others as at inference);
+            None draws none. The draws happen in :func:`draw_missing_interactions`, a hook on each attention layer.
     """
 
     key_mask: Tensor
     members: Tensor
     member_mask: Tensor
+    interaction: int = 0
+    list_sizes: tuple[int, ...] = ()
+    depth: int | None = None
+
+    def __post_init__(self) -> None:
+        self.drawn: tuple[Tensor, Tensor, Tensor] | None = None  # this layer's drawn keys, values and their mask
 
     @classmethod
-    def from_list_sizes(cls, key_mask: Tensor, list_sizes: list[int]) -> SetLayout:
+    def from_list_sizes(cls, key_mask: Tensor, list_sizes: list[int], interaction: int = 0,
+                        depth: int | None = None) -> SetLayout:
         """The layout of consecutive passages forming lists of the given sizes."""
         if sum(list_sizes) != key_mask.shape[0]:
             raise ConfigError(f"list sizes {list_sizes} do not add up to {key_mask.shape[0]} passages.")
@@ -158,19 +176,53 @@ class SetLayout:
                 member_mask[start : start + size, : size - 1] = True
             start += size
         device = key_mask.device
-        return cls(key_mask, members.to(device), member_mask.to(device))
+        return cls(key_mask, members.to(device), member_mask.to(device), interaction, tuple(list_sizes), depth)
 
     def attend(self, query: Tensor, key: Tensor, value: Tensor, scaling: float, dropout: float) -> Tensor:
-        keep = self.key_mask[:, None, None, :]
-        out = _sdpa(query, key, value, keep, scaling, dropout)  # every token within its own passage
-        # interaction tokens: own passage plus the other passages' interaction tokens (a set: order-free)
-        other_keys = key[:, :, 0][self.members].transpose(1, 2)  # [S, h, others, d]
-        other_values = value[:, :, 0][self.members].transpose(1, 2)
-        keys = torch.cat([key, other_keys], dim=2)
-        values = torch.cat([value, other_values], dim=2)
-        keep_all = torch.cat([self.key_mask, self.member_mask], dim=1)[:, None, None, :]
-        first = _sdpa(query[:, :, :1], keys, values, keep_all, scaling, dropout)
-        return torch.cat([first, out[:, :, 1:]], dim=2)
+        i = self.interaction
+        other_keys = key[:, :, i][self.members].transpose(1, 2)  # [S, h, others, d]
+        other_values = value[:, :, i][self.members].transpose(1, 2)
+        keys, values, masks = [key, other_keys], [value, other_values], [self.key_mask, self.member_mask]
+        if self.drawn is not None:
+            drawn_keys, drawn_values, drawn_mask = self.drawn
+            keys.append(drawn_keys.to(key.dtype))
+            values.append(drawn_values.to(value.dtype))
+            masks.append(drawn_mask)
+        keep = torch.cat(masks, dim=1)[:, None, None, :]
+        return _sdpa(query, torch.cat(keys, dim=2), torch.cat(values, dim=2), keep, scaling, dropout)
+
+    def draw_missing(self, hidden_states: Tensor, key: torch.nn.Module, value: torch.nn.Module, heads: int) -> None:
+        """Draw each short list's missing interaction states from this layer's inputs and project them (see depth)."""
+        self.drawn = None
+        missing = [max(self.depth - n, 0) for n in self.list_sizes] if self.depth is not None else []
+        width = max(missing, default=0)
+        if width == 0:
+            return
+        states = hidden_states[:, self.interaction]  # [S, hidden]
+        rows, start = [], 0
+        for n, m in zip(self.list_sizes, missing):
+            own = states[start : start + n]
+            mean = own.mean(0, keepdim=True).expand(width, -1)
+            std = own.std(0, keepdim=True).expand(width, -1) if n > 1 else torch.zeros_like(mean)
+            rows.append(torch.normal(mean.float(), std.float()).to(states.dtype).expand(n, -1, -1))
+            start += n
+        drawn = torch.cat(rows)  # [S, width, hidden]; a list draws ``width`` and keeps its first ``missing``
+        mask = torch.arange(width, device=states.device)[None, :] < torch.tensor(
+            [m for n, m in zip(self.list_sizes, missing) for _ in range(n)], device=states.device)[:, None]
+
+        def heads_first(x: Tensor) -> Tensor:
+            return x.view(x.shape[0], width, heads, -1).transpose(1, 2)
+
+        self.drawn = (heads_first(key(drawn)), heads_first(value(drawn)), mask)
+
+
+def draw_missing_interactions(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+    """A forward pre-hook for a BERT-style self-attention layer: where the call's layout is a :class:`SetLayout`
+    with a depth, draw the missing interaction states from the layer's input before it attends."""
+    layout = kwargs.get("boltir_layout")
+    if isinstance(layout, SetLayout) and layout.depth is not None:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        layout.draw_missing(hidden, module.key, module.value, module.num_attention_heads)
 
 
 @cache
@@ -304,4 +356,5 @@ def try_boltir_attention(backbone: torch.nn.Module) -> bool:
 
 
 __all__ = ["ATTENTION_NAME", "AttentionLayout", "PackedLayout", "SetLayout", "WindowedLayout", "boltir_attention",
+           "draw_missing_interactions",
            "register_boltir_attention", "try_boltir_attention", "use_boltir_attention", "varlen_runs"]

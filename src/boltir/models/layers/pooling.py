@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from ...errors import ConfigError
 
-POOLING_STRATEGIES = ("cls", "first", "mean", "max", "last", "none")
+POOLING_STRATEGIES = ("cls", "first", "mean", "sum", "max", "last", "none")
 
 
 class Pooling(nn.Module):
@@ -15,7 +15,9 @@ class Pooling(nn.Module):
 
     ``cls`` and ``first`` take position 0 (the same thing, named for encoders and for decoders);
     ``last`` takes the last real token whichever side the padding is on, as decoder LLMs need;
-    ``none`` keeps every token (multi-vector models). ``mean`` returns float32 whatever the states' dtype.
+    ``none`` keeps every token (multi-vector models); ``sum`` adds the real tokens' states (Lightning IR's
+    ``sum`` pooling: the vector's length grows with the text's). ``mean`` and ``sum`` return float32 whatever the
+    states' dtype.
     """
 
     def __init__(self, strategy: str) -> None:
@@ -30,8 +32,9 @@ class Pooling(nn.Module):
         if self.strategy == "none":
             return states
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        if self.strategy == "mean":  # summed in float32: hundreds of bf16 terms would lose the low bits
-            return (states * mask).sum(1, dtype=torch.float32) / mask.sum(1, dtype=torch.float32).clamp(min=1e-9)
+        if self.strategy in ("mean", "sum"):  # summed in float32: hundreds of bf16 terms would lose the low bits
+            total = (states * mask).sum(1, dtype=torch.float32)
+            return total if self.strategy == "sum" else total / mask.sum(1, dtype=torch.float32).clamp(min=1e-9)
         if self.strategy == "max":
             return states.masked_fill(mask == 0, torch.finfo(states.dtype).min).amax(1)
         # last: the highest position holding a real token, so left and right padding both work

@@ -8,7 +8,9 @@ from torch import Tensor
 
 from ...errors import ConfigError
 
-SIMILARITIES = ("dot", "cosine", "l2")
+# l2 is the negative *squared* distance (what L2 indexes rank by, and smooth at 0); euclidean is the negative
+# distance itself, as Lightning IR's "l2" computes it: the same ranking, other scores (and losses over them)
+SIMILARITIES = ("dot", "cosine", "l2", "euclidean")
 
 
 def check_similarity(name: str) -> str:
@@ -25,4 +27,6 @@ def pairwise_similarity(name: str, queries: Tensor, docs: Tensor) -> Tensor:
         return F.normalize(queries, dim=-1) @ F.normalize(docs, dim=-1).T
     if name == "l2":
         return -torch.cdist(queries, docs).pow(2)
+    if name == "euclidean":
+        return -torch.cdist(queries, docs)
     raise ConfigError(f"similarity '{name}' does not exist; choose one of {list(SIMILARITIES)}.")

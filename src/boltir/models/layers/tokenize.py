@@ -256,3 +256,12 @@ def tokenize_pairs(
     if doc_starts:
         out["doc_start"] = torch.from_numpy(starts + offsets)
     return out
+
+
+def insert_after_first(inputs: dict[str, Tensor], token_id: int) -> dict[str, Tensor]:
+    """Every row with ``token_id`` put after its first token, as a real token of type 0: ColBERT's and Lightning
+    IR's marker tokens, and the Set-Encoder's interaction token."""
+    fill = {"input_ids": token_id, "attention_mask": 1, "token_type_ids": 0}
+    return {k: torch.cat([v[:, :1], torch.full_like(v[:, :1], fill[k]), v[:, 1:]], 1) if k in fill else v
+            for k, v in inputs.items()}
+
