@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...errors import ConfigError
+from ..foreign import detect_layout
 from ..layers import Pooling, pad_right_for_causal_attention, pairwise_similarity
 from ..layers.attention import try_boltir_attention
 from ..layers.packing import PackedTokens
@@ -92,6 +93,10 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
 
     @classmethod
     def default_config(cls, directory: Path) -> BiEncoderConfig:
+        found = detect_layout(directory)
+        if found is not None:  # e.g. a PyLate ColBERT read as a single-vector model would score silently wrong
+            raise ConfigError(f"{directory} is a {found.layout} checkpoint of the '{found.family}' family: load it with "
+                              "boltir.models.load_model or that family's class (e.g. ColBERTModule).")
         return sentence_transformers_config(directory) or BiEncoderConfig()
 
     @property
