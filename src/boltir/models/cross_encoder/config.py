@@ -35,6 +35,9 @@ class CrossEncoderConfig(BoltirConfig):
         true_token / false_token: for seq2seq backbones (monoT5): the score is log p(true) over {true, false}
             at the first decoder step.
         seq2seq_template: the monoT5 input text, with ``{query}`` and ``{doc}``.
+        relevance_log_prob: the score is log sigmoid(head output), i.e. log p(relevant) of a two-label softmax
+            classifier whose head holds logit(relevant) - logit(not relevant). Set when a two-label checkpoint
+            (castorini's monoBERT) loads, as pygaggle scores it: ``log_softmax(logits)[:, 1]``.
     """
 
     family: ClassVar[str] = "cross-encoder"
@@ -48,6 +51,7 @@ class CrossEncoderConfig(BoltirConfig):
     true_token: str = "true"
     false_token: str = "false"
     seq2seq_template: str = "Query: {query} Document: {doc} Relevant:"
+    relevance_log_prob: bool = False
 
     def validate(self) -> None:
         if self.pooling not in CROSS_POOLING:
