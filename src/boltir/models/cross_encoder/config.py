@@ -8,6 +8,7 @@ from typing import ClassVar
 from ...errors import ConfigError
 from ..config import BoltirConfig
 from ..layers import POOLING_STRATEGIES
+from ..layers.lora import check_lora_options
 
 ATTENTION_PATTERNS = ("full", "sparse", "set")
 CROSS_POOLING = tuple(p for p in POOLING_STRATEGIES if p != "none") + ("pooler",)
@@ -52,6 +53,10 @@ class CrossEncoderConfig(BoltirConfig):
     false_token: str = "false"
     seq2seq_template: str = "Query: {query} Document: {doc} Relevant:"
     relevance_log_prob: bool = False
+    lora_r: int = 0
+    lora_alpha: float = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | None = None
 
     def validate(self) -> None:
         if self.pooling not in CROSS_POOLING:
@@ -69,5 +74,6 @@ class CrossEncoderConfig(BoltirConfig):
                 f"query_length={self.query_length} leaves too little of max_length={self.max_length} for the document; "
                 "keep query_length at most half of max_length."
             )
+        check_lora_options(self.lora_r, self.lora_alpha, self.lora_dropout)
         if "{query}" not in self.seq2seq_template or "{doc}" not in self.seq2seq_template:
             raise ConfigError("seq2seq_template must contain {query} and {doc}.")

@@ -22,6 +22,7 @@ from ...errors import ConfigError, ModelNotFoundError
 from ..foreign.base import checkpoint_tensors
 from ..layers import Pooling, pad_right_for_causal_attention
 from ..layers.attention import SetLayout, WindowedLayout, try_boltir_attention, use_boltir_attention
+from ..layers.lora import apply_lora
 from ..layers.packing import PackedTokens
 from ..layers.tokenize import tokenize_pairs
 from ..model import BoltirModel, freeze_pooler, is_decoder, read_json, run_backbone
@@ -131,6 +132,9 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
                 pad_right_for_causal_attention(tokenizer)
         if config.attention != "full":
             use_boltir_attention(backbone)
+        if config.lora_r:  # adapters last: the pooler, head and attention pattern above read the plain backbone
+            self.backbone = apply_lora(backbone, config.lora_r, config.lora_alpha, config.lora_target_modules,
+                                       config.lora_dropout)
 
     def _single_token(self, text: str) -> int:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
