@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from boltir import BiEncoderModule, DataModule, DocDataset, QueryDataset, Trainer, read_qrels
-from boltir.index.torch_exact import TorchIndexConfig
+from boltir.index.dense_exact import TorchIndexConfig
 from boltir.cli.main import main as boltir_cli
 
 MEASURES = ["nDCG@10", "RR@10", "R@100"]
