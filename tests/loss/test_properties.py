@@ -11,7 +11,8 @@ SETTINGS = settings(max_examples=50, deadline=None)
 ALL = {name: build_loss(name) for name in LOSSES}
 # Losses for which a ranking that sorts entries like their targets is the best ordering of a fixed set of scores.
 RANKING = [
-    "ranknet", "hinge", "approx_ndcg", "approx_mrr", "approx_discounted_rank_mse", "listnet", "infonce", "kl_divergence"
+    "ranknet", "hinge", "approx_ndcg", "approx_mrr", "approx_discounted_rank_mse", "listnet", "infonce", "kl_divergence",
+    "approx_rank_mse", "pearson",
 ]
 GAP = 30.0  # sigmoid(-30) ~ 1e-13: approximate ranks are then exact ranks
 

@@ -10,11 +10,13 @@ from boltir.loss.listwise import (
     ApproxDiscountedRankMSELoss,
     ApproxMRRLoss,
     ApproxNDCGLoss,
+    ApproxRankMSELoss,
     InfoNCELoss,
     KLDivergenceLoss,
     ListNetLoss,
+    PearsonCorrelationLoss,
 )
-from boltir.loss.pairwise import HingeLoss, MarginMSELoss, RankNetLoss
+from boltir.loss.pairwise import ConstantMarginMSELoss, HingeLoss, MarginMSELoss, RankNetLoss
 from boltir.loss.pointwise import BCELoss, MSELoss
 from boltir.loss.registry import LOSSES, build_loss
 from boltir.loss.regularisers import FLOPSRegulariser, L1Regulariser, Regulariser
@@ -24,7 +26,9 @@ __all__ = [
     "ApproxDiscountedRankMSELoss",
     "ApproxMRRLoss",
     "ApproxNDCGLoss",
+    "ApproxRankMSELoss",
     "BCELoss",
+    "ConstantMarginMSELoss",
     "FLOPSRegulariser",
     "HingeLoss",
     "InfoNCELoss",
@@ -33,6 +37,7 @@ __all__ = [
     "ListNetLoss",
     "MSELoss",
     "MarginMSELoss",
+    "PearsonCorrelationLoss",
     "RankNetLoss",
     "RankingLoss",
     "Regulariser",

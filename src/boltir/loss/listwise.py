@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from boltir.errors import ConfigError
 from boltir.loss.base import RankingLoss, check_positive, masked_mean
 
 
@@ -148,17 +149,63 @@ class ApproxMRRLoss(ApproxLoss):
         return (1 - reciprocal.amax(-1)).where(positive.any(-1), 0.0)
 
 
-class ApproxDiscountedRankMSELoss(ApproxLoss):
-    """Rank-DistiLLM's loss (Schlatt et al. 2024): squared error between approximate and teacher ranks.
+RANK_DISCOUNTS = (None, "log2", "reciprocal")
 
-    Each entry's error is weighted by 1 / log2(teacher_rank + 1), so mistakes near the top cost most; the loss is
-    the mean over a query's real entries. Teacher ranks come from the targets (highest = rank 1, ties share the
-    mean rank), so targets may be teacher scores or an LLM's ranking turned into descending scores.
+
+class ApproxRankMSELoss(ApproxLoss):
+    """Squared error between approximate ranks and teacher ranks (Schlatt et al. 2024), optionally discounted.
+
+    Teacher ranks come from the targets (highest = rank 1, ties share the mean rank), so targets may be teacher
+    scores or an LLM's ranking turned into descending scores. ``discount`` weights each entry's error by its
+    teacher rank: None (every rank alike), ``"log2"`` (1 / log2(rank + 1)) or ``"reciprocal"`` (1 / rank), so
+    mistakes near the top cost most. The loss is the mean over a query's real entries (Lightning IR's
+    ApproxRankMSE averages over the whole batch; equal when every list is full).
     """
 
-    name: ClassVar[str] = "approx_discounted_rank_mse"
+    name: ClassVar[str] = "approx_rank_mse"
+
+    def __init__(self, temperature: float = 1.0, discount: str | None = None) -> None:
+        super().__init__(temperature)
+        if discount not in RANK_DISCOUNTS:
+            raise ConfigError(f"discount={discount!r} does not exist; choose one of {list(RANK_DISCOUNTS)}.")
+        self.discount = discount
 
     def per_query(self, scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
         teacher = target_ranks(targets, mask)
         error = (approx_ranks(scores, mask, self.temperature) - teacher) ** 2
-        return masked_mean(error / torch.log2(teacher + 1), mask)
+        if self.discount == "log2":
+            error = error / torch.log2(teacher + 1)
+        elif self.discount == "reciprocal":
+            error = error / teacher
+        return masked_mean(error, mask)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, discount={self.discount!r}"
+
+
+class ApproxDiscountedRankMSELoss(ApproxRankMSELoss):
+    """Rank-DistiLLM's loss (Schlatt et al. 2024): :class:`ApproxRankMSELoss` with the log2 discount, 1 /
+    log2(teacher_rank + 1)."""
+
+    name: ClassVar[str] = "approx_discounted_rank_mse"
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        super().__init__(temperature, discount="log2")
+
+
+class PearsonCorrelationLoss(RankingLoss):
+    """1 - the Pearson correlation between a query's scores and its targets (as Lightning IR's PearsonCorrelation).
+
+    Invariant to shifting and to positively scaling either list, so only the scores' linear trend across the
+    list counts, not their scale. A query whose real targets are all equal (nothing to correlate with) gives 0.
+    """
+
+    name: ClassVar[str] = "pearson"
+
+    def per_query(self, scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
+        centred_scores = (scores - masked_mean(scores, mask)[:, None]).where(mask, 0.0)
+        centred_targets = (targets - masked_mean(targets, mask)[:, None]).where(mask, 0.0)
+        covariance = (centred_scores * centred_targets).sum(-1)
+        spread = (centred_scores.square().sum(-1) * centred_targets.square().sum(-1)).clamp(min=1e-24).sqrt()
+        varies = centred_targets.abs().amax(-1) > 0
+        return (1 - covariance / spread).where(varies, 0.0)

@@ -41,6 +41,23 @@ class MarginMSELoss(PairwiseLoss):
         return (score_diff - target_diff) ** 2
 
 
+class ConstantMarginMSELoss(PairwiseLoss):
+    """Squared error between each pair's score margin and a constant ``margin`` (Lightning IR's ConstantMarginMSE):
+    the better entry should win by exactly ``margin``, however much better the targets say it is."""
+
+    name: ClassVar[str] = "constant_margin_mse"
+
+    def __init__(self, margin: float = 1.0) -> None:
+        super().__init__()
+        self.margin = check_non_negative("margin", margin)
+
+    def pair_loss(self, score_diff: Tensor, target_diff: Tensor) -> Tensor:
+        return (score_diff - self.margin) ** 2
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}"
+
+
 class RankNetLoss(PairwiseLoss):
     """Logistic loss log(1 + exp(-(s_i - s_j))) per pair (Burges et al. 2005): the better entry should score higher."""
 

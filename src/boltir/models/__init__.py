@@ -11,6 +11,7 @@ from .bi_encoder import BiEncoderConfig, BiEncoderModel
 from .colbert import ColBERTConfig, ColBERTModel
 from .config import BoltirConfig, read_family
 from .cross_encoder import CrossEncoderConfig, CrossEncoderModel
+from .foreign import detect_layout
 from .light_retriever import LightRetrieverConfig, LightRetrieverModel
 from .model import BoltirModel
 from .resolve import resolve_model_dir
@@ -28,10 +29,14 @@ MODEL_FAMILIES: dict[str, type[BoltirModel]] = {
 
 
 def load_model(name_or_path: str | os.PathLike[str], default: type[BoltirModel] | None = None, **overrides: Any) -> BoltirModel:
-    """Load any saved boltir model (or Lightning IR model directory) by the family its directory names; plain HF
-    directories need ``default``."""
+    """Load any saved boltir model by the family its directory names, a Lightning IR model directory, or a
+    checkpoint of another project by its layout (Stanford ColBERT, PyLate: see :mod:`boltir.models.foreign`); plain
+    HF directories need ``default``."""
     directory = resolve_model_dir(name_or_path)
     family = read_family(directory) or lightning_ir.family(directory)
+    if family is None:
+        found = detect_layout(directory)
+        family = found.family if found is not None else None
     if family is None:
         if default is None:
             raise ConfigError(f"{directory} is not a saved boltir model: load it with a family's class instead.")

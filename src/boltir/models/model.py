@@ -23,6 +23,7 @@ from ..errors import ConfigError, ModelNotFoundError
 from .foreign import lightning_ir
 from .config import BoltirConfig, read_family
 from .layers.attention import register_boltir_attention
+from .layers.lora import is_lora, save_merged
 from .layers.packing import PackedTokens
 from .layers.tokenize import tokenize_texts
 from .resolve import resolve_model_dir
@@ -178,12 +179,18 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
             self.save_into(tmp)
 
     def save_into(self, directory: Path) -> None:
-        self.backbone.save_pretrained(directory)
+        save_merged(self.backbone, directory)
         self.tokenizer.save_pretrained(directory)
-        self.config.save(directory)
+        self.saved_config().save(directory)
         heads = self.head_state_dict()
         if heads:
             save_file(heads, str(directory / HEADS_NAME))
+
+    def saved_config(self) -> BoltirConfig:
+        """The config written beside the weights: with LoRA adapters merged into them there are none to rebuild."""
+        if is_lora(self.backbone) and getattr(self.config, "lora_r", 0):
+            return self.config.replace(lora_r=0)
+        return self.config
 
     def describe(self) -> dict[str, Any]:
         """What an index manifest records about the model that built it."""

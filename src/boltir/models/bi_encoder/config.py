@@ -8,6 +8,7 @@ from typing import ClassVar
 from ...errors import ConfigError
 from ..config import BoltirConfig
 from ..layers import POOLING_STRATEGIES, SIMILARITIES
+from ..layers.lora import check_lora_options
 from ..layers.segments import SegmentConfig
 
 
@@ -31,6 +32,10 @@ class BiEncoderConfig(BoltirConfig):
         append_eos: add the tokenizer's EOS token to every text (decoder LLMs with last-token pooling).
         segments: split long documents into segments (FirstP, MaxP, SeDR, transformer head); see
             :class:`~boltir.models.layers.segments.SegmentConfig`. None encodes each document as one sequence.
+        lora_r: LoRA rank of adapters put on the backbone (0: train every weight); only the adapters and the
+            family's own layers then train. Saving merges the adapters, so the saved model loads without peft.
+        lora_alpha / lora_dropout / lora_target_modules: the adapters' scale (alpha / r), dropout and the modules
+            they wrap (None: every linear layer that trains; see ``models.layers.lora``).
     """
 
     family: ClassVar[str] = "bi-encoder"
@@ -53,6 +58,10 @@ class BiEncoderConfig(BoltirConfig):
     tied: bool = True
     append_eos: bool = False
     segments: SegmentConfig | None = None
+    lora_r: int = 0
+    lora_alpha: float = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.segments = SegmentConfig.coerce(self.segments)  # a saved config or a YAML mapping holds a dict
@@ -75,5 +84,6 @@ class BiEncoderConfig(BoltirConfig):
             raise ConfigError("query_length and doc_length must be positive.")
         if self.segments is not None and self.doc_marker is not None:
             raise ConfigError("segments and doc_marker do not combine: set doc_marker=None to split long documents.")
+        check_lora_options(self.lora_r, self.lora_alpha, self.lora_dropout)
         if self.segments is not None and self.doc_pooling == "none":
             raise ConfigError("segments need one vector per segment: choose a doc_pooling other than 'none'.")

@@ -12,8 +12,10 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ...errors import ConfigError
+from ..foreign import detect_layout
 from ..layers import Pooling, pad_right_for_causal_attention, pairwise_similarity
 from ..layers.attention import try_boltir_attention
+from ..layers.lora import apply_lora, save_merged
 from ..layers.packing import PackedTokens
 from ...types import SegmentedVectors
 from ..layers.tokenize import insert_after_first
@@ -79,6 +81,11 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
                          and not is_decoder(backbone.config)
                          and {config.query_pooling, config.doc_pooling} <= set(PACKED_POOLING)
                          and try_boltir_attention(backbone))
+        if config.lora_r:  # adapters last: the layers above read the plain backbone
+            lora = (config.lora_r, config.lora_alpha, config.lora_target_modules, config.lora_dropout)
+            self.backbone = apply_lora(self.backbone, *lora)
+            if self.query_backbone is not None:
+                self.query_backbone = apply_lora(self.query_backbone, *lora)
 
     def build_layers(self) -> None:
         """The layers between backbone and vectors; the sparse and multi-vector variants build their own."""
@@ -103,6 +110,10 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
 
     @classmethod
     def default_config(cls, directory: Path) -> BiEncoderConfig:
+        found = detect_layout(directory)
+        if found is not None:  # e.g. a PyLate ColBERT read as a single-vector model would score silently wrong
+            raise ConfigError(f"{directory} is a {found.layout} checkpoint of the '{found.family}' family: load it with "
+                              "boltir.models.load_model or that family's class (e.g. ColBERTModule).")
         return sentence_transformers_config(directory) or BiEncoderConfig()
 
     @property
@@ -180,7 +191,7 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
     def save_into(self, directory: Path) -> None:
         super().save_into(directory)
         if self.query_backbone is not None:
-            self.query_backbone.save_pretrained(directory / "query_encoder")
+            save_merged(self.query_backbone, directory / "query_encoder")
 
     def head_state_dict(self) -> dict[str, Tensor]:
         return {k: v for k, v in super().head_state_dict().items() if not k.startswith("query_backbone.")}

@@ -17,6 +17,7 @@ class ColBERTConfig(BiEncoderConfig):
     Attributes (beyond :class:`BiEncoderConfig`'s lengths, prefixes and ``tied``):
         embedding_dim: size of each token vector (ColBERT uses 128, answerai-colbert-small 96; None keeps
             the backbone's hidden size without a projection).
+        projection_bias: the projection adds a bias (PyLate's Dense layers may; Stanford ColBERT's has none).
         normalize: L2-normalise every token vector (MaxSim over cosine similarities).
         query_augmentation: pad every query to ``query_length`` with [MASK] tokens, whose vectors also score.
         attend_to_mask_tokens: let the query's other tokens attend to those [MASK] tokens (ColBERTv2: False).
@@ -40,6 +41,7 @@ class ColBERTConfig(BiEncoderConfig):
     similarity: str = "dot"
     normalize: bool = True
     embedding_dim: int | None = 128
+    projection_bias: bool = False
     query_length: int = 32
     doc_length: int = 256
     query_augmentation: bool = True
@@ -51,7 +53,6 @@ class ColBERTConfig(BiEncoderConfig):
     doc_mask_tokens: list[str] | None = None
     query_aggregation: str = "sum"
     doc_aggregation: str = "max"
-    projection_bias: bool = False
 
     def validate(self) -> None:
         super().validate()

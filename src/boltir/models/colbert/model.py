@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import string
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...errors import ConfigError
-from ..bi_encoder import BiEncoderModel
 from ...types import TokenVectors
+from ..bi_encoder import BiEncoderModel
+from ..config import CONFIG_NAME
+from ..foreign import detect_layout
 from ..layers import maxsim
 from ..layers.tokenize import insert_after_first
 from ..model import run_backbone
+from ..resolve import resolve_model_dir
 from .config import ColBERTConfig
 
 
 class ColBERTModel(BiEncoderModel):
     """Encodes texts into per-token vectors (:class:`TokenVectors`); ``score`` is MaxSim.
 
-    Wraps any encoder directory (e.g. the answerai-colbert-small backbone from :mod:`boltir.models.convert`);
-    a new projection starts random and is learned by ``fit``.
+    Loads Stanford ColBERT and PyLate checkpoints as they are (projection, markers, lengths; see
+    :mod:`boltir.models.foreign.colbert`), or wraps any encoder directory (e.g. the answerai-colbert-small backbone
+    from :mod:`boltir.models.convert`), whose new projection starts random and is learned by ``fit``.
     """
 
     config_class: ClassVar[type[ColBERTConfig]] = ColBERTConfig
@@ -54,7 +59,31 @@ class ColBERTModel(BiEncoderModel):
 
     @classmethod
     def default_config(cls, directory: Path) -> ColBERTConfig:
+        """A Stanford ColBERT or PyLate checkpoint's own settings; ColBERT's defaults for a plain encoder."""
+        found = detect_layout(directory)
+        if found is not None and found.family == cls.config_class.family:
+            return ColBERTConfig(**found.options)
         return ColBERTConfig()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str], config: Any = None, **overrides: Any) -> ColBERTModel:
+        """Load a saved boltir ColBERT, a Stanford ColBERT or PyLate checkpoint (with its projection), or wrap an encoder."""
+        model = super().from_pretrained(name_or_path, config=config, **overrides)
+        directory = resolve_model_dir(name_or_path)
+        found = None if (directory / CONFIG_NAME).is_file() else detect_layout(directory)
+        if found is not None and found.family == cls.config_class.family:
+            model.load_foreign_heads(found.head_weights, f"{directory} ({found.layout})")
+        return model
+
+    def load_foreign_heads(self, weights: dict[str, Tensor], source: str) -> None:
+        """Copy a foreign checkpoint's projection into this model's; the config must give it the same shape."""
+        own = self.head_state_dict()
+        for name, tensor in weights.items():
+            if name not in own or own[name].shape != tensor.shape:
+                shape = tuple(own[name].shape) if name in own else None
+                raise ConfigError(f"{source} holds {name} of shape {tuple(tensor.shape)}, but this config gives {shape}: "
+                                  "leave embedding_dim and projection_bias as the checkpoint sets them.")
+        self.load_state_dict(weights, strict=False)
 
     def index_fingerprint(self) -> dict:
         c = self.config

@@ -8,6 +8,7 @@ from typing import ClassVar
 from ...errors import ConfigError
 from ..config import BoltirConfig
 from ..layers import POOLING_STRATEGIES
+from ..layers.lora import check_lora_options
 
 ATTENTION_PATTERNS = ("full", "sparse", "set")
 CROSS_POOLING = tuple(p for p in POOLING_STRATEGIES if p != "none") + ("pooler",)
@@ -38,14 +39,15 @@ class CrossEncoderConfig(BoltirConfig):
             100; None draws none (scores are then deterministic).
         doc_length: maximum document tokens (special tokens not counted), as Lightning IR cuts documents; None:
             the document fills what the query leaves of ``max_length``.
-        relevance_log_prob: the score is log sigmoid(head output), i.e. log p(relevant) of a two-label softmax
-            classifier whose head holds logit(relevant) - logit(not relevant) (Lightning IR's
-            ``scoring_strategy="mono"``: ``log_softmax(logits)[:, 1]``).
         window: for ``sparse``: document tokens attend to document tokens at most this far away; None: all.
         query_sees_doc: for ``sparse``: let query tokens attend to the document as well.
         true_token / false_token: for seq2seq backbones (monoT5): the score is log p(true) over {true, false}
             at the first decoder step.
         seq2seq_template: the monoT5 input text, with ``{query}`` and ``{doc}``.
+        relevance_log_prob: the score is log sigmoid(head output), i.e. log p(relevant) of a two-label softmax
+            classifier whose head holds logit(relevant) - logit(not relevant). Set when a two-label checkpoint
+            (castorini's monoBERT) loads, as pygaggle scores it, and for Lightning IR's ``scoring_strategy="mono"``:
+            ``log_softmax(logits)[:, 1]``.
     """
 
     family: ClassVar[str] = "cross-encoder"
@@ -63,6 +65,10 @@ class CrossEncoderConfig(BoltirConfig):
     set_depth: int | None = None
     doc_length: int | None = None
     relevance_log_prob: bool = False
+    lora_r: int = 0
+    lora_alpha: float = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | None = None
 
     def validate(self) -> None:
         if self.pooling not in CROSS_POOLING:
@@ -87,5 +93,6 @@ class CrossEncoderConfig(BoltirConfig):
                               f"attention='{self.attention}'.")
         if self.doc_length is not None and self.doc_length < 1:
             raise ConfigError(f"doc_length must be positive (or None to fill max_length), got {self.doc_length}.")
+        check_lora_options(self.lora_r, self.lora_alpha, self.lora_dropout)
         if "{query}" not in self.seq2seq_template or "{doc}" not in self.seq2seq_template:
             raise ConfigError("seq2seq_template must contain {query} and {doc}.")

@@ -19,9 +19,11 @@ from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTraine
 
 from ...data.batches import pin_encoding
 from ...errors import ConfigError, ModelNotFoundError
+from ..foreign.base import checkpoint_tensors
 from ..layers import Pooling, pad_right_for_causal_attention
 from ..layers.attention import (SetLayout, WindowedLayout, draw_missing_interactions, try_boltir_attention,
                                 use_boltir_attention)
+from ..layers.lora import apply_lora
 from ..layers.packing import PackedTokens
 from ..layers.tokenize import insert_after_first, tokenize_pairs
 from ..model import BoltirModel, freeze_pooler, is_decoder, read_json, run_backbone
@@ -96,22 +98,6 @@ def _backbone_class(hf_config: Any) -> Any:
     return AutoModelForSeq2SeqLM if getattr(hf_config, "is_encoder_decoder", False) else AutoModel
 
 
-def _checkpoint_tensors(directory: Path, names: tuple[str, ...]) -> dict[str, Tensor]:
-    """The named tensors of an HF checkpoint directory (safetensors shards or pytorch_model.bin)."""
-    from safetensors import safe_open
-
-    found: dict[str, Tensor] = {}
-    for path in sorted(directory.glob("*.safetensors")):
-        with safe_open(str(path), framework="pt") as handle:
-            for name in names:
-                if name in handle.keys():
-                    found[name] = handle.get_tensor(name)
-    if not found and (directory / "pytorch_model.bin").is_file():
-        state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
-        found = {n: state[n] for n in names if n in state}
-    return found
-
-
 class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
     """Scores query-document pairs (or whole candidate lists, for the Set-Encoder) with one backbone."""
 
@@ -160,6 +146,9 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             if self.interaction_token_id is None or self.interaction_token_id == tokenizer.unk_token_id:
                 raise ConfigError(f"interaction_token='{config.interaction_token}' is not in the tokenizer's vocabulary: "
                                   "add it to the tokenizer, or set interaction_token=None.")
+        if config.lora_r:  # adapters last: the pooler, head and attention pattern above read the plain backbone
+            self.backbone = apply_lora(backbone, config.lora_r, config.lora_alpha, config.lora_target_modules,
+                                       config.lora_dropout)
 
     def _single_token(self, text: str) -> int:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -170,12 +159,15 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
     def default_config(cls, directory: Path) -> CrossEncoderConfig:
-        """Plain HF folders: a BERT sequence-classifier keeps its pooler; limits follow the tokenizer."""
+        """Plain HF folders: a BERT sequence-classifier keeps its pooler (and, with two labels, scores log p(relevant)
+        as castorini's monoBERT); limits follow the tokenizer."""
         hf = read_json(directory / "config.json")
-        pooling = "pooler" if any(a in _POOLER_CLASSIFIERS for a in hf.get("architectures") or []) else "cls"
+        classifier = any(a in _POOLER_CLASSIFIERS for a in hf.get("architectures") or [])
+        head = checkpoint_tensors(directory, ("classifier.weight",)).get("classifier.weight") if classifier else None
         max_length = int(read_json(directory / "tokenizer_config.json").get("model_max_length") or 512)
         max_length = min(max_length, int(hf.get("max_position_embeddings") or 512), 512)
-        return CrossEncoderConfig(pooling=pooling, max_length=max_length)
+        return CrossEncoderConfig(pooling="pooler" if classifier else "cls", max_length=max_length,
+                                  relevance_log_prob=head is not None and head.shape[0] == 2)
 
     @classmethod
     def load_backbone(cls, directory: Path, config: CrossEncoderConfig) -> PreTrainedModel:
@@ -206,12 +198,12 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
             log.warning("%s: the classifier head of %s is not reused (only %s heads are); a new head is initialised.",
                         directory, architectures, list(_POOLER_CLASSIFIERS))
             return False
-        tensors = _checkpoint_tensors(directory, ("classifier.weight", "classifier.bias"))
+        tensors = checkpoint_tensors(directory, ("classifier.weight", "classifier.bias"))
         if len(tensors) != 2 or tensors["classifier.weight"].shape[0] not in (1, 2):
             log.warning("%s: no 1- or 2-label classifier weights found; a new head is initialised.", directory)
             return False
         weight, bias = tensors["classifier.weight"].float(), tensors["classifier.bias"].float()
-        if weight.shape[0] == 2:  # two labels: the score is logit(relevant) - logit(not relevant)
+        if weight.shape[0] == 2:  # two labels: logit(relevant) - logit(not relevant), log p(relevant) after log sigmoid
             weight, bias = weight[1:] - weight[:1], bias[1:] - bias[:1]
         assert self.head is not None
         with torch.no_grad():
