@@ -46,7 +46,7 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _field_name(location: tuple[Any, ...]) -> str:
     """``("body", "queries", 3)`` → ``queries[3]``; the body itself is ``body``."""
-    parts = [p for p in location if p not in ("body", "query")] or ["body"]
+    parts = list(location[1:] if location and location[0] in ("body", "query", "path") else location) or ["body"]
     name = str(parts[0])
     for part in parts[1:]:
         name += f"[{part}]" if isinstance(part, int) else f".{part}"
