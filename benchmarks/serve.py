@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from .common import emit, machine, prepare_model, versions
+from .common import emit, machine, prepare_model, scifact_corpus, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -166,6 +166,8 @@ def main() -> None:
     parser.add_argument("--random-weights", action="store_true", help="random weights of the model's shape")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--corpus-limit", type=int, help="only the first N documents (to try the script quickly)")
+    parser.add_argument("--threads", type=int, help="the server's torch CPU threads (1 on a shared machine)")
     parser.add_argument("--index-dir", help="an index of --data by --model to reuse (built here when absent)")
     parser.add_argument("--clients", default="1,16,64")
     parser.add_argument("--seconds", type=float, default=20, help="at most this long per level")
@@ -177,7 +179,12 @@ def main() -> None:
     parser.add_argument("--modes", default="batched,one-at-a-time")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--replot", type=Path, help="only draw --plot from this --out file (e.g. one a GPU machine wrote)")
     args = parser.parse_args()
+    if args.replot:
+        summary = json.loads(args.replot.read_text())
+        plot(summary["rows"], args.plot, _title(summary))
+        return
 
     from boltir.models import resolve_model_dir
 
@@ -185,11 +192,12 @@ def main() -> None:
     model_dir = prepare_model(str(resolve_model_dir(args.model)), args.random_weights)
     workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     index_dir = Path(args.index_dir) if args.index_dir else workdir / "index"
+    corpus = scifact_corpus(data, args.corpus_limit)
     if not (index_dir / "manifest.json").is_file():
-        build_index(model_dir, data, index_dir, args.device)
+        build_index(model_dir, corpus, index_dir, args.device)
     queries = test_queries(data)
-    config = {"index_dir": str(index_dir), "corpus": str(data), "model": model_dir, "device": args.device,
-              "precision": args.precision, "batching": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}}
+    config = {"index_dir": str(index_dir), "corpus": str(corpus), "model": model_dir, "device": args.device,
+              "precision": args.precision, "threads": args.threads, "batching": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}}
     command = "python -m benchmarks.serve " + " ".join(sys.argv[1:])
     rows: list[dict[str, Any]] = []
     for mode in args.modes.split(","):
@@ -224,8 +232,12 @@ def main() -> None:
         args.out.write_text(json.dumps(summary, indent=2) + "\n")
     if args.plot:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
-        where = summary["machine"].get("gpu") or f"CPU ({summary['machine']['cpu_cores']} cores)"
-        plot(rows, args.plot, f"boltir serve, SciFact, MiniLM-L6, {where}, {args.precision}")
+        plot(rows, args.plot, _title(summary))
+
+
+def _title(summary: dict[str, Any]) -> str:
+    where = summary["machine"].get("gpu") or f"CPU ({summary['machine']['cpu_cores']} cores)"
+    return f"boltir serve, SciFact, MiniLM-L6 shape, {where}, {summary['rows'][0]['precision']}"
 
 
 if __name__ == "__main__":

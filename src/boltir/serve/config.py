@@ -42,6 +42,8 @@ class ServeConfig:
         model: the first-stage model; by default the one the index manifest names.
         reranker: a cross-encoder re-ranking the first stage's top ``rerank_depth`` when a request asks.
         device: ``auto`` (a GPU when there is one), ``cpu`` or ``cuda``; precision ``fp32``, ``bf16`` or ``fp16``.
+        threads: torch's CPU threads (default: torch's choice); 1 on a machine shared with other jobs, where
+            threads waiting on busy cores slow every forward pass down many times.
         host, port: where to listen; loopback unless ``host`` says otherwise.
     """
 
@@ -52,6 +54,7 @@ class ServeConfig:
     rerank_depth: int = 100
     device: str = "auto"
     precision: str = "fp32"
+    threads: int | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     batching: BatchingConfig = dataclasses.field(default_factory=BatchingConfig)
@@ -62,6 +65,7 @@ class ServeConfig:
             ("rerank_depth", self.rerank_depth >= 1, "must be at least 1"),
             ("precision", self.precision in ("fp32", "bf16", "fp16"), "must be fp32, bf16 or fp16"),
             ("device", self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "must be auto, cpu or cuda[:N]"),
+            ("threads", self.threads is None or self.threads >= 1, "must be at least 1 (or unset)"),
             ("port", 0 <= self.port <= 65535, "must be a TCP port (0-65535)"),
             ("batching.max_batch_size", self.batching.max_batch_size >= 1, "must be at least 1"),
             ("batching.max_wait_ms", self.batching.max_wait_ms >= 0, "must not be negative"),

@@ -119,6 +119,8 @@ class SearchService:
         self.engine = str(manifest.get("engine"))
         self.documents = int(manifest.get("documents", manifest.get("count", 0)))
         self.device = resolve_device(config.device)
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.precision]
         self.module = first_stage_module(config.model, manifest, config.index_dir)
         self.model_name = str(getattr(self.module.model, "name_or_path", config.model))
