@@ -23,7 +23,7 @@ def direct(tiny_collection):
     searcher = open_searcher(tiny_collection["index_dir"])
 
     def search(query: str, k: int) -> list[tuple[str, float]]:
-        scores, ids = searcher.search(module.encode_queries([query]), k)
+        scores, ids = searcher.search_arrays(module.encode_queries([query]), k)
         return list(zip(ids[0], scores[0].tolist()))
 
     return module, search

@@ -152,8 +152,8 @@ class SearchService:
         queries = [r.query for r in requests]
         vectors = self.module.embed_queries(queries)
         depth = max(max(r.k for r in requests), self.config.rerank_depth if any(r.rerank for r in requests) else 0)
-        scores, doc_ids = self.searcher.search(vectors, depth)
-        rankings = [list(zip(ids, row[: len(ids)].tolist())) for ids, row in zip(doc_ids, scores)]
+        run = self.searcher.search(vectors, depth)  # queries named by their positions in the batch
+        rankings = [run.ranked(str(i)) if str(i) in run.rankings else [] for i in range(len(requests))]
         asked = [i for i, r in enumerate(requests) if r.rerank]
         if asked and self.reranker is not None:
             candidates = [[doc for doc, _ in rankings[i][: self.config.rerank_depth]] for i in asked]
