@@ -18,7 +18,7 @@ from boltir.errors import ConfigError
 from boltir.models import BiEncoderModel, ColBERTModel, CrossEncoderModel, SpladeModel, load_model
 from boltir.models.foreign.lightning_ir import boltir_options, family
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lightning_ir"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "lightning_ir"
 BI_ENCODERS = ["dpr-first-dot-projection", "dpr-mean-cosine", "dpr-max-dot-normalize", "dpr-sum-markers", "col",
                "col-aggregation", "splade", "splade-no-expansion", "splade-inference-free"]
 CROSS_ENCODERS = ["mono", "mono-bert-pool", "set-encoder", "set-encoder-extra-token"]

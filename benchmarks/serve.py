@@ -1,0 +1,244 @@
+"""``boltir serve`` under load: queries/s and p50/p99 latency at 1, 16 and 64 concurrent HTTP clients, batched
+(dynamic batching) vs one query at a time (``max_batch_size: 1``), dense first stage on SciFact.
+
+The server is the real one (``python -m boltir.cli.serve`` in its own process, on loopback); the load comes from
+separate processes, each running asyncio httpx clients that send the SciFact test queries as
+``GET /search?q=...&k=10`` back to back (a client sends its next query when the last one is answered). Each
+level runs for ``--seconds`` or ``--max-requests``, whichever ends first, after a short warm-up.
+
+Run: ``python -m benchmarks.serve --device cpu`` (CPU, packaged MiniLM) or
+``python -m benchmarks.serve --device cuda --precision bf16 --model DIR --random-weights`` (GPU; random weights of
+MiniLM's shape: speed does not depend on the weights). ``--out FILE`` writes the rows as JSON, ``--plot FILE`` a
+throughput-vs-clients PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .common import emit, machine, prepare_model, scifact_corpus, versions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_queries(data: Path) -> list[str]:
+    wanted = {line.split("\t")[0] for line in (data / "qrels" / "test.tsv").read_text().splitlines()[1:] if line.strip()}
+    queries = [json.loads(line) for line in (data / "queries.jsonl").read_text().splitlines() if line.strip()]
+    return [q["text"] for q in queries if str(q["_id"]) in wanted]
+
+
+def build_index(model_dir: str, data: Path, index_dir: Path, device: str) -> None:
+    from boltir import BiEncoderModule, DataModule, DocDataset, Trainer
+
+    started = time.perf_counter()
+    trainer = Trainer(logger=False, accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1,
+                      precision="bf16-mixed" if device.startswith("cuda") else "32-true")
+    trainer.index(BiEncoderModule(model_dir), DataModule(DocDataset(data), inference_batch_size=256), index_dir)
+    print(f"indexed {data} into {index_dir} in {time.perf_counter() - started:.0f}s", flush=True)
+
+
+def start_server(config: dict[str, Any], max_batch_size: int, workdir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    path = workdir / f"serve-{max_batch_size}.yaml"
+    path.write_text(yaml.safe_dump({**config, "port": port}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    log = open(workdir / f"serve-{max_batch_size}.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "boltir.cli.serve", "--config", str(path), "--quiet",
+                                "--max-batch-size", str(max_batch_size)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {(workdir / f'serve-{max_batch_size}.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("server did not start within 300 s")
+
+
+async def _clients(url: str, queries: list[str], clients: int, seconds: float, max_requests: int, offset: int) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+    budget = [max_requests]
+
+    async def client(number: int, http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        position = offset + number * 7
+        while time.perf_counter() < stop_at and budget[0] > 0:
+            budget[0] -= 1
+            query = queries[position % len(queries)]
+            position += 1
+            started = time.perf_counter()
+            response = await http.get("/search", params={"q": query, "k": 10})
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200 or not response.json()["hits"]:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(i, http) for i in range(clients)))
+        wall = time.perf_counter() - started
+    return {"latencies": latencies, "errors": errors, "wall": wall}
+
+
+def _load_process(args: tuple[str, list[str], int, float, int, int]) -> dict[str, Any]:
+    return asyncio.run(_clients(*args))
+
+
+def measure(url: str, queries: list[str], clients: int, seconds: float, max_requests: int, processes: int) -> dict[str, Any]:
+    """Queries/s and latency percentiles of ``clients`` concurrent clients spread over up to ``processes`` processes."""
+    processes = max(1, min(processes, clients))
+    shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+    jobs = [(url, queries, share, seconds, max_requests // processes, i * 1000) for i, share in enumerate(shares)]
+    started = time.perf_counter()
+    if processes == 1:
+        parts = [_load_process(jobs[0])]
+    else:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            parts = pool.map(_load_process, jobs)
+    wall = max(p["wall"] for p in parts) if parts else time.perf_counter() - started
+    latencies = sorted(x for p in parts for x in p["latencies"])
+    count = len(latencies)
+    return {
+        "clients": clients, "requests": count, "errors": sum(p["errors"] for p in parts), "seconds": round(wall, 2),
+        "qps": round(count / wall, 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 2),
+        "p99_ms": round(1000 * latencies[min(count - 1, int(0.99 * count))], 2),
+        "load_processes": processes,
+    }
+
+
+def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for mode, style in (("batched", "o-"), ("one-at-a-time", "s--")):
+        points = sorted((r["clients"], r["qps"]) for r in rows if r["mode"] == mode)
+        if points:
+            axis.plot(*zip(*points), style, label=mode)
+    axis.set_xscale("log", base=2)
+    axis.set_xlabel("concurrent clients")
+    axis.set_ylabel("queries / s")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/data/scifact")
+    parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("--random-weights", action="store_true", help="random weights of the model's shape")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--corpus-limit", type=int, help="only the first N documents (to try the script quickly)")
+    parser.add_argument("--threads", type=int, help="the server's torch CPU threads (1 on a shared machine)")
+    parser.add_argument("--index-dir", help="an index of --data by --model to reuse (built here when absent)")
+    parser.add_argument("--clients", default="1,16,64")
+    parser.add_argument("--seconds", type=float, default=20, help="at most this long per level")
+    parser.add_argument("--max-requests", type=int, default=5000, help="at most this many requests per level")
+    parser.add_argument("--warmup", type=int, default=64, help="requests before each mode's first level")
+    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--max-wait-ms", type=float, default=2)
+    parser.add_argument("--load-processes", type=int, default=1, help="processes generating the load")
+    parser.add_argument("--modes", default="batched,one-at-a-time")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--plot", type=Path)
+    parser.add_argument("--replot", type=Path, help="only draw --plot from this --out file (e.g. one a GPU machine wrote)")
+    args = parser.parse_args()
+    if args.replot:
+        summary = json.loads(args.replot.read_text())
+        plot(summary["rows"], args.plot, _title(summary))
+        return
+
+    from boltir.models import resolve_model_dir
+
+    data = Path(args.data)
+    model_dir = prepare_model(str(resolve_model_dir(args.model)), args.random_weights)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    index_dir = Path(args.index_dir) if args.index_dir else workdir / "index"
+    corpus = scifact_corpus(data, args.corpus_limit)
+    if not (index_dir / "manifest.json").is_file():
+        build_index(model_dir, corpus, index_dir, args.device)
+    queries = test_queries(data)
+    config = {"index_dir": str(index_dir), "corpus": str(corpus), "model": model_dir, "device": args.device,
+              "precision": args.precision, "threads": args.threads, "batching": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}}
+    command = "python -m benchmarks.serve " + " ".join(sys.argv[1:])
+    rows: list[dict[str, Any]] = []
+    for mode in args.modes.split(","):
+        process, url = start_server(config, args.max_batch_size if mode == "batched" else 1, workdir)
+        try:
+            measure(url, queries, 8, 30, args.warmup, 1)  # warm-up: first calls, allocator, kernels
+            for clients in (int(c) for c in args.clients.split(",")):
+                row = {"mode": mode, "device": args.device, "precision": args.precision,
+                       "max_batch_size": args.max_batch_size if mode == "batched" else 1, "max_wait_ms": args.max_wait_ms,
+                       **measure(url, queries, clients, args.seconds, args.max_requests, args.load_processes)}
+                print(f"{mode:14s} clients {clients:3d}: {row['qps']:8.1f} q/s  p50 {row['p50_ms']:7.2f} ms  "
+                      f"p99 {row['p99_ms']:7.2f} ms  ({row['requests']} requests, {row['errors']} errors)", flush=True)
+                rows.append(row)
+        finally:
+            process.terminate()
+            process.wait(30)
+    for row in rows:
+        if row["mode"] == "batched":
+            single = next((r for r in rows if r["mode"] == "one-at-a-time" and r["clients"] == row["clients"]), None)
+            if single:
+                row["speedup_vs_one_at_a_time"] = round(row["qps"] / single["qps"], 2)
+    summary = {"benchmark": "serve", "date": date.today().isoformat(), "command": command, "model": args.model,
+               "random_weights": args.random_weights, "queries": len(queries), "machine": machine(args.device),
+               "load_average": os.getloadavg(), "versions": versions(("torch", "transformers", "fastapi", "uvicorn", "httpx", "faiss-cpu")),
+               "rows": rows}
+    emit(summary)
+    print(f"\n| mode | clients | queries/s | p50 ms | p99 ms | x one-at-a-time |\n|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['mode']} | {row['clients']} | {row['qps']} | {row['p50_ms']} | {row['p99_ms']} | {row.get('speedup_vs_one_at_a_time', '')} |")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    if args.plot:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        plot(rows, args.plot, _title(summary))
+
+
+def _title(summary: dict[str, Any]) -> str:
+    where = summary["machine"].get("gpu") or f"CPU ({summary['machine']['cpu_cores']} cores)"
+    return f"boltir serve, SciFact, MiniLM-L6 shape, {where}, {summary['rows'][0]['precision']}"
+
+
+if __name__ == "__main__":
+    main()

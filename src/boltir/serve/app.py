@@ -1,0 +1,257 @@
+"""The FastAPI app: /health, /search, /rerank, /encode and the search page, over one :class:`SearchService`.
+
+Model work runs in one worker thread (torch is never called from two threads at once, and the event loop keeps
+answering while a batch runs); search queries go through a :class:`DynamicBatcher` so that concurrent requests
+share forward passes. Every error a client can cause is answered 4xx with ``{"error": "..."}`` naming the field.
+"""
+
+# no `from __future__ import annotations`: FastAPI and pydantic read these annotations at run time, and
+# they name limits known only inside create_app
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import BoltirError
+from .batching import DynamicBatcher
+from .config import LimitsConfig
+from .page import search_page
+from .service import Hit, SearchRequest, SearchService
+
+log = logging.getLogger("boltir.serve")
+
+
+class ClientError(Exception):
+    """A request the service cannot answer as asked; ``field`` names what to change."""
+
+    def __init__(self, field: str, message: str, status: int = 422) -> None:
+        super().__init__(f"{field}: {message}")
+        self.status = status
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _field_name(location: tuple[Any, ...]) -> str:
+    """``("body", "queries", 3)`` → ``queries[3]``; the body itself is ``body``."""
+    parts = list(location[1:] if location and location[0] in ("body", "query", "path") else location) or ["body"]
+    name = str(parts[0])
+    for part in parts[1:]:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return name
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
+    first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        return 400, f"body: malformed JSON ({first.get('ctx', {}).get('error', 'cannot parse')})"
+    return 422, f"{_field_name(tuple(first.get('loc', ())))}: {first.get('msg', 'invalid')}"
+
+
+def request_models(limits: LimitsConfig) -> dict[str, type[BaseModel]]:
+    """The request bodies, with the configured limits in their field constraints."""
+    Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.max_query_chars)]
+    K = Annotated[int, Field(gt=0, le=limits.max_k)]
+    strict = ConfigDict(extra="forbid", strict=True)
+
+    class SearchBody(BaseModel):
+        model_config = strict
+        queries: Annotated[list[Text], Field(min_length=1, max_length=limits.max_queries)]
+        k: K = 10
+        rerank: bool | None = None
+
+    class Document(BaseModel):
+        model_config = strict
+        doc_id: str | None = None
+        text: Annotated[str, StringConstraints(min_length=1)]
+
+    class RerankBody(BaseModel):
+        model_config = strict
+        query: Text
+        documents: Annotated[list[Document], Field(min_length=1, max_length=limits.max_queries)]
+
+    class EncodeBody(BaseModel):
+        model_config = strict
+        texts: Annotated[list[Annotated[str, StringConstraints(min_length=1)]], Field(min_length=1, max_length=limits.max_queries)]
+        side: Literal["query", "doc"] = "query"
+
+    return {"search": SearchBody, "rerank": RerankBody, "encode": EncodeBody}
+
+
+class RequestGuard:
+    """ASGI middleware: one log line per request (method, path, status, ms) and a bound on body size, also for
+    chunked bodies without a Content-Length (read up to the bound, then handed on)."""
+
+    def __init__(self, app: Any, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def logged_send(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            body = await self._read_body(scope, receive)
+            if body is None:
+                response = _error(413, f"body: larger than the {self.max_body_bytes} bytes allowed (limits.max_body_bytes)")
+                return await response(scope, receive, logged_send)
+            replayed = False
+
+            async def replay() -> dict:
+                nonlocal replayed
+                if replayed:
+                    return await receive()  # after the body: wait for the disconnect, as Starlette expects
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await self.app(scope, replay, logged_send)
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
+
+    async def _read_body(self, scope: dict, receive: Callable[[], Awaitable[dict]]) -> bytes | None:
+        """The whole body, or None when it is over the bound (by its Content-Length or by what arrived)."""
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    if int(value) > self.max_body_bytes:
+                        return None
+                except ValueError:
+                    return None
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def create_app(service: SearchService) -> FastAPI:
+    """The app serving ``service``; its model thread and batcher live as long as the app runs."""
+    config = service.config
+    limits = config.limits
+    models = request_models(limits)
+    SearchBody, RerankBody, EncodeBody = models["search"], models["rerank"], models["encode"]
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltir-model")
+    batcher: DynamicBatcher[SearchRequest, list[Hit]] = DynamicBatcher(
+        service.search, executor, config.batching.max_batch_size, config.batching.max_wait_ms
+    )
+    page = search_page(reranker=service.reranker_name, max_k=limits.max_k)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await batcher.close()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+    app = FastAPI(title="boltir", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.service = service
+    app.state.batcher = batcher
+
+    def wants_rerank(rerank: bool | None) -> bool:
+        if rerank and service.reranker is None:
+            raise ClientError("rerank", "this service has no re-ranker configured (serve option reranker)")
+        return service.reranker is not None if rerank is None else rerank
+
+    async def run_queries(queries: list[str], k: int, rerank: bool | None) -> tuple[list[list[Hit]], float]:
+        started = time.perf_counter()
+        rerank_flag = wants_rerank(rerank)
+        jobs = [batcher.submit(SearchRequest(q, k, rerank_flag)) for q in queries]
+        hits = await asyncio.gather(*jobs)
+        return hits, round((time.perf_counter() - started) * 1000, 2)
+
+    def hit_list(hits: list[Hit]) -> list[dict[str, Any]]:
+        return [asdict(hit) for hit in hits]
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(*_validation_message(exc))
+
+    @app.exception_handler(ClientError)
+    async def client_error(request: Request, exc: ClientError) -> JSONResponse:
+        return _error(exc.status, str(exc))
+
+    @app.exception_handler(BoltirError)
+    async def boltir_error(request: Request, exc: BoltirError) -> JSONResponse:
+        return _error(422, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, f"{request.url.path}: {exc.detail}")
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("error answering %s %s", request.method, request.url.path)
+        return _error(500, f"internal error ({type(exc).__name__}); the server keeps running")
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        return JSONResponse(service.health())
+
+    @app.get("/search")
+    async def search_get(
+        q: Annotated[str, Query(min_length=1, max_length=limits.max_query_chars)],
+        k: Annotated[int, Query(gt=0, le=limits.max_k)] = 10,
+        rerank: bool | None = None,
+    ) -> JSONResponse:
+        if not q.strip():
+            raise ClientError("q", "the query is empty")
+        (hits,), took = await run_queries([q.strip()], k, rerank)
+        return JSONResponse({"query": q, "hits": hit_list(hits), "took_ms": took})
+
+    @app.post("/search")
+    async def search_post(body: SearchBody) -> JSONResponse:  # type: ignore[valid-type]
+        all_hits, took = await run_queries(body.queries, body.k, body.rerank)
+        results = [{"query": q, "hits": hit_list(h)} for q, h in zip(body.queries, all_hits)]
+        return JSONResponse({"results": results, "took_ms": took})
+
+    @app.post("/rerank")
+    async def rerank(body: RerankBody) -> JSONResponse:  # type: ignore[valid-type]
+        started = time.perf_counter()
+        texts = [d.text for d in body.documents]
+        scores = await asyncio.get_running_loop().run_in_executor(executor, service.rerank, body.query, texts)
+        ids = [d.doc_id if d.doc_id is not None else str(i) for i, d in enumerate(body.documents)]
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        ranked = [{"doc_id": ids[i], "index": i, "score": scores[i], "rank": r} for r, i in enumerate(order, start=1)]
+        return JSONResponse({"scores": scores, "ranking": ranked, "model": service.reranker_name or service.model_name,
+                             "took_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+    @app.post("/encode")
+    async def encode(body: EncodeBody) -> JSONResponse:  # type: ignore[valid-type]
+        started = time.perf_counter()
+        encoded = await asyncio.get_running_loop().run_in_executor(executor, service.encode, body.texts, body.side)
+        return JSONResponse({**encoded, "took_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index_page() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    app.add_middleware(RequestGuard, max_body_bytes=limits.max_body_bytes)
+    return app

@@ -1,0 +1,116 @@
+"""What ``boltir serve`` reads from its YAML file: model, index, corpus, re-ranker, batching and request limits."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+
+@dataclasses.dataclass
+class BatchingConfig:
+    """Dynamic batching: queries arriving within ``max_wait_ms`` of the first one waiting share one forward pass
+    and one search call, at most ``max_batch_size`` of them. ``max_batch_size: 1`` serves one query at a time."""
+
+    max_batch_size: int = 64
+    max_wait_ms: float = 2.0
+
+
+@dataclasses.dataclass
+class LimitsConfig:
+    """What one request may ask for; anything beyond is answered 4xx, never passed to the model."""
+
+    max_query_chars: int = 1000
+    max_k: int = 100
+    max_queries: int = 64  # queries of one POST /search, texts of one /encode, documents of one /rerank
+    max_body_bytes: int = 1_000_000
+    snippet_chars: int = 300  # text of each hit, cut around the first query term
+
+
+@dataclasses.dataclass
+class ServeConfig:
+    """Settings of one search service.
+
+    Args:
+        index_dir: an index built by ``boltir index``.
+        corpus: the collection it was built from (BEIR folder or ``corpus.jsonl``): titles and texts of hits.
+        model: the first-stage model; by default the one the index manifest names.
+        reranker: a cross-encoder re-ranking the first stage's top ``rerank_depth`` when a request asks.
+        device: ``auto`` (a GPU when there is one), ``cpu`` or ``cuda``; precision ``fp32``, ``bf16`` or ``fp16``.
+        threads: torch's CPU threads (default: torch's choice); 1 on a machine shared with other jobs, where
+            threads waiting on busy cores slow every forward pass down many times.
+        host, port: where to listen; loopback unless ``host`` says otherwise.
+    """
+
+    index_dir: str
+    corpus: str
+    model: str | None = None
+    reranker: str | None = None
+    rerank_depth: int = 100
+    device: str = "auto"
+    precision: str = "fp32"
+    threads: int | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    batching: BatchingConfig = dataclasses.field(default_factory=BatchingConfig)
+    limits: LimitsConfig = dataclasses.field(default_factory=LimitsConfig)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("rerank_depth", self.rerank_depth >= 1, "must be at least 1"),
+            ("precision", self.precision in ("fp32", "bf16", "fp16"), "must be fp32, bf16 or fp16"),
+            ("device", self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "must be auto, cpu or cuda[:N]"),
+            ("threads", self.threads is None or self.threads >= 1, "must be at least 1 (or unset)"),
+            ("port", 0 <= self.port <= 65535, "must be a TCP port (0-65535)"),
+            ("batching.max_batch_size", self.batching.max_batch_size >= 1, "must be at least 1"),
+            ("batching.max_wait_ms", self.batching.max_wait_ms >= 0, "must not be negative"),
+        ]
+        checks += [(f"limits.{f.name}", getattr(self.limits, f.name) >= 1, "must be at least 1") for f in dataclasses.fields(LimitsConfig)]
+        for option, ok, rule in checks:
+            if not ok:
+                raise ConfigError(f"serve option {option} {rule}.")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "serve config") -> ServeConfig:
+        """Build from a parsed YAML mapping; an unknown or missing option names the file and the option."""
+        values = dict(values)
+        for name, section in (("batching", BatchingConfig), ("limits", LimitsConfig)):
+            if name in values:
+                values[name] = _build(section, values[name], f"{source}: {name}")
+        return _build(cls, values, source)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> ServeConfig:
+        """Read a config file; relative paths in it are relative to the working directory, as for every command."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: serve config not found.")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc}).") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping of serve options.")
+        return cls.from_dict(values, str(path))
+
+
+def _build(cls: type, values: Any, source: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: expected a mapping of {cls.__name__} options, got {values!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown option(s) {unknown}; valid options are {sorted(fields)}.")
+    required = [name for name, f in fields.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in values]
+    if missing:
+        raise ConfigError(f"{source}: missing option(s) {missing}.")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}.") from None

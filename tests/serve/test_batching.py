@@ -1,0 +1,73 @@
+"""DynamicBatcher in-process: concurrent items share one call, batches are bounded, answers go to their senders."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from boltir.serve import DynamicBatcher
+
+
+def run_batcher(items: list[int], max_batch_size: int, max_wait_ms: float, delay_s: float = 0.0):
+    calls: list[list[int]] = []
+    threads: set[str] = set()
+
+    def process(batch: list[int]) -> list[int]:
+        calls.append(list(batch))
+        threads.add(threading.current_thread().name)
+        time.sleep(delay_s)
+        return [item * 10 for item in batch]
+
+    async def main():
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") as executor:
+            batcher = DynamicBatcher(process, executor, max_batch_size, max_wait_ms)
+            answers = await asyncio.gather(*(batcher.submit(item) for item in items))
+            await batcher.close()
+            return answers
+
+    return asyncio.run(main()), calls, threads
+
+
+def test_concurrent_items_share_one_call():
+    answers, calls, threads = run_batcher(list(range(20)), max_batch_size=64, max_wait_ms=20)
+    assert answers == [i * 10 for i in range(20)]
+    assert calls == [list(range(20))]
+    assert threads and all(name.startswith("model") for name in threads)  # never the event loop's thread
+
+
+def test_max_batch_size_one_answers_one_at_a_time():
+    answers, calls, _ = run_batcher(list(range(5)), max_batch_size=1, max_wait_ms=20)
+    assert answers == [0, 10, 20, 30, 40]
+    assert calls == [[0], [1], [2], [3], [4]]
+
+
+@settings(max_examples=25, deadline=None)
+@given(items=st.lists(st.integers(), max_size=40), max_batch_size=st.integers(1, 8))
+def test_every_item_is_answered_once_in_bounded_batches(items, max_batch_size):
+    answers, calls, _ = run_batcher(items, max_batch_size, max_wait_ms=1)
+    assert answers == [item * 10 for item in items]
+    assert sorted(i for call in calls for i in call) == sorted(items)
+    assert all(1 <= len(call) <= max_batch_size for call in calls)
+
+
+def test_an_error_fails_its_batch_only():
+    def process(batch: list[int]) -> list[int]:
+        if 3 in batch:
+            raise ValueError("three")
+        return batch
+
+    async def main():
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            batcher = DynamicBatcher(process, executor, max_batch_size=1, max_wait_ms=0)
+            with pytest.raises(ValueError, match="three"):
+                await batcher.submit(3)
+            assert await batcher.submit(4) == 4
+            await batcher.close()
+
+    asyncio.run(main())
