@@ -28,10 +28,12 @@ class RunWriter(pl.Callback):
     """Base of SearchCallback and ReRankCallback: one Run per inference dataset, written and evaluated at the end.
 
     Args:
-        run_dir: folder for ``<dataset>.run`` (TREC) and ``<dataset>.metrics.json``.
-        run_path: exact run file path (single dataset only; overrides ``run_dir``).
+        run_dir: folder for ``<run name>.run`` (TREC) and ``<run name>.metrics.json``.
+        run_path: exact run file path (single dataset only; overrides ``run_dir`` and names the run by its stem).
         measures: ir-measures names evaluated when the dataset has qrels.
-        run_name: the tag written in the run's last column.
+        run_name: the run's name: its file name in ``run_dir``, its row in the results table and the tag in its
+            last column. Default: the dataset's name (its data folder and split, e.g. ``scifact-test``); with
+            several datasets each run is ``<run_name>-<dataset name>``.
     """
 
     def __init__(
@@ -39,7 +41,7 @@ class RunWriter(pl.Callback):
         run_dir: str | os.PathLike[str] = "runs",
         run_path: str | os.PathLike[str] | None = None,
         measures: Sequence[str] = DEFAULT_MEASURES,
-        run_name: str = "boltir",
+        run_name: str | None = None,
     ) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
@@ -52,7 +54,15 @@ class RunWriter(pl.Callback):
         self.written: list[Path] = []
 
     def _run(self, dataloader_idx: int) -> Run:
-        return self.runs.setdefault(dataloader_idx, Run(name=self.run_name))
+        return self.runs.setdefault(dataloader_idx, Run(name=self.run_name or "boltir"))
+
+    def _name_and_path(self, dataset: Any, index: int) -> tuple[str, Path]:
+        name = dataset_name(dataset, index)
+        if self.run_path and len(self.runs) == 1:
+            return self.run_path.stem, self.run_path
+        if self.run_name:
+            name = self.run_name if len(self.runs) == 1 else f"{self.run_name}-{name}"
+        return name, self.run_dir / f"{name}.run"
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.runs, self.results, self.written = {}, {}, []
@@ -64,8 +74,7 @@ class RunWriter(pl.Callback):
         loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
         for idx, run in sorted(self.runs.items()):
             dataset = loaders[idx].dataset
-            name = dataset_name(dataset, idx)
-            path = self.run_path if (self.run_path and len(self.runs) == 1) else self.run_dir / f"{name}.run"
+            name, path = self._name_and_path(dataset, idx)
             run.to_trec(path)
             self.written.append(path)
             qrels = getattr(dataset, "qrels", None)
