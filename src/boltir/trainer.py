@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks.progress import ProgressBar as ProgressBarBase
+from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 
 from .callbacks import IndexCallback, RandomState, RankingValidation, ReRankCallback, SearchCallback
+from .callbacks.progress import ProgressBar
 from .data import DataModule
 from .eval import DEFAULT_MEASURES
 from .index import IndexConfig
@@ -49,6 +52,10 @@ class Trainer(pl.Trainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         _quiet_lightning()
+        callbacks = kwargs.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        if _RICH_AVAILABLE and kwargs.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBarBase) for c in callbacks):
+            kwargs["callbacks"] = [*callbacks, ProgressBar()]
         super().__init__(*args, **kwargs)
         for default in (RankingValidation, RandomState):
             if not any(isinstance(callback, default) for callback in self.callbacks):
@@ -90,15 +97,16 @@ class Trainer(pl.Trainer):
         index_dir: str | os.PathLike[str] = "indexes/index",
         k: int = 100,
         run_dir: str | os.PathLike[str] = "runs",
-        run_path: str | os.PathLike[str] | None = None,
+        run_path: str | os.PathLike[str] | list[str] | None = None,
         measures: Sequence[str] = DEFAULT_MEASURES,
         search_settings: dict[str, Any] | None = None,
         run_name: str | None = None,
     ) -> SearchCallback:
         """Search the index with every query; write a TREC run per query dataset and evaluate it.
 
-        The run goes to ``run_path``, else ``<run_dir>/<run_name>.run`` (``run_name`` defaults to the query
-        dataset's name, e.g. ``scifact-test``), with its measures in ``.metrics.json`` beside it.
+        The run goes to ``run_path`` (a list: one path per query dataset), else ``<run_dir>/<run_name>.run``
+        (``run_name`` defaults to the query dataset's name, e.g. ``scifact-test``), with its measures in
+        ``.metrics.json`` beside it.
         """
         callback = SearchCallback(
             index_dir, k=k, search_settings=search_settings, run_dir=run_dir, run_path=run_path, measures=measures,
@@ -111,7 +119,7 @@ class Trainer(pl.Trainer):
         model: BoltirModule,
         datamodule: DataModule,
         run_dir: str | os.PathLike[str] = "runs",
-        run_path: str | os.PathLike[str] | None = None,
+        run_path: str | os.PathLike[str] | list[str] | None = None,
         measures: Sequence[str] = DEFAULT_MEASURES,
         run_name: str | None = None,
     ) -> ReRankCallback:

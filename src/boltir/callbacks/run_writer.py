@@ -12,6 +12,7 @@ import lightning.pytorch as pl
 
 from ..data.datasets import dataset_name
 from ..data.run import Run
+from ..errors import ConfigError
 from ..eval import DEFAULT_MEASURES, evaluate, format_table, parse_measures, write_results
 from ..types import ScoreOutput
 
@@ -29,7 +30,8 @@ class RunWriter(pl.Callback):
 
     Args:
         run_dir: folder for ``<run name>.run`` (TREC) and ``<run name>.metrics.json``.
-        run_path: exact run file path (single dataset only; overrides ``run_dir`` and names the run by its stem).
+        run_path: the run file's exact path, or a list of paths, one per dataset in order (overrides ``run_dir``;
+            each run is named by its file's stem). Configs that chain steps name their files this way.
         measures: ir-measures names evaluated when the dataset has qrels.
         run_name: the run's name: its file name in ``run_dir``, its row in the results table and the tag in its
             last column. Default: the dataset's name (its data folder and split, e.g. ``scifact-test``); with
@@ -39,13 +41,14 @@ class RunWriter(pl.Callback):
     def __init__(
         self,
         run_dir: str | os.PathLike[str] = "runs",
-        run_path: str | os.PathLike[str] | None = None,
+        run_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         measures: Sequence[str] = DEFAULT_MEASURES,
         run_name: str | None = None,
     ) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
-        self.run_path = Path(run_path) if run_path else None
+        paths = [run_path] if isinstance(run_path, (str, os.PathLike)) else list(run_path or [])
+        self.run_paths = [Path(path) for path in paths]
         self.measures = list(measures)
         parse_measures(self.measures)  # an unknown measure fails before any work is done
         self.run_name = run_name
@@ -58,14 +61,21 @@ class RunWriter(pl.Callback):
 
     def _name_and_path(self, dataset: Any, index: int) -> tuple[str, Path]:
         name = dataset_name(dataset, index)
-        if self.run_path and len(self.runs) == 1:
-            return self.run_path.stem, self.run_path
+        if self.run_paths:
+            return self.run_paths[index].stem, self.run_paths[index]
         if self.run_name:
             name = self.run_name if len(self.runs) == 1 else f"{self.run_name}-{name}"
         return name, self.run_dir / f"{name}.run"
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.runs, self.results, self.written = {}, {}, []
+        loaders = trainer.predict_dataloaders
+        count = len(loaders) if isinstance(loaders, (list, tuple)) else 1
+        if self.run_paths and len(self.run_paths) != count:
+            raise ConfigError(
+                f"run_path names {len(self.run_paths)} file(s) for {count} datasets: give one path per dataset, "
+                "in order (or run_dir to name them after the datasets)."
+            )
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:

@@ -24,7 +24,6 @@ def _window(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.splitlines()[0]
     parser.add_argument("--data", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
     parser.add_argument("--run", required=True, help="TREC run over the split's queries (e.g. from `boltir search`)")
     parser.add_argument("--out", required=True, help="JSONL file to write (replaced atomically)")
