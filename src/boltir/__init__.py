@@ -1,111 +1,85 @@
-"""boltir: fine-tune and run transformer-based retrieval models — bi-encoders and cross-encoders, one API."""
+"""boltir: fine-tune and run transformer-based retrieval models — bi-encoders and cross-encoders, one API.
 
-from .callbacks import IndexCallback, ModelDirCheckpoint, ReRankCallback, SearchCallback
-from .data import (
-    DataModule,
-    DocDataset,
-    MixedTupleDataset,
-    QueryDataset,
-    Run,
-    RunDataset,
-    RunTupleDataset,
-    TupleDataset,
-    fuse_runs,
-    read_qrels,
-)
-from .errors import (
-    BoltirError,
-    ConfigError,
-    DataFormatError,
-    IndexMismatchError,
-    MissingDependencyError,
-    ModelNotFoundError,
-    UnknownIdError,
-)
-from .eval import evaluate, format_table
-from .index import (
-    BM25IndexConfig,
-    FaissIndexConfig,
-    MultiVectorExactIndexConfig,
-    PlaidIndexConfig,
-    SeismicIndexConfig,
-    SparseExactIndexConfig,
-    TorchIndexConfig,
-    open_searcher,
-)
-from .models import (
-    BiEncoderConfig,
-    BiEncoderModel,
-    ColBERTConfig,
-    CrossEncoderConfig,
-    CrossEncoderModel,
-    LightRetrieverConfig,
-    LightRetrieverModel,
-    SpladeConfig,
-    load_model,
-)
-from .models.layers import SegmentConfig
-from .modules import (
-    BiEncoderModule,
-    BM25Module,
-    ColBERTModule,
-    CrossEncoderModule,
-    LightRetrieverModule,
-    LinearWarmupDecay,
-    SpladeModule,
-)
-from .trainer import Trainer
-from .types import SegmentedVectors
+Names load on first use (PEP 562): ``import boltir`` and the ``boltir`` command start in a blink, and torch,
+transformers and Lightning are imported only by what needs them. Add a public name to ``_EXPORTS``.
+"""
 
-__all__ = [
-    "BM25IndexConfig",
-    "BM25Module",
-    "BiEncoderConfig",
-    "BiEncoderModel",
-    "BiEncoderModule",
-    "BoltirError",
-    "ColBERTConfig",
-    "ColBERTModule",
-    "ConfigError",
-    "CrossEncoderConfig",
-    "CrossEncoderModel",
-    "CrossEncoderModule",
-    "DataFormatError",
-    "DataModule",
-    "DocDataset",
-    "FaissIndexConfig",
-    "IndexCallback",
-    "IndexMismatchError",
-    "LightRetrieverConfig",
-    "LightRetrieverModel",
-    "LightRetrieverModule",
-    "LinearWarmupDecay",
-    "MissingDependencyError",
-    "MixedTupleDataset",
-    "ModelDirCheckpoint",
-    "ModelNotFoundError",
-    "MultiVectorExactIndexConfig",
-    "PlaidIndexConfig",
-    "QueryDataset",
-    "ReRankCallback",
-    "Run",
-    "RunDataset",
-    "RunTupleDataset",
-    "SearchCallback",
-    "SeismicIndexConfig",
-    "SparseExactIndexConfig",
-    "SpladeConfig",
-    "SpladeModule",
-    "SegmentConfig",
-    "SegmentedVectors",
-    "TorchIndexConfig",
-    "Trainer",
-    "TupleDataset",
-    "UnknownIdError",
-    "evaluate",
-    "format_table",
-    "fuse_runs",
-    "load_model",
-    "open_searcher",
-    "read_qrels",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# submodule -> the public names it provides
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    ".callbacks": ("IndexCallback", "ModelDirCheckpoint", "ReRankCallback", "SearchCallback"),
+    ".data": (
+        "DataModule",
+        "DocDataset",
+        "MixedTupleDataset",
+        "QueryDataset",
+        "Run",
+        "RunDataset",
+        "RunTupleDataset",
+        "TupleDataset",
+        "fuse_runs",
+        "read_qrels",
+    ),
+    ".errors": (
+        "BoltirError",
+        "ConfigError",
+        "DataFormatError",
+        "IndexMismatchError",
+        "MissingDependencyError",
+        "ModelNotFoundError",
+        "UnknownIdError",
+    ),
+    ".eval": ("evaluate", "format_table"),
+    ".index": (
+        "BM25IndexConfig",
+        "FaissIndexConfig",
+        "MultiVectorExactIndexConfig",
+        "PlaidIndexConfig",
+        "SeismicIndexConfig",
+        "SparseExactIndexConfig",
+        "TorchIndexConfig",
+        "open_searcher",
+    ),
+    ".models": (
+        "BiEncoderConfig",
+        "BiEncoderModel",
+        "ColBERTConfig",
+        "CrossEncoderConfig",
+        "CrossEncoderModel",
+        "LightRetrieverConfig",
+        "LightRetrieverModel",
+        "SpladeConfig",
+        "load_model",
+    ),
+    ".models.layers": ("SegmentConfig",),
+    ".modules": (
+        "BiEncoderModule",
+        "BM25Module",
+        "ColBERTModule",
+        "CrossEncoderModule",
+        "LightRetrieverModule",
+        "LinearWarmupDecay",
+        "SpladeModule",
+    ),
+    ".trainer": ("Trainer",),
+    ".types": ("SegmentedVectors",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'boltir' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -6,17 +6,41 @@ progress bars and multi-GPU come from Lightning.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks.progress import ProgressBar as ProgressBarBase
+from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 
 from .callbacks import IndexCallback, RandomState, RankingValidation, ReRankCallback, SearchCallback
+from .callbacks.progress import ProgressBar
 from .data import DataModule
 from .eval import DEFAULT_MEASURES
 from .index import IndexConfig
 from .modules import BoltirModule
+
+
+class _NoAdverts(logging.Filter):
+    """Lightning logs advertisements for its cloud products ("💡 Tip: ...") whenever a Trainer starts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+_NO_ADVERTS = _NoAdverts()
+
+
+def _quiet_lightning() -> None:
+    """Silence what Lightning says about itself rather than about the user's run, narrowly, where it is wrong."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NO_ADVERTS)  # a set: added once
+    # Lightning's own use of torch's deprecated pytree API
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", module=r"lightning\.pytorch\..*")
+    # DocDataset shards itself across workers and processes, so its __len__ is exact; Lightning cannot tell
+    warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined", module=r"lightning\.pytorch\..*")
 
 
 class Trainer(pl.Trainer):
@@ -27,10 +51,26 @@ class Trainer(pl.Trainer):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _quiet_lightning()
+        callbacks = kwargs.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        if _RICH_AVAILABLE and kwargs.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBarBase) for c in callbacks):
+            kwargs["callbacks"] = [*callbacks, ProgressBar()]
         super().__init__(*args, **kwargs)
         for default in (RankingValidation, RandomState):
             if not any(isinstance(callback, default) for callback in self.callbacks):
                 self.callbacks.append(default())
+
+    def fit(self, model: Any, train_dataloaders: Any = None, val_dataloaders: Any = None, datamodule: Any = None, ckpt_path: Any = None, **kwargs: Any) -> None:
+        """Lightning's fit; a DataModule without validation sets runs no validation loop (instead of an empty one)."""
+        no_validation = datamodule is not None and val_dataloaders is None and not getattr(datamodule, "val_datasets", True)
+        limit = self.limit_val_batches
+        if no_validation:
+            self.limit_val_batches = 0
+        try:
+            super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, **kwargs)
+        finally:
+            self.limit_val_batches = limit
 
     def _predict_with(self, callback: pl.Callback, model: BoltirModule, datamodule: DataModule) -> pl.Callback:
         self.callbacks.append(callback)
@@ -57,13 +97,20 @@ class Trainer(pl.Trainer):
         index_dir: str | os.PathLike[str] = "indexes/index",
         k: int = 100,
         run_dir: str | os.PathLike[str] = "runs",
-        run_path: str | os.PathLike[str] | None = None,
+        run_path: str | os.PathLike[str] | list[str] | None = None,
         measures: Sequence[str] = DEFAULT_MEASURES,
         search_settings: dict[str, Any] | None = None,
+        run_name: str | None = None,
     ) -> SearchCallback:
-        """Search the index with every query; write a TREC run per query dataset and evaluate it."""
+        """Search the index with every query; write a TREC run per query dataset and evaluate it.
+
+        The run goes to ``run_path`` (a list: one path per query dataset), else ``<run_dir>/<run_name>.run``
+        (``run_name`` defaults to the query dataset's name, e.g. ``scifact-test``), with its measures in
+        ``.metrics.json`` beside it.
+        """
         callback = SearchCallback(
-            index_dir, k=k, search_settings=search_settings, run_dir=run_dir, run_path=run_path, measures=measures
+            index_dir, k=k, search_settings=search_settings, run_dir=run_dir, run_path=run_path, measures=measures,
+            run_name=run_name,
         )
         return self._predict_with(callback, model, datamodule)  # type: ignore[return-value]
 
@@ -72,9 +119,10 @@ class Trainer(pl.Trainer):
         model: BoltirModule,
         datamodule: DataModule,
         run_dir: str | os.PathLike[str] = "runs",
-        run_path: str | os.PathLike[str] | None = None,
+        run_path: str | os.PathLike[str] | list[str] | None = None,
         measures: Sequence[str] = DEFAULT_MEASURES,
+        run_name: str | None = None,
     ) -> ReRankCallback:
-        """Re-score the candidates of every run dataset; write the new runs and evaluate them."""
-        callback = ReRankCallback(run_dir=run_dir, run_path=run_path, measures=measures)
+        """Re-score the candidates of every run dataset; write the new runs and evaluate them (named as in search)."""
+        callback = ReRankCallback(run_dir=run_dir, run_path=run_path, measures=measures, run_name=run_name)
         return self._predict_with(callback, model, datamodule)  # type: ignore[return-value]

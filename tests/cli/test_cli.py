@@ -56,7 +56,7 @@ def test_searching_with_a_mismatched_model_fails_clearly(tiny_bert_dir, tiny_bei
     config = _config(tmp_path, tiny_bert_dir, queries, index_dir=str(tmp_path / "i"), run_dir=str(tmp_path / "r"))
     with pytest.raises(SystemExit) as exit_info:
         main(["search", "--config", str(config), "--model.init_args.config", '{"doc_pooling": "cls"}'])
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "boltir: error:" in err and "doc_pooling: index 'mean' vs model 'cls'" in err and "Traceback" not in err
 

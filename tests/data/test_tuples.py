@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boltir import ConfigError, DataFormatError, MixedTupleDataset, RunTupleDataset, TupleDataset, UnknownIdError
-from boltir.data import TrainBatch, TrainSample, collate
+from boltir.data import Run, TrainBatch, TrainSample, collate
 from boltir.data.tuples import TrainingTuples, TupleRecord, _sample
 from boltir.errors import BoltirError
 
@@ -177,3 +177,35 @@ def test_collate_stacks_targets_and_refuses_ragged_lists():
     torch.testing.assert_close(batch.targets, torch.tensor([[1.0, 0.0], [2.0, 0.5]]))
     with pytest.raises(BoltirError, match="one length"):
         collate([samples[0], TrainSample("q3", "c", ["d5"], ["v"], [1.0])])
+
+
+def _same_lists(a: TrainingTuples, b: TrainingTuples) -> bool:
+    return all(a[i] == b[i] for i in range(len(a))) and len(a) == len(b)
+
+
+def test_run_tuples_written_as_jsonl_read_back_as_the_same_lists(tiny_train_beir, tmp_path):
+    run = tiny_train_beir / "first-stage.run"
+    from_run = RunTupleDataset(run, tiny_train_beir, tiny_train_beir, list_size=3, rank_window=(0, 4), seed=5)
+    from_file = TupleDataset(from_run.write_jsonl(tmp_path / "train.jsonl"), list_size=3, seed=5)
+    assert _same_lists(from_run, from_file)
+    assert "scores" not in (tmp_path / "train.jsonl").read_text()  # plain labels need no scores
+
+
+def test_written_tuples_keep_the_first_negatives_and_the_teacher_scores(tiny_train_beir, tmp_path):
+    run = tiny_train_beir / "first-stage.run"
+    tuples = RunTupleDataset(run, tiny_train_beir, tiny_train_beir, list_size=2, rank_window=(0, 6), teacher_run=run)
+    lines = [json.loads(line) for line in tuples.write_jsonl(tmp_path / "t.jsonl", negatives=1).read_text().splitlines()]
+    teacher = Run.from_trec(run)
+    for line in lines:
+        ranked = [d for d, _ in teacher.ranked(line["query_id"]) if d not in {p["id"] for p in line["pos"]}]
+        assert [n["id"] for n in line["neg"]] == ranked[:1]  # the best-ranked negative of the window
+        docs = [d["id"] for d in line["pos"] + line["neg"]]
+        assert line["scores"] == [teacher.rankings[line["query_id"]][d] for d in docs]
+    assert TupleDataset(tmp_path / "t.jsonl", list_size=2)[0].targets == [lines[0]["scores"][0], lines[0]["scores"][1]]
+
+
+def test_teacher_run_must_cover_the_training_queries(tiny_train_beir, tmp_path):
+    teacher = tmp_path / "teacher.run"
+    teacher.write_text("q1 Q0 d1 1 3.0 t\n")
+    with pytest.raises(UnknownIdError, match="teacher run has no scores for 2"):
+        RunTupleDataset(tiny_train_beir / "first-stage.run", tiny_train_beir, tiny_train_beir, teacher_run=teacher)

@@ -12,6 +12,7 @@ import lightning.pytorch as pl
 
 from ..data.datasets import dataset_name
 from ..data.run import Run
+from ..errors import ConfigError
 from ..eval import DEFAULT_MEASURES, evaluate, format_table, parse_measures, write_results
 from ..types import ScoreOutput
 
@@ -28,22 +29,26 @@ class RunWriter(pl.Callback):
     """Base of SearchCallback and ReRankCallback: one Run per inference dataset, written and evaluated at the end.
 
     Args:
-        run_dir: folder for ``<dataset>.run`` (TREC) and ``<dataset>.metrics.json``.
-        run_path: exact run file path (single dataset only; overrides ``run_dir``).
+        run_dir: folder for ``<run name>.run`` (TREC) and ``<run name>.metrics.json``.
+        run_path: the run file's exact path, or a list of paths, one per dataset in order (overrides ``run_dir``;
+            each run is named by its file's stem). Configs that chain steps name their files this way.
         measures: ir-measures names evaluated when the dataset has qrels.
-        run_name: the tag written in the run's last column.
+        run_name: the run's name: its file name in ``run_dir``, its row in the results table and the tag in its
+            last column. Default: the dataset's name (its data folder and split, e.g. ``scifact-test``); with
+            several datasets each run is ``<run_name>-<dataset name>``.
     """
 
     def __init__(
         self,
         run_dir: str | os.PathLike[str] = "runs",
-        run_path: str | os.PathLike[str] | None = None,
+        run_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         measures: Sequence[str] = DEFAULT_MEASURES,
-        run_name: str = "boltir",
+        run_name: str | None = None,
     ) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
-        self.run_path = Path(run_path) if run_path else None
+        paths = [run_path] if isinstance(run_path, (str, os.PathLike)) else list(run_path or [])
+        self.run_paths = [Path(path) for path in paths]
         self.measures = list(measures)
         parse_measures(self.measures)  # an unknown measure fails before any work is done
         self.run_name = run_name
@@ -52,10 +57,25 @@ class RunWriter(pl.Callback):
         self.written: list[Path] = []
 
     def _run(self, dataloader_idx: int) -> Run:
-        return self.runs.setdefault(dataloader_idx, Run(name=self.run_name))
+        return self.runs.setdefault(dataloader_idx, Run(name=self.run_name or "boltir"))
+
+    def _name_and_path(self, dataset: Any, index: int) -> tuple[str, Path]:
+        name = dataset_name(dataset, index)
+        if self.run_paths:
+            return self.run_paths[index].stem, self.run_paths[index]
+        if self.run_name:
+            name = self.run_name if len(self.runs) == 1 else f"{self.run_name}-{name}"
+        return name, self.run_dir / f"{name}.run"
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.runs, self.results, self.written = {}, {}, []
+        loaders = trainer.predict_dataloaders
+        count = len(loaders) if isinstance(loaders, (list, tuple)) else 1
+        if self.run_paths and len(self.run_paths) != count:
+            raise ConfigError(
+                f"run_path names {len(self.run_paths)} file(s) for {count} datasets: give one path per dataset, "
+                "in order (or run_dir to name them after the datasets)."
+            )
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -64,8 +84,7 @@ class RunWriter(pl.Callback):
         loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
         for idx, run in sorted(self.runs.items()):
             dataset = loaders[idx].dataset
-            name = dataset_name(dataset, idx)
-            path = self.run_path if (self.run_path and len(self.runs) == 1) else self.run_dir / f"{name}.run"
+            name, path = self._name_and_path(dataset, idx)
             run.to_trec(path)
             self.written.append(path)
             qrels = getattr(dataset, "qrels", None)

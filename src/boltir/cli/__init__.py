@@ -1,5 +1,5 @@
-"""The command line: ``boltir fit|index|search|re_rank --config x.yaml``."""
+"""The command line: ``boltir <command>``; see :mod:`boltir.cli.main` (Lightning's CLI: :mod:`boltir.cli.lightning`)."""
 
-from .main import BoltirCLI, main
+from .main import main
 
-__all__ = ["BoltirCLI", "main"]
+__all__ = ["main"]

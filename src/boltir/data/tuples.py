@@ -7,6 +7,7 @@ depends on (seed, epoch, index) alone, so a fit resumed from a checkpoint sees t
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -17,10 +18,12 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from .._io import atomic_file
 from ..errors import ConfigError, DataFormatError, UnknownIdError
 from .batches import TrainSample
 from .datasets import DocDataset, QueryDataset, RunDataset
 from .formats import read_jsonl
+from .run import Run
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,29 @@ class TrainingTuples(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def write_jsonl(self, path: str | os.PathLike[str], negatives: int | None = None) -> Path:
+        """Write the records as the JSONL :class:`TupleDataset` reads (documents as ``{"id", "text"}``).
+
+        ``negatives`` keeps each query's first ones (a run's window is in rank order). Targets other than the
+        labels 1 (positive) / 0 (negative) are written as ``scores``, for every line or none.
+        """
+        if negatives is not None and negatives < 0:
+            raise ConfigError(f"negatives must be >= 0, got {negatives}.")
+        kept = [(r, r.negatives[:negatives] if negatives is not None else r.negatives) for r in self.records]
+        labelled = all(y == 1.0 for r, _ in kept for *_, y in r.positives) and all(y == 0.0 for _, n in kept for *_, y in n)
+        with atomic_file(path) as handle:
+            for record, negs in kept:
+                line: dict[str, Any] = {
+                    "query_id": record.query_id,
+                    "query": record.query,
+                    "pos": [{"id": d, "text": t} for d, t, _ in record.positives],
+                    "neg": [{"id": d, "text": t} for d, t, _ in negs],
+                }
+                if not labelled:
+                    line["scores"] = [y for *_, y in record.positives + negs]
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return Path(path)
 
     def __getitem__(self, index: int) -> TrainSample:
         record = self.records[index]
@@ -212,6 +238,8 @@ class RunTupleDataset(TrainingTuples):
         rank_window: ``(start, end)`` slice of each ranking, 0-based, end excluded; ``(0, 100)`` = ranks 1..100.
         targets: ``"qrels"`` (labels) or ``"run"`` (the run's scores).
         seed: seed of the negative sampling.
+        teacher_run: a run whose scores become every document's target (distillation from another model, e.g.
+            a cross-encoder's re-ranking of ``run``); a document it did not score gets its lowest score of the query.
     """
 
     def __init__(
@@ -224,6 +252,7 @@ class RunTupleDataset(TrainingTuples):
         rank_window: Sequence[int] = (0, 100),
         targets: str = "qrels",
         seed: int = 0,
+        teacher_run: str | os.PathLike[str] | None = None,
     ) -> None:
         if len(rank_window) != 2 or not 0 <= rank_window[0] < rank_window[1]:
             raise ConfigError(f"rank_window must be [start, end] with 0 <= start < end, got {list(rank_window)}.")
@@ -253,6 +282,8 @@ class RunTupleDataset(TrainingTuples):
         if skipped:
             log.warning("%s: skipped %d queries without a relevant document in the qrels", self.source, skipped)
         self._fill_texts(records, candidates.corpus)
+        if teacher_run is not None:
+            _teacher_targets(records, Run.from_trec(teacher_run), str(teacher_run))
         super().__init__(records, list_size, seed)
 
     @staticmethod
@@ -267,6 +298,25 @@ class RunTupleDataset(TrainingTuples):
             raise UnknownIdError(f"the qrels name {len(missing)} document(s) not in {corpus.source} (first: '{missing[0]}').")
         for record in records:
             record.positives = [(d, text or texts[d], y) for d, text, y in record.positives]
+
+
+def _teacher_targets(records: list[TupleRecord], teacher: Run, source: str) -> None:
+    """Every document's target becomes the teacher's score; one it did not score gets the query's lowest."""
+    missing_queries = [r.query_id for r in records if r.query_id not in teacher]
+    if missing_queries:
+        raise UnknownIdError(
+            f"{source}: the teacher run has no scores for {len(missing_queries)} training queries (first: "
+            f"'{missing_queries[0]}'); pass a teacher run over the same queries."
+        )
+    unscored = 0
+    for record in records:
+        scores = teacher.rankings[record.query_id]
+        floor = min(scores.values())
+        unscored += sum(d not in scores for d, _, _ in record.positives + record.negatives)
+        record.positives = [(d, t, scores.get(d, floor)) for d, t, _ in record.positives]
+        record.negatives = [(d, t, scores.get(d, floor)) for d, t, _ in record.negatives]
+    if unscored:
+        log.warning("%s: %d training documents have no teacher score; they get their query's lowest", source, unscored)
 
 
 # -- mixing --------------------------------------------------------------------------------------------

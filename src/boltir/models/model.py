@@ -7,8 +7,10 @@ with ``transformers.AutoModel``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -17,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from .._io import atomic_dir
 from ..errors import ConfigError, ModelNotFoundError
@@ -36,6 +39,20 @@ ModelT = TypeVar("ModelT", bound="BoltirModel")
 # out: it builds an execution plan for every new input shape (milliseconds of host time per call), and batches of
 # texts change shape all the time; on an H200 that was over half of a bi-encoder training step.
 SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+@contextlib.contextmanager
+def no_weight_loading_bars() -> Iterator[None]:
+    """transformers 5 draws a "Loading weights" bar for every local load (done in well under a second); boltir
+    loads several models per command, so their bars are hidden while it loads and come back afterwards."""
+    shown = hf_logging.is_progress_bar_enabled()
+    if shown:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def run_backbone(backbone: nn.Module, **inputs: Any) -> Any:
@@ -115,11 +132,12 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
             config = cls.config_class.load(directory) if saved else cls.default_config(directory)
         if overrides:
             config = config.replace(**overrides)
-        backbone = cls.load_backbone(directory, config)
-        model = cls(backbone, load_tokenizer(directory), config)
-        model.name_or_path = str(name_or_path)
-        if saved:
-            model.load_saved_parts(directory)
+        with no_weight_loading_bars():
+            backbone = cls.load_backbone(directory, config)
+            model = cls(backbone, load_tokenizer(directory), config)
+            model.name_or_path = str(name_or_path)
+            if saved:
+                model.load_saved_parts(directory)
         return model
 
     @classmethod

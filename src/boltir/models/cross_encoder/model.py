@@ -15,7 +15,14 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
-from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from ...data.batches import pin_encoding
 from ...errors import ConfigError, ModelNotFoundError
@@ -174,7 +181,12 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         """An encoder (or decoder) body, or a whole seq2seq LM for monoT5-style scoring."""
         if not (directory / "config.json").is_file():
             raise ModelNotFoundError(f"{directory} holds no config.json: pass a directory of HF model files.")
-        return _backbone_class(AutoConfig.from_pretrained(directory)).from_pretrained(directory)
+        hf_config = AutoConfig.from_pretrained(directory)
+        if any(a.endswith("ForSequenceClassification") for a in getattr(hf_config, "architectures", None) or []):
+            # loaded whole, so its head is an expected part of the checkpoint (no "UNEXPECTED" load report);
+            # load_classifier then takes the head's weights over as this model's head
+            return AutoModelForSequenceClassification.from_pretrained(directory).base_model
+        return _backbone_class(hf_config).from_pretrained(directory)
 
     @classmethod
     def from_backbone_config(cls, backbone_config: Any, tokenizer: PreTrainedTokenizerBase, config: CrossEncoderConfig):
