@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +34,8 @@ from boltir.integrations.pyterrier import (
 )
 
 NDCG10 = pt.measures.nDCG @ 10
-SCIFACT_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "scifact"
+# ../shared/data/scifact from the repository root, as the README reads it (SCIFACT_DIR elsewhere, e.g. a worktree)
+SCIFACT_DIR = Path(os.environ.get("SCIFACT_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data" / "scifact"))
 
 
 def corpus_records(folder):

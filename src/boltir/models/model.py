@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .._io import atomic_dir
 from ..errors import ConfigError, ModelNotFoundError
@@ -26,6 +26,7 @@ from .layers.attention import register_boltir_attention
 from .layers.lora import is_lora, save_merged
 from .layers.packing import PackedTokens
 from .layers.tokenize import tokenize_texts
+from .onnx_backbone import check_backend, onnx_backbones, read_export_info
 from .resolve import resolve_model_dir
 
 HEADS_NAME = "boltir_heads.safetensors"
@@ -94,12 +95,17 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
 
     @classmethod
     def from_pretrained(
-        cls: type[ModelT], name_or_path: str | os.PathLike[str], config: BoltirConfig | dict | None = None, **overrides: Any
+        cls: type[ModelT], name_or_path: str | os.PathLike[str], config: BoltirConfig | dict | None = None,
+        backend: str = "torch", **overrides: Any
     ) -> ModelT:
         """Load a saved boltir model, or wrap a plain HF / sentence-transformers directory or hub name.
 
         ``config`` replaces the saved config; a dict (like ``overrides``) changes only the options it names.
+        ``backend="onnx"`` loads a directory written by ``boltir export onnx``: its backbones run on ONNX Runtime.
         """
+        check_backend(backend)
+        if backend == "onnx":
+            return cls._from_onnx_export(resolve_model_dir(name_or_path), config, overrides)
         directory = resolve_model_dir(name_or_path)
         saved = (directory / "boltir_config.json").is_file()
         if not saved and lightning_ir.family(directory) is not None:
@@ -142,6 +148,23 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         lightning_ir.load_weights(model, directory)
         model.eval()
         model.name_or_path = name
+        return model
+
+    @classmethod
+    def _from_onnx_export(cls: type[ModelT], directory: Path, config: BoltirConfig | dict | None, overrides: dict) -> ModelT:
+        """The model with :class:`OnnxBackbone` graphs in place of its backbones; heads from the export's files."""
+        info = read_export_info(directory)
+        if isinstance(config, dict):
+            config, overrides = None, {**config, **overrides}
+        config = config or cls.config_class.load(directory)
+        if overrides:
+            config = config.replace(**overrides)
+        graphs = onnx_backbones(directory, AutoConfig.from_pretrained(directory), list(info["graphs"]))
+        model = cls(graphs.pop("backbone"), load_tokenizer(directory), config)
+        model.load_saved_parts(directory)
+        for name, graph in graphs.items():
+            setattr(model, name, graph)
+        model.name_or_path = str(info.get("source") or directory)
         return model
 
     @classmethod
@@ -191,6 +214,10 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         if is_lora(self.backbone) and getattr(self.config, "lora_r", 0):
             return self.config.replace(lora_r=0)
         return self.config
+
+    def backbones(self) -> dict[str, nn.Module]:
+        """The model's transformer backbones by attribute name (what ``boltir export onnx`` exports)."""
+        return {"backbone": self.backbone}
 
     def describe(self) -> dict[str, Any]:
         """What an index manifest records about the model that built it."""

@@ -48,6 +48,8 @@ class BoltirModule(pl.LightningModule):
             a dict under ``config:`` would become a whole config with defaults for every other option.
         encode_batch_size: texts (bi-encoders) or query-document pairs (cross-encoders) per forward pass when
             encoding or scoring; by default 256 on a GPU and 64 on a CPU.
+        backend: ``"torch"``, or ``"onnx"`` for a directory written by ``boltir export onnx``: the backbones then
+            run on ONNX Runtime (CPU) and everything else stays the same (inference only, no ``fit``).
     """
 
     model_class: ClassVar[type[BoltirModel]] = BoltirModel
@@ -62,16 +64,19 @@ class BoltirModule(pl.LightningModule):
         gradient_checkpointing: bool = False,
         config_overrides: dict[str, Any] | None = None,
         encode_batch_size: int | None = None,
+        backend: str = "torch",
     ) -> None:
         super().__init__()
         if encode_batch_size is not None and encode_batch_size < 1:
             raise ConfigError(f"encode_batch_size must be positive, got {encode_batch_size}.")
         self.encode_batch_size = encode_batch_size
+        self.backend = backend
         if model is None:
             if model_name_or_path is None:
                 raise ConfigError("pass model_name_or_path (a model directory or hub name) or a model.")
             model_class = self.family_model_class(model_name_or_path, config)
-            model = model_class.from_pretrained(model_name_or_path, config=config, **(config_overrides or {}))
+            model = model_class.from_pretrained(model_name_or_path, config=config, backend=backend,
+                                                **(config_overrides or {}))
         elif config_overrides:
             model.config = model.config.replace(**config_overrides)
         self.model = model
@@ -168,6 +173,8 @@ class BoltirModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Hand :meth:`batch_transform` to boltir's DataModule (batches arrive tokenised); train in float32."""
+        if stage == "fit" and self.backend == "onnx":
+            raise ConfigError("a model on backend='onnx' runs inference only: fine-tune the PyTorch model, then export it.")
         datamodule = getattr(self.trainer, "datamodule", None)
         if isinstance(datamodule, DataModule):
             datamodule.batch_transform = self.batch_transform()

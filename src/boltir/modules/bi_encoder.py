@@ -85,10 +85,11 @@ class BiEncoderModule(BoltirModule):
         config_overrides: dict[str, Any] | None = None,
         late_cache_size: int = 0,
         encode_batch_size: int | None = None,
+        backend: str = "torch",
     ) -> None:
         super().__init__(
             model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing, config_overrides,
-            encode_batch_size,
+            encode_batch_size, backend,
         )
         self.in_batch_loss = build_loss(in_batch_loss) if in_batch_loss is not None else None
         if self.loss is None and self.in_batch_loss is None:
