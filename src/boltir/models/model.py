@@ -20,8 +20,9 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, 
 
 from .._io import atomic_dir
 from ..errors import ConfigError, ModelNotFoundError
-from .foreign import lightning_ir
+from .card import TrainingSummary, write_card
 from .config import BoltirConfig, read_family
+from .foreign import lightning_ir
 from .layers.attention import register_boltir_attention
 from .layers.lora import is_lora, save_merged
 from .layers.packing import PackedTokens
@@ -78,6 +79,7 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         self.tokenizer = tokenizer
         self.config = config
         self.name_or_path = str(getattr(backbone, "name_or_path", ""))
+        self.source_dir: Path | None = None  # the directory it was loaded from (its card names licence and base model)
         # whether batches can run packed, end to end without padding (see pack); families that can set it
         self.packable = False
 
@@ -124,6 +126,7 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         backbone = cls.load_backbone(directory, config)
         model = cls(backbone, load_tokenizer(directory), config)
         model.name_or_path = str(name_or_path)
+        model.source_dir = directory
         if saved:
             model.load_saved_parts(directory)
         return model
@@ -196,10 +199,15 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         """Weights outside the backbone (projections, scoring heads, ...)."""
         return {k: v.contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
-        """Write backbone, tokenizer, boltir config and head weights into ``directory`` atomically."""
+    def save_pretrained(self, directory: str | os.PathLike[str], training: TrainingSummary | None = None) -> None:
+        """Write backbone, tokenizer, boltir config, head weights and a model card into ``directory`` atomically.
+
+        The card (``README.md``) describes the model and, with ``training``, how it was fitted; a card already in
+        ``directory`` that boltir did not write is kept as it is.
+        """
         with atomic_dir(directory) as tmp:
             self.save_into(tmp)
+            write_card(tmp, self, str(directory), training, previous=Path(directory), source=self.source_dir)
 
     def save_into(self, directory: Path) -> None:
         save_merged(self.backbone, directory)
