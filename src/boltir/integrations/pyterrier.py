@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from ..data import DocDataset, QueryDataset, Run, read_qrels
 from ..data.batches import DocBatch, QueryBatch
@@ -91,12 +92,13 @@ class BoltirRetriever(pt.Transformer):
         for ids, batch in zip(_chunks(qids, self.batch_size), _chunks(texts, self.batch_size)):
             output = self.module.predict_step(QueryBatch(ids, batch))
             assert isinstance(output, EncodeOutput)
-            scores, doc_ids = self.searcher.search(output.embeddings, self.k)
-            for qid, row_scores, row_ids in zip(ids, scores, doc_ids):
-                rows["qid"] += [qid] * len(row_ids)
-                rows["docno"] += list(row_ids)
-                rows["score"] += [float(s) for s in row_scores[: len(row_ids)]]
-                rows["rank"] += list(range(len(row_ids)))  # PyTerrier counts ranks from 0
+            run = self.searcher.search(output.embeddings, self.k, query_ids=ids)
+            for qid in ids:
+                ranked = run.ranked(qid)  # best first, ties by doc id: the order boltir's run files have
+                rows["qid"] += [qid] * len(ranked)
+                rows["docno"] += [doc_id for doc_id, _ in ranked]
+                rows["score"] += [score for _, score in ranked]
+                rows["rank"] += list(range(len(ranked)))  # PyTerrier counts ranks from 0
         results = pd.DataFrame(rows)
         # the input's other columns (query, query_0, ...) ride along, as PyTerrier retrievers keep them
         others = queries.drop(columns=[c for c in ("docno", "score", "rank", "text") if c in queries.columns])
@@ -180,8 +182,6 @@ class BoltirIndexer(pt.Indexer):
 
     @torch.inference_mode()
     def index(self, iter: Iterable[dict[str, Any]], **kwargs: Any) -> str:
-        from tqdm.auto import tqdm
-
         indexer = self.index_config.indexer(self.index_dir, self.module.model)
         self.module.eval()
         try:
