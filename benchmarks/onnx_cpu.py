@@ -163,9 +163,9 @@ def boltir_part(args: argparse.Namespace, data: dict[str, Any], work: Path) -> t
         speed_lists = lists[: args.speed_queries]
         cross_dir = str(resolve_model_dir(CROSS_MODEL))
         scorers = {"st-torch": st_cross_scores(CrossEncoder(cross_dir, device="cpu", max_length=512))}
-        for name, module in (("boltir-torch", CrossEncoderModule(CROSS_MODEL, pair_batch_size=BATCH_SIZE)),
-                             ("boltir-onnx-fp32", CrossEncoderModule(work / "cross-fp32", backend="onnx", pair_batch_size=BATCH_SIZE)),
-                             ("boltir-onnx-int8", CrossEncoderModule(work / "cross-int8", backend="onnx", pair_batch_size=BATCH_SIZE))):
+        for name, module in (("boltir-torch", CrossEncoderModule(CROSS_MODEL, encode_batch_size=BATCH_SIZE)),
+                             ("boltir-onnx-fp32", CrossEncoderModule(work / "cross-fp32", backend="onnx", encode_batch_size=BATCH_SIZE)),
+                             ("boltir-onnx-int8", CrossEncoderModule(work / "cross-int8", backend="onnx", encode_batch_size=BATCH_SIZE))):
             scorers[name] = boltir_cross_scores(module)
         times = interleaved({name: (lambda fn=fn: rerank_run(speed_lists, fn)) for name, fn in scorers.items()}, args.rounds)
         scores = {name: ndcg(rerank_run(lists, fn), data["qrels"]) for name, fn in scorers.items()}
