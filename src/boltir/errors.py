@@ -44,6 +44,10 @@ class ModelNotFoundError(BoltirError, OSError):
     """A model name or path could not be resolved to weights on this machine."""
 
 
+class HubError(BoltirError, OSError):
+    """The Hugging Face Hub could not be reached, or refused a request (offline mode, no network, bad token)."""
+
+
 class MissingDependencyError(BoltirError, ImportError):
     """An optional package that a feature needs is not installed."""
 

@@ -41,7 +41,9 @@ def test_every_command_is_routed():
     routed = {name for name, command in main_module.COMMANDS.items() if command.module == main_module.LIGHTNING}
     assert routed == set(lightning.BoltirCLI.subcommands())
     modules = {name: command.module for name, command in main_module.COMMANDS.items() if name not in routed}
-    assert modules == {"cache-embeddings": "boltir.cli.cache_embeddings", "serve": "boltir.cli.serve", "tuples": "boltir.cli.tuples"}
+    command_modules = {f"boltir.cli.{f.stem}" for f in Path(main_module.__file__).parent.glob("*.py")
+                       if f.stem not in ("__init__", "__main__", "main", "lightning")}
+    assert set(modules.values()) == command_modules  # every command module in cli/ is reachable from `boltir`
     for module in modules.values():
         loaded = importlib.import_module(module)
         assert callable(loaded.add_arguments) and callable(loaded.run)

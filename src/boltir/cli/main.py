@@ -78,6 +78,8 @@ COMMANDS: dict[str, Command] = {
     }),
     # commands with their own module (add_arguments(parser), run(args) -> int): one row each
     "cache-embeddings": Command("boltir.cli.cache_embeddings", "build a LightRetriever model's query token cache beside it"),
+    "export": Command("boltir.cli.export", "export a model's backbone to ONNX (optionally int8) for ONNX Runtime"),
+    "push": Command("boltir.cli.push", "upload a model directory (with its model card) to the Hugging Face Hub"),
     "serve": Command("boltir.cli.serve", "serve an index (and re-ranker) over HTTP, with a search page"),
     "tuples": Command("boltir.cli.tuples", "training tuples (JSONL for TupleDataset) from a BEIR folder and a run"),
 }

@@ -18,17 +18,19 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from .._io import atomic_dir
 from ..errors import ConfigError, ModelNotFoundError
-from .foreign import lightning_ir
+from .card import TrainingSummary, write_card
 from .config import BoltirConfig, read_family
+from .foreign import lightning_ir
 from .layers.attention import register_boltir_attention
 from .layers.lora import is_lora, save_merged
 from .layers.packing import PackedTokens
 from .layers.tokenize import tokenize_texts
+from .onnx_backbone import check_backend, onnx_backbones, read_export_info
 from .resolve import resolve_model_dir
 
 HEADS_NAME = "boltir_heads.safetensors"
@@ -94,6 +96,7 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         self.tokenizer = tokenizer
         self.config = config
         self.name_or_path = str(getattr(backbone, "name_or_path", ""))
+        self.source_dir: Path | None = None  # the directory it was loaded from (its card names licence and base model)
         # whether batches can run packed, end to end without padding (see pack); families that can set it
         self.packable = False
 
@@ -111,12 +114,17 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
 
     @classmethod
     def from_pretrained(
-        cls: type[ModelT], name_or_path: str | os.PathLike[str], config: BoltirConfig | dict | None = None, **overrides: Any
+        cls: type[ModelT], name_or_path: str | os.PathLike[str], config: BoltirConfig | dict | None = None,
+        backend: str = "torch", **overrides: Any
     ) -> ModelT:
         """Load a saved boltir model, or wrap a plain HF / sentence-transformers directory or hub name.
 
         ``config`` replaces the saved config; a dict (like ``overrides``) changes only the options it names.
+        ``backend="onnx"`` loads a directory written by ``boltir export onnx``: its backbones run on ONNX Runtime.
         """
+        check_backend(backend)
+        if backend == "onnx":
+            return cls._from_onnx_export(resolve_model_dir(name_or_path), config, overrides)
         directory = resolve_model_dir(name_or_path)
         saved = (directory / "boltir_config.json").is_file()
         if not saved and lightning_ir.family(directory) is not None:
@@ -136,6 +144,7 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
             backbone = cls.load_backbone(directory, config)
             model = cls(backbone, load_tokenizer(directory), config)
             model.name_or_path = str(name_or_path)
+            model.source_dir = directory
             if saved:
                 model.load_saved_parts(directory)
         return model
@@ -160,6 +169,23 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         lightning_ir.load_weights(model, directory)
         model.eval()
         model.name_or_path = name
+        return model
+
+    @classmethod
+    def _from_onnx_export(cls: type[ModelT], directory: Path, config: BoltirConfig | dict | None, overrides: dict) -> ModelT:
+        """The model with :class:`OnnxBackbone` graphs in place of its backbones; heads from the export's files."""
+        info = read_export_info(directory)
+        if isinstance(config, dict):
+            config, overrides = None, {**config, **overrides}
+        config = config or cls.config_class.load(directory)
+        if overrides:
+            config = config.replace(**overrides)
+        graphs = onnx_backbones(directory, AutoConfig.from_pretrained(directory), list(info["graphs"]))
+        model = cls(graphs.pop("backbone"), load_tokenizer(directory), config)
+        model.load_saved_parts(directory)
+        for name, graph in graphs.items():
+            setattr(model, name, graph)
+        model.name_or_path = str(info.get("source") or directory)
         return model
 
     @classmethod
@@ -191,10 +217,15 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         """Weights outside the backbone (projections, scoring heads, ...)."""
         return {k: v.contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
-        """Write backbone, tokenizer, boltir config and head weights into ``directory`` atomically."""
+    def save_pretrained(self, directory: str | os.PathLike[str], training: TrainingSummary | None = None) -> None:
+        """Write backbone, tokenizer, boltir config, head weights and a model card into ``directory`` atomically.
+
+        The card (``README.md``) describes the model and, with ``training``, how it was fitted; a card already in
+        ``directory`` that boltir did not write is kept as it is.
+        """
         with atomic_dir(directory) as tmp:
             self.save_into(tmp)
+            write_card(tmp, self, str(directory), training, previous=Path(directory), source=self.source_dir)
 
     def save_into(self, directory: Path) -> None:
         save_merged(self.backbone, directory)
@@ -209,6 +240,10 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         if is_lora(self.backbone) and getattr(self.config, "lora_r", 0):
             return self.config.replace(lora_r=0)
         return self.config
+
+    def backbones(self) -> dict[str, nn.Module]:
+        """The model's transformer backbones by attribute name (what ``boltir export onnx`` exports)."""
+        return {"backbone": self.backbone}
 
     def describe(self) -> dict[str, Any]:
         """What an index manifest records about the model that built it."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning.pytorch as pl
@@ -18,6 +20,8 @@ from ..errors import ConfigError
 from ..eval import parse_measures
 from ..loss import build_loss
 from ..models import MODEL_FAMILIES, BoltirConfig, BoltirModel, read_family, resolve_model_dir
+from ..models.card import TrainingSummary
+from ..models.hub import push_directory
 from ..types import EncodeOutput, ScoreOutput, SingleScoreOutput
 from .device import default_batch_size, packs_sequences
 
@@ -48,6 +52,8 @@ class BoltirModule(pl.LightningModule):
             a dict under ``config:`` would become a whole config with defaults for every other option.
         encode_batch_size: texts (bi-encoders) or query-document pairs (cross-encoders) per forward pass when
             encoding or scoring; by default 256 on a GPU and 64 on a CPU.
+        backend: ``"torch"``, or ``"onnx"`` for a directory written by ``boltir export onnx``: the backbones then
+            run on ONNX Runtime (CPU) and everything else stays the same (inference only, no ``fit``).
     """
 
     model_class: ClassVar[type[BoltirModel]] = BoltirModel
@@ -62,19 +68,23 @@ class BoltirModule(pl.LightningModule):
         gradient_checkpointing: bool = False,
         config_overrides: dict[str, Any] | None = None,
         encode_batch_size: int | None = None,
+        backend: str = "torch",
     ) -> None:
         super().__init__()
         if encode_batch_size is not None and encode_batch_size < 1:
             raise ConfigError(f"encode_batch_size must be positive, got {encode_batch_size}.")
         self.encode_batch_size = encode_batch_size
+        self.backend = backend
         if model is None:
             if model_name_or_path is None:
                 raise ConfigError("pass model_name_or_path (a model directory or hub name) or a model.")
             model_class = self.family_model_class(model_name_or_path, config)
-            model = model_class.from_pretrained(model_name_or_path, config=config, **(config_overrides or {}))
+            model = model_class.from_pretrained(model_name_or_path, config=config, backend=backend,
+                                                **(config_overrides or {}))
         elif config_overrides:
             model.config = model.config.replace(**config_overrides)
         self.model = model
+        self.loss_functions = loss_functions
         self.loss = build_loss(loss_functions) if loss_functions is not None else None
         self.val_measures = list(val_measures)
         parse_measures(self.val_measures)  # an unknown measure fails before training starts
@@ -95,8 +105,36 @@ class BoltirModule(pl.LightningModule):
         return self.model.config
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
-        """Save model, tokenizer and boltir config as one HF directory (atomically)."""
-        self.model.save_pretrained(directory)
+        """Save model, tokenizer, boltir config and model card as one HF directory (atomically); after ``fit`` the
+        card says how the model was trained and what validation measured."""
+        self.model.save_pretrained(directory, training=self.training_summary())
+
+    def push_to_hub(self, repo_id: str, private: bool | None = None, token: str | None = None,
+                    commit_message: str = "Upload boltir model") -> str:
+        """Save this model (with its card) and upload it to the Hugging Face Hub as ``repo_id``; returns the commit URL."""
+        with tempfile.TemporaryDirectory(prefix="boltir-save-") as tmp:
+            directory = Path(tmp) / repo_id.split("/")[-1]
+            self.save_pretrained(directory)
+            return push_directory(directory, repo_id, private=private, token=token, commit_message=commit_message)
+
+    def training_summary(self) -> TrainingSummary | None:
+        """How this module was fitted (steps, losses, data, validation measures), or None before any training step."""
+        trainer = self._trainer
+        if trainer is None or trainer.global_step == 0:
+            return None
+        datamodule = getattr(trainer, "datamodule", None)
+        metrics = {k.split("/")[-1]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        return TrainingSummary(
+            steps=int(trainer.global_step), epochs=int(trainer.current_epoch) + 1,
+            losses=[loss_label(config) for config in self.loss_configs()],
+            datasets=dataset_names(getattr(datamodule, "train_dataset", None)),
+            metrics=metrics, validation_datasets=dataset_names(getattr(datamodule, "val_datasets", None)) if metrics else [],
+            precision=str(trainer.precision),
+        )
+
+    def loss_configs(self) -> list[LossConfig]:
+        """The loss settings this module trains with (as given), for the model card."""
+        return [self.loss_functions] if self.loss_functions is not None else []
 
     def batch_size_on(self, device: torch.device) -> int:
         """Texts or pairs per forward pass on ``device``: ``encode_batch_size``, or the device's default."""
@@ -168,6 +206,8 @@ class BoltirModule(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Hand :meth:`batch_transform` to boltir's DataModule (batches arrive tokenised); train in float32."""
+        if stage == "fit" and self.backend == "onnx":
+            raise ConfigError("a model on backend='onnx' runs inference only: fine-tune the PyTorch model, then export it.")
         datamodule = getattr(self.trainer, "datamodule", None)
         if isinstance(datamodule, DataModule):
             datamodule.batch_transform = self.batch_transform()
@@ -218,6 +258,33 @@ class BoltirModule(pl.LightningModule):
         ids = [str(i) for i in range(len(queries))]
         doc_ids = [[str(j) for j in range(len(d))] for d in doc_lists]
         return SingleScoreOutput(scores[0]) if isinstance(query, str) else ScoreOutput(ids, doc_ids, scores)
+
+
+def loss_label(config: LossConfig) -> str:
+    """A loss setting in one line: ``infonce``, ``kl_divergence(temperature=2)``, ``a + 0.5*b``."""
+    if isinstance(config, str):
+        return config
+    if isinstance(config, dict):
+        options = {k: v for k, v in config.items() if k not in ("name", "weight")}
+        label = str(config.get("name", "?")) + (f"({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
+        return f"{config['weight']}*{label}" if "weight" in config else label
+    return " + ".join(loss_label(part) for part in config)
+
+
+def dataset_names(datasets: Any) -> list[str]:
+    """Short names of training or validation datasets for the model card: a folder's or file's name, an id."""
+    if datasets is None:
+        return []
+    if isinstance(datasets, (list, tuple)):
+        return [name for dataset in datasets for name in dataset_names(dataset)]
+    if hasattr(datasets, "datasets"):  # MixedTupleDataset
+        return dataset_names(datasets.datasets)
+    queries = getattr(datasets, "queries", None)
+    source = getattr(queries, "source", None) or getattr(datasets, "source", None)
+    if source is None:
+        return [type(datasets).__name__]
+    path = Path(str(source))
+    return [path.stem if path.exists() else str(source)]
 
 
 __all__ = ["BoltirModule", "EncodeOutput", "LossConfig", "ScoreOutput", "SingleScoreOutput"]

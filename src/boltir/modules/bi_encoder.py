@@ -15,7 +15,7 @@ from ..loss import Regulariser, build_loss, in_batch_scores
 from ..models import BiEncoderConfig, BiEncoderModel, ColBERTModel, SpladeModel
 from ..models.layers.packing import PackedTokens
 from ..types import SegmentedVectors, TokenVectors, cat_batches
-from .base import BoltirModule, LossConfig
+from .base import BoltirModule, LossConfig, loss_label
 from .device import in_input_order, overlapped, to_device
 from .late_cache import LateCache, stable_keys
 
@@ -85,11 +85,13 @@ class BiEncoderModule(BoltirModule):
         config_overrides: dict[str, Any] | None = None,
         late_cache_size: int = 0,
         encode_batch_size: int | None = None,
+        backend: str = "torch",
     ) -> None:
         super().__init__(
             model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing, config_overrides,
-            encode_batch_size,
+            encode_batch_size, backend,
         )
+        self.in_batch_loss_config = in_batch_loss
         self.in_batch_loss = build_loss(in_batch_loss) if in_batch_loss is not None else None
         if self.loss is None and self.in_batch_loss is None:
             raise ConfigError("BiEncoderModule needs loss_functions or in_batch_loss (or both) to train.")
@@ -113,6 +115,11 @@ class BiEncoderModule(BoltirModule):
         parts = list(self.all_gather(tensor.detach()).unbind(0))
         parts[self.global_rank] = tensor
         return torch.cat(parts)
+
+    def loss_configs(self) -> list[LossConfig]:
+        if self.in_batch_loss_config is None:
+            return super().loss_configs()
+        return [*super().loss_configs(), f"in-batch {loss_label(self.in_batch_loss_config)}"]
 
     def training_losses(self, batch: TrainBatch) -> dict[str, Tensor]:
         """List loss, in-batch loss and regularisers, from one encoding of the batch's queries and documents."""

@@ -196,6 +196,9 @@ class BiEncoderModel(BoltirModel[BiEncoderConfig]):
     def head_state_dict(self) -> dict[str, Tensor]:
         return {k: v for k, v in super().head_state_dict().items() if not k.startswith("query_backbone.")}
 
+    def backbones(self) -> dict[str, nn.Module]:
+        return {**super().backbones(), **({"query_backbone": self.query_backbone} if self.query_backbone is not None else {})}
+
     def load_saved_parts(self, directory: Path) -> None:
         super().load_saved_parts(directory)
         if self.query_backbone is not None and (directory / "query_encoder").is_dir():

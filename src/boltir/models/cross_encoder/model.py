@@ -193,9 +193,10 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         return cls(_backbone_class(backbone_config).from_config(backbone_config), tokenizer, config)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike[str], config: Any = None, **overrides: Any) -> CrossEncoderModel:
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str], config: Any = None, backend: str = "torch",
+                        **overrides: Any) -> CrossEncoderModel:
         """Load a saved boltir cross-encoder, an HF/sentence-transformers cross-encoder, or a plain backbone."""
-        model = super().from_pretrained(name_or_path, config=config, **overrides)
+        model = super().from_pretrained(name_or_path, config=config, backend=backend, **overrides)
         directory = resolve_model_dir(name_or_path)
         if not (directory / "boltir_config.json").is_file() and model.head is not None:
             model.load_classifier(directory)
