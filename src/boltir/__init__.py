@@ -17,10 +17,12 @@ from .errors import (
     BoltirError,
     ConfigError,
     DataFormatError,
+    IndexLockedError,
     IndexMismatchError,
     MissingDependencyError,
     ModelNotFoundError,
     UnknownIdError,
+    WriteError,
 )
 from .eval import evaluate, format_table
 from .index import (
@@ -32,6 +34,7 @@ from .index import (
     SparseExactIndexConfig,
     TorchIndexConfig,
     open_searcher,
+    verify_index,
 )
 from .models import (
     BiEncoderConfig,
@@ -75,6 +78,7 @@ __all__ = [
     "DocDataset",
     "FaissIndexConfig",
     "IndexCallback",
+    "IndexLockedError",
     "IndexMismatchError",
     "LightRetrieverConfig",
     "LightRetrieverModel",
@@ -102,10 +106,12 @@ __all__ = [
     "Trainer",
     "TupleDataset",
     "UnknownIdError",
+    "WriteError",
     "evaluate",
     "format_table",
     "fuse_runs",
     "load_model",
     "open_searcher",
+    "verify_index",
     "read_qrels",
 ]
