@@ -8,13 +8,17 @@ naming the file; whatever was under the final name before is left as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ConfigError, WriteError
+from .errors import BoltirError, ConfigError, WriteError
+
+# errno values that mean "the system refused the write", as engines written in C or Rust quote them
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO)
 
 
 def current_umask() -> int:
@@ -34,12 +38,24 @@ def write_failure(path: str | os.PathLike[str], exc: OSError, kept: str) -> Writ
     return WriteError(f"could not write {path}: {reason}{other}; {kept}.")
 
 
+def write_reason(exc: BaseException) -> str | None:
+    """Why a write failed when ``exc`` is the system refusing it: an OSError, or an engine's own error (Faiss,
+    safetensors) quoting one; None for anything else (a bug should surface as itself)."""
+    if isinstance(exc, BoltirError):
+        return None
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return next((os.strerror(n) for n in _WRITE_ERRNOS if os.strerror(n) in str(exc)), None)
+
+
 def writable_dir(path: str | os.PathLike[str], option: str) -> Path:
     """Create ``path`` if needed and prove a file can be made in it, before any work is done for it.
 
     Raises :class:`ConfigError` naming ``option`` when it cannot (under a regular file, no permission, read-only).
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file, not a directory: choose a writable directory.")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".boltir-write-check.", dir=path)

@@ -11,12 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from boltir.cli import verify
-from boltir.errors import ConfigError, IndexLockedError, IndexMismatchError
+from boltir.errors import ConfigError, IndexLockedError, IndexMismatchError, WriteError
+from boltir.index import FaissIndexConfig, TorchIndexConfig, open_searcher
 from boltir.index.storage import LOCK, POINTER, STAGING, IndexBuild, read_live, read_manifest, resolve_index, verify_index
 
-from tests.unprivileged import unwritable_dir_check
+from tests.faults import file_size_limit, unwritable_dir_check
+
+from .stubs import StubModel
 
 
 def _build(index_dir: Path, payload: bytes, **manifest) -> Path:
@@ -164,3 +168,30 @@ def test_a_reader_follows_a_pointer_that_moves_while_it_reads(tmp_path):
     assert read_live(tmp_path / "idx", read) == b"new" and seen[0] == first.name != seen[1]
     with pytest.raises(FileNotFoundError):  # a failure with the pointer unmoved is the reader's own
         read_live(tmp_path / "idx", lambda live: (live / "absent").read_bytes())
+
+
+@pytest.mark.parametrize("config", [TorchIndexConfig(), FaissIndexConfig()], ids=["exact", "faiss"])
+def test_a_full_disk_mid_build_names_the_files_and_keeps_the_old_index(config, tmp_path):
+    model = StubModel("dense", 32)
+    old = config.indexer(tmp_path / "idx", model)
+    old.add(["a", "b"], torch.eye(2, 32))
+    old.finish()
+    indexer = config.indexer(tmp_path / "idx", model)
+    indexer.add([f"d{i}" for i in range(2000)], torch.randn(2000, 32))  # 256 KB of vectors
+    with file_size_limit(64 * 1024), pytest.raises(WriteError) as failure:
+        indexer.finish()
+    message = str(failure.value)
+    assert "\n" not in message and "File too large" in message
+    assert f"index files in {tmp_path / 'idx' / STAGING}" in message and "is unchanged" in message
+    assert open_searcher(tmp_path / "idx").search_arrays(torch.eye(1, 32), 1)[1] == [["a"]]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == sorted([LOCK, POINTER, "v000001"])
+    config.indexer(tmp_path / "idx", model).abort()  # the lock was given back
+
+
+def test_a_full_disk_at_the_manifest_names_it(tmp_path):
+    _build(tmp_path / "idx", b"old")
+    build = IndexBuild(tmp_path / "idx").start()
+    (build.staging / "vectors.bin").write_bytes(b"new")
+    with file_size_limit(64), pytest.raises(WriteError, match=r"could not write .*/\.staging/manifest\.json: File too large; the index at .* is unchanged\."):
+        build.commit({"count": 2, "padding": "x" * 100})
+    assert (resolve_index(tmp_path / "idx") / "vectors.bin").read_bytes() == b"old" and not build.active

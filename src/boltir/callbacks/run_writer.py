@@ -10,8 +10,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from .._io import writable_dir
 from ..data.datasets import dataset_name
 from ..data.run import Run
+from ..errors import WriteError
 from ..eval import DEFAULT_MEASURES, evaluate, format_table, parse_measures, write_results
 from ..types import ScoreOutput
 
@@ -56,22 +58,35 @@ class RunWriter(pl.Callback):
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.runs, self.results, self.written = {}, {}, []
+        if trainer.is_global_zero:  # an unwritable destination fails now, not after every query is scored
+            if self.run_path is not None and len(_loaders(trainer)) == 1:
+                writable_dir(self.run_path.parent, "the folder of run_path")
+            else:
+                writable_dir(self.run_dir, "run_dir")
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        loaders = trainer.predict_dataloaders
-        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+        loaders = _loaders(trainer)
+        complete: list[Path] = []  # named if a later write fails
         for idx, run in sorted(self.runs.items()):
             dataset = loaders[idx].dataset
             name = dataset_name(dataset, idx)
             path = self.run_path if (self.run_path and len(self.runs) == 1) else self.run_dir / f"{name}.run"
-            run.to_trec(path)
-            self.written.append(path)
-            qrels = getattr(dataset, "qrels", None)
-            if qrels and self.measures:  # measures=[]: write the run only
-                self.results[name] = evaluate(run, qrels, self.measures)
-                write_results(path.with_suffix(".metrics.json"), self.results[name])
+            try:
+                complete.append(run.to_trec(path))
+                self.written.append(path)
+                qrels = getattr(dataset, "qrels", None)
+                if qrels and self.measures:  # measures=[]: write the run only
+                    self.results[name] = evaluate(run, qrels, self.measures)
+                    complete.append(write_results(path.with_suffix(".metrics.json"), self.results[name]))
+            except WriteError as exc:
+                raise WriteError(f"{exc} Complete files kept: {', '.join(map(str, complete)) or 'none'}.") from exc
             log.info("wrote %s (%d queries)", path, len(run))
         if self.results:
             print(format_table(self.results), flush=True)
+
+
+def _loaders(trainer: pl.Trainer) -> list[Any]:
+    loaders = trainer.predict_dataloaders
+    return list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]

@@ -22,8 +22,8 @@ import numpy as np
 from torch import Tensor
 
 from ..data.run import Run
-from .._io import write_failure
-from ..errors import BoltirError, ConfigError, IndexMismatchError
+from .._io import write_failure, write_reason
+from ..errors import ConfigError, IndexMismatchError, WriteError
 from ..types import SegmentedVectors
 from .storage import MANIFEST as MANIFEST
 from .storage import IndexBuild, resolve_index
@@ -161,14 +161,14 @@ class Indexer(ABC):
                 **self._write(self.tmp),
             }
             self.build.commit(manifest)
-        except OSError as exc:
+        except BaseException as exc:
             self.abort()
-            if isinstance(exc, BoltirError):  # already one line naming the file
+            reason = write_reason(exc)  # a full disk while the engine wrote its files
+            if reason is None:
                 raise
-            raise write_failure(self.tmp, exc, f"the index at {self.directory} is unchanged") from exc
-        except BaseException:
-            self.abort()
-            raise
+            raise WriteError(
+                f"could not write the {self.config.engine} index files in {self.tmp}: {reason}; the index at {self.directory} is unchanged."
+            ) from exc
         return self.directory
 
     def abort(self) -> None:

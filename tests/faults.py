@@ -1,12 +1,16 @@
-"""Run a write into a directory the process may not write; root writes anywhere, so as root it runs in a forked
-child that has dropped to the unprivileged user ``nobody``."""
+"""Faults for tests, injected for real: a directory the process may not write (root writes anywhere, so as root
+the attempt runs in a forked child that dropped to the user ``nobody``), and a file size limit that makes the
+kernel refuse writes past it (RLIMIT_FSIZE: a full disk at a chosen size)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 NOBODY = 65534
@@ -49,3 +53,16 @@ def _outcome(attempt: Callable[[Path], object], parent: Path) -> str:
     except Exception as exc:  # reported to the test, which checks type and message
         return f"{type(exc).__name__}: {exc}"
     return ""
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes that would make any file larger than ``limit`` bytes fail with EFBIG ("File too large")."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the kernel's default answer is to kill the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
