@@ -195,3 +195,20 @@ def test_a_full_disk_at_the_manifest_names_it(tmp_path):
     with file_size_limit(64), pytest.raises(WriteError, match=r"could not write .*/\.staging/manifest\.json: File too large; the index at .* is unchanged\."):
         build.commit({"count": 2, "padding": "x" * 100})
     assert (resolve_index(tmp_path / "idx") / "vectors.bin").read_bytes() == b"old" and not build.active
+
+
+def test_a_forked_child_does_not_keep_the_lock_of_its_parent(tmp_path):
+    build = IndexBuild(tmp_path / "idx").start()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a DataLoader worker, say: it outlives the build's end here
+        os.close(write)
+        os.read(read, 1)
+        os._exit(0)
+    os.close(read)
+    try:
+        build.abort()
+        IndexBuild(tmp_path / "idx").start().abort()  # free although the child still runs
+    finally:
+        os.close(write)
+        os.waitpid(pid, 0)

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -39,6 +40,7 @@ _POINTER_TMP = f".{POINTER}.tmp"
 _VERSION = re.compile(r"v\d{6}")
 _OURS = {POINTER, STAGING, LOCK, _POINTER_TMP}
 T = TypeVar("T")
+_HOLDING: weakref.WeakSet[IndexBuild] = weakref.WeakSet()  # builds of this process that hold their lock
 
 
 def resolve_index(index_dir: str | os.PathLike[str]) -> Path:
@@ -171,9 +173,14 @@ class IndexBuild:
             holder = _holder(self._lock)
             self._lock.close()
             self._lock = None
+            if holder.isdigit() and not _alive(int(holder)):
+                raise IndexLockedError(
+                    f"{self.index_dir} is locked by processes left by the build of pid {holder}, which has ended: retry when they exit."
+                ) from None
             raise IndexLockedError(
                 f"{self.index_dir} is being built by another process (pid {holder}): wait for it to finish or choose another index_dir."
             ) from None
+        _HOLDING.add(self)
         try:
             self._lock.truncate(0)
             self._lock.write(f"{os.getpid()}\n")
@@ -276,12 +283,36 @@ class IndexBuild:
                 self._lock.truncate(0)  # no stale pid for the next writer to report
             self._lock.close()  # closing the descriptor releases the flock
             self._lock = None
+            _HOLDING.discard(self)
 
     def __enter__(self) -> IndexBuild:
         return self.start()
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
         self.abort()  # a no-op after commit
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _drop_inherited_locks() -> None:
+    """A forked child (a DataLoader worker) closes its copy of the lock: the build's lock then ends with the build's
+    process, not with the last of its children."""
+    for build in list(_HOLDING):
+        if build._lock is not None:
+            build._lock.close()
+            build._lock = None
+    _HOLDING.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 def _refuse_other_files(index_dir: Path) -> None:
