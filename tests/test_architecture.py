@@ -13,7 +13,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "boltir"
 # Each package imports only from packages to its left (those in the same group do not import each other).
 # boltir/__init__.py (the public API) sits above all of them.
 LAYERS: list[set[str]] = [
-    {"errors", "_io", "types"},
+    {"errors"},
+    {"_io", "types"},  # atomic writes raise boltir's own errors
     {"data"},
     {"models"},
     {"loss"},

@@ -28,10 +28,12 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "BoltirError",
         "ConfigError",
         "DataFormatError",
+        "IndexLockedError",
         "IndexMismatchError",
         "MissingDependencyError",
         "ModelNotFoundError",
         "UnknownIdError",
+        "WriteError",
     ),
     ".eval": ("evaluate", "format_table"),
     ".index": (
@@ -43,6 +45,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "SparseExactIndexConfig",
         "TorchIndexConfig",
         "open_searcher",
+        "verify_index",
     ),
     ".models": (
         "BiEncoderConfig",

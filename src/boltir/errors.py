@@ -40,6 +40,14 @@ class IndexMismatchError(BoltirError, ValueError):
     """An index is incomplete, or was built by a model that does not match the one searching it."""
 
 
+class IndexLockedError(BoltirError, OSError):
+    """Another process is building the same index directory; the message names its pid."""
+
+
+class WriteError(BoltirError, OSError):
+    """A file could not be written (full disk, no permission); the message names it and what was kept."""
+
+
 class ModelNotFoundError(BoltirError, OSError):
     """A model name or path could not be resolved to weights on this machine."""
 

@@ -9,6 +9,7 @@ import yaml
 
 from boltir import Run
 from boltir.cli import main
+from boltir.index import read_manifest
 
 
 def _config(tmp_path, model_dir, datasets, **extra):
@@ -27,7 +28,7 @@ def test_index_then_search_writes_run_and_metrics(tiny_bert_dir, tiny_beir, tmp_
     index_dir, run_dir = tmp_path / "index", tmp_path / "runs"
     docs = [{"class_path": "boltir.DocDataset", "init_args": {"source": str(tiny_beir)}}]
     main(["index", "--config", str(_config(tmp_path, tiny_bert_dir, docs, index_dir=str(index_dir)))])
-    manifest = json.loads((index_dir / "manifest.json").read_text())
+    manifest = read_manifest(index_dir)
     assert manifest["count"] == 6 and manifest["engine"] == "faiss" and manifest["dim"] == 32
 
     queries = [{"class_path": "boltir.QueryDataset", "init_args": {"source": str(tiny_beir), "split": "test"}}]

@@ -6,6 +6,7 @@ import json
 
 from boltir import Run
 from boltir.cli import main
+from boltir.index import read_manifest
 
 from .test_cli import _config
 
@@ -17,7 +18,7 @@ def test_sedr_config_from_yaml_indexes_segments_and_searches_documents(tiny_bert
     docs = [{"class_path": "boltir.DocDataset", "init_args": {"source": str(tiny_beir)}}]
     config = _config(tmp_path, tiny_bert_dir, docs, index_dir=str(index_dir))
     main(["index", "--config", str(config), "--model.init_args.config", json.dumps(model_config)])
-    manifest = json.loads((index_dir / "manifest.json").read_text())
+    manifest = read_manifest(index_dir)
     assert manifest["segments"] and manifest["documents"] == 6 and manifest["count"] > 6
     assert manifest["fingerprint"]["segments"] == "sedr"
 

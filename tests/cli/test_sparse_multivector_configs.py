@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from boltir.cli.main import main
+from boltir.index import read_manifest
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -29,9 +30,9 @@ def _retarget(name: str, tmp_path: Path, model_dir: Path, beir: Path, **top: obj
 def test_splade_index_and_search_configs(tiny_bert_mlm_dir, tiny_beir, tmp_path):
     index_dir = tmp_path / "index"
     main(["index", "--config", str(_retarget("scifact-splade-index.yaml", tmp_path, tiny_bert_mlm_dir, tiny_beir, index_dir=str(index_dir)))])
-    assert json.loads((index_dir / "manifest.json").read_text())["engine"] == "seismic"
+    assert read_manifest(index_dir)["engine"] == "seismic"
     search = _retarget("scifact-splade-search.yaml", tmp_path, tiny_bert_mlm_dir, tiny_beir, index_dir=str(index_dir),
-                       run_dir=str(tmp_path / "runs"))
+                       run_dir=str(tmp_path / "runs"), run_path=None)
     main(["search", "--config", str(search), "--search_settings", '{"heap_factor": 0.5}'])
     metrics = json.loads((tmp_path / "runs" / "tiny-beir-test.metrics.json").read_text())
     assert set(metrics) == {"nDCG@10", "RR@10", "R@100"}
@@ -43,7 +44,7 @@ def test_colbert_index_config(tiny_bert_dir, tiny_beir, tmp_path):
     config["model"]["init_args"]["config"]["init_args"].update(query_marker=None, doc_marker=None)  # the tiny vocabulary has no [unused*]
     path.write_text(yaml.safe_dump(config))
     main(["index", "--config", str(path)])
-    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    manifest = read_manifest(tmp_path / "index")
     assert manifest["engine"] == "multivector-exact" and manifest["fingerprint"]["representation"] == "multi-vector"
     assert manifest["dim"] == 32  # embedding_dim null: the backbone's hidden size
 

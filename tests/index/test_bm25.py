@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -19,6 +17,7 @@ from boltir import (
     Trainer,
     open_searcher,
 )
+from boltir.index import read_manifest
 
 
 def _trainer() -> Trainer:
@@ -33,7 +32,7 @@ def bm25_index(tiny_beir, tmp_path):
 
 
 def test_search_ranks_lexical_matches_first(bm25_index, tiny_beir, tmp_path):
-    manifest = json.loads((bm25_index / "manifest.json").read_text())
+    manifest = read_manifest(bm25_index)
     assert manifest["engine"] == "bm25" and manifest["count"] == 6 and manifest["fingerprint"]["representation"] == "text"
     callback = _trainer().search(BM25Module(), DataModule(QueryDataset(tiny_beir)), bm25_index, k=3, run_dir=tmp_path / "runs")
     run = callback.runs[0]

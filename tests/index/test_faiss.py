@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from boltir import BiEncoderConfig, BiEncoderModule, ConfigError, FaissIndexConfig, IndexMismatchError, open_searcher
-from boltir.index.base import MANIFEST
+from boltir.index import read_manifest
 
 
 @pytest.fixture()
@@ -55,14 +53,16 @@ def test_bad_factory_and_untrainable_index(module, tmp_path):
         FaissIndexConfig(factory="Bogus99").indexer(tmp_path / "x", module.model)
     with pytest.raises(ConfigError, match="fewer IVF lists"):
         _build(module, tmp_path / "y", torch.randn(5, 32), FaissIndexConfig(factory="IVF64,Flat"))
-    assert not (tmp_path / "y").exists()
+    for failed in ("x", "y"):  # no index, and the lock is free for the next build
+        with pytest.raises(IndexMismatchError, match="not a complete boltir index"):
+            open_searcher(tmp_path / failed)
+        _build(module, tmp_path / failed, torch.randn(5, 32))
 
 
 def test_interrupted_build_leaves_nothing_a_searcher_accepts(module, tmp_path):
     indexer = FaissIndexConfig().indexer(tmp_path / "idx", module.model)
     indexer.add(["a", "b"], torch.randn(2, 32))
     # the process dies here: finish() never runs
-    assert not (tmp_path / "idx").exists()
     with pytest.raises(IndexMismatchError, match="not a complete boltir index"):
         open_searcher(tmp_path / "idx")
     (tmp_path / "half").mkdir()
@@ -76,7 +76,7 @@ def test_rebuild_replaces_old_index_only_when_complete(module, tmp_path):
     indexer = FaissIndexConfig().indexer(directory, module.model)
     indexer.add(["x"], torch.randn(1, 32))
     indexer.abort()
-    assert json.loads((directory / MANIFEST).read_text())["count"] == 10
+    assert read_manifest(directory)["count"] == 10
     assert [p.name for p in tmp_path.iterdir()] == ["idx"]
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boltir import IndexMismatchError, MissingDependencyError
-from boltir.index import INDEX_ENGINES, MultiVectorExactIndexConfig, PlaidIndexConfig, open_searcher
+from boltir.index import INDEX_ENGINES, MultiVectorExactIndexConfig, PlaidIndexConfig, open_searcher, resolve_index
 from boltir.models.layers import TokenVectors, maxsim
 
 from .stubs import StubModel
@@ -110,7 +110,9 @@ def test_plaid_needs_its_extra(tmp_path):
     except ImportError:
         with pytest.raises(MissingDependencyError, match=r"boltir\[plaid\]"):
             PlaidIndexConfig().indexer(tmp_path / "plaid", StubModel("multi-vector", DIM))
-        assert not (tmp_path / "plaid").exists()
+        with pytest.raises(IndexMismatchError, match="not a complete boltir index"):  # and the lock is free again
+            open_searcher(tmp_path / "plaid")
+        _build(MultiVectorExactIndexConfig(), tmp_path / "plaid", _tokens(5, 3, 0))
     else:
         _build(PlaidIndexConfig(), tmp_path / "plaid", _tokens(50, 8, 0))
         assert len(open_searcher(tmp_path / "plaid").search_arrays(_tokens(2, 4, 1), 5)[1][0]) == 5
@@ -121,7 +123,7 @@ def test_plaid_glue_streams_documents_in_order_and_maps_ids_back(tmp_path):
     docs, queries = _tokens(30, 6, 0, empty=(7,)), _tokens(4, 3, 1)
     plaid = open_searcher(_build(PlaidIndexConfig(), tmp_path / "plaid", docs, batch=8))
     exact = open_searcher(_build(MultiVectorExactIndexConfig(candidates_per_token=None), tmp_path / "exact", docs))
-    assert sorted(p.name for p in (tmp_path / "plaid").iterdir()) == ["doc_ids.txt", "manifest.json", "plaid"]  # raw tokens dropped
+    assert sorted(p.name for p in resolve_index(tmp_path / "plaid").iterdir()) == ["doc_ids.txt", "manifest.json", "plaid"]  # raw tokens dropped
     assert plaid.manifest["empty_docs"] == 1
     plaid_scores, plaid_ids = plaid.search_arrays(queries, 5)
     exact_scores, exact_ids = exact.search_arrays(queries, 5)

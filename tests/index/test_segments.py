@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from boltir import BiEncoderConfig, BiEncoderModule, DataModule, DocDataset, QueryDataset, Trainer, open_searcher
-from boltir.index import FaissIndexConfig, SegmentSearcher, TorchIndexConfig
+from boltir.index import FaissIndexConfig, SegmentSearcher, TorchIndexConfig, read_manifest
 from boltir.models.layers.segments import SegmentedVectors
 
 
@@ -28,7 +26,7 @@ def test_index_stores_segments_and_search_returns_documents(index_config, maxp, 
     index_dir = tmp_path / "index"
     datamodule = DataModule(DocDataset(tiny_beir), inference_batch_size=4)
     trainer().index(maxp, datamodule, index_dir=index_dir, index_config=index_config)
-    manifest = json.loads((index_dir / "manifest.json").read_text())
+    manifest = read_manifest(index_dir)
     real_segments = int(maxp.model.tokenize_docs([d.text for d in DocDataset(tiny_beir)])["segment_mask"].sum())
     assert manifest["segments"] is True and manifest["documents"] == 6 and manifest["count"] == real_segments > 6
     searcher = open_searcher(index_dir)
@@ -82,6 +80,6 @@ def test_searcher_fetches_deeper_when_one_document_fills_the_top(maxp, tmp_path)
 def test_plain_index_is_unchanged(tiny_bert_dir, tiny_beir, tmp_path):
     module = BiEncoderModule(tiny_bert_dir)
     trainer().index(module, DataModule(DocDataset(tiny_beir)), index_dir=tmp_path / "index")
-    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    manifest = read_manifest(tmp_path / "index")
     assert "segments" not in manifest and manifest["count"] == manifest["documents"] == 6
     assert not isinstance(open_searcher(tmp_path / "index"), SegmentSearcher)

@@ -23,6 +23,7 @@ from boltir import (
     UnknownIdError,
 )
 from boltir.cli import main
+from boltir.index import read_manifest
 
 
 def _trainer() -> Trainer:
@@ -97,7 +98,7 @@ def test_cli_bm25_then_cross_encoder(tiny_bert_dir, tiny_beir, tmp_path, capsys)
                  {"class_path": "boltir.DocDataset", "init_args": {"source": str(tiny_beir)}}]}},
              "index_config": {"class_path": "boltir.BM25IndexConfig", "init_args": {"k1": 0.9, "b": 0.4}}}
     main(["index", "--config", _write(tmp_path, "index.yaml", index)])
-    assert json.loads((tmp_path / "bm25" / "manifest.json").read_text())["index_config"]["k1"] == 0.9
+    assert read_manifest(tmp_path / "bm25")["index_config"]["k1"] == 0.9
     search = {"model": bm25, "trainer": trainer, "index_dir": str(tmp_path / "bm25"), "k": 4,
               "run_path": str(tmp_path / "bm25.run"),
               "data": {"class_path": "boltir.DataModule", "init_args": {"inference_datasets": [

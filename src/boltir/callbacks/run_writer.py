@@ -10,9 +10,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from .._io import writable_dir
 from ..data.datasets import dataset_name
 from ..data.run import Run
-from ..errors import ConfigError
+from ..errors import ConfigError, WriteError
 from ..eval import DEFAULT_MEASURES, evaluate, format_table, parse_measures, write_results
 from ..types import ScoreOutput
 
@@ -69,28 +70,40 @@ class RunWriter(pl.Callback):
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.runs, self.results, self.written = {}, {}, []
-        loaders = trainer.predict_dataloaders
-        count = len(loaders) if isinstance(loaders, (list, tuple)) else 1
+        count = len(_loaders(trainer))
         if self.run_paths and len(self.run_paths) != count:
             raise ConfigError(
                 f"run_path names {len(self.run_paths)} file(s) for {count} datasets: give one path per dataset, "
                 "in order (or run_dir to name them after the datasets)."
             )
+        if trainer.is_global_zero:  # an unwritable destination fails now, not after every query is scored
+            for folder in sorted({path.parent for path in self.run_paths}):
+                writable_dir(folder, "the folder of run_path")
+            if not self.run_paths:
+                writable_dir(self.run_dir, "run_dir")
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        loaders = trainer.predict_dataloaders
-        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+        loaders = _loaders(trainer)
+        complete: list[Path] = []  # named if a later write fails
         for idx, run in sorted(self.runs.items()):
             dataset = loaders[idx].dataset
             name, path = self._name_and_path(dataset, idx)
-            run.to_trec(path)
-            self.written.append(path)
-            qrels = getattr(dataset, "qrels", None)
-            if qrels and self.measures:  # measures=[]: write the run only
-                self.results[name] = evaluate(run, qrels, self.measures)
-                write_results(path.with_suffix(".metrics.json"), self.results[name])
+            try:
+                complete.append(run.to_trec(path))
+                self.written.append(path)
+                qrels = getattr(dataset, "qrels", None)
+                if qrels and self.measures:  # measures=[]: write the run only
+                    self.results[name] = evaluate(run, qrels, self.measures)
+                    complete.append(write_results(path.with_suffix(".metrics.json"), self.results[name]))
+            except WriteError as exc:
+                raise WriteError(f"{exc} Complete files kept: {', '.join(map(str, complete)) or 'none'}.") from exc
             log.info("wrote %s (%d queries)", path, len(run))
         if self.results:
             print(format_table(self.results), flush=True)
+
+
+def _loaders(trainer: pl.Trainer) -> list[Any]:
+    loaders = trainer.predict_dataloaders
+    return list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]

@@ -81,6 +81,7 @@ COMMANDS: dict[str, Command] = {
     "export": Command("boltir.cli.export", "export a model's backbone to ONNX (optionally int8) for ONNX Runtime"),
     "push": Command("boltir.cli.push", "upload a model directory (with its model card) to the Hugging Face Hub"),
     "serve": Command("boltir.cli.serve", "serve an index (and re-ranker) over HTTP, with a search page"),
+    "verify": Command("boltir.cli.verify", "check an index's files against the SHA-256 sums in its manifest"),
     "tuples": Command("boltir.cli.tuples", "training tuples (JSONL for TupleDataset) from a BEIR folder and a run"),
 }
 _ALIASES = {"re-rank": "re_rank", "cache_embeddings": "cache-embeddings"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ..errors import IndexMismatchError
 from .base import IndexConfig, Indexer, Searcher, engines_for, read_manifest
@@ -13,6 +14,7 @@ from .plaid import PlaidIndexConfig
 from .segments import SegmentSearcher
 from .seismic import SeismicIndexConfig
 from .sparse_exact import SparseExactIndexConfig
+from .storage import read_live, resolve_index, verify_index
 from .dense_exact import TorchIndexConfig, TorchIndexer, TorchSearcher
 
 # Engines a manifest can name; a new engine adds its config class here.
@@ -28,14 +30,21 @@ INDEX_ENGINES: dict[str, type[IndexConfig]] = {
 
 
 def open_searcher(directory: str | os.PathLike[str], **search_settings) -> Searcher:
-    """Open any complete index by the engine its manifest names; ``search_settings`` override its config."""
-    manifest = read_manifest(directory)
-    engine = manifest.get("engine")
-    if engine not in INDEX_ENGINES:
-        raise IndexMismatchError(f"{directory} was built by the unknown engine '{engine}'; known: {sorted(INDEX_ENGINES)}.")
-    config = INDEX_ENGINES[engine].from_dict({**manifest["index_config"], **search_settings})
-    searcher = config.searcher(directory, manifest)
-    return SegmentSearcher(searcher) if manifest.get("segments") else searcher
+    """Open any complete index by the engine its manifest names; ``search_settings`` override its config.
+
+    It reads the live version of ``directory`` (see :mod:`boltir.index.storage`), even while a rebuild replaces it.
+    """
+
+    def open_live(live: Path) -> Searcher:
+        manifest = read_manifest(live)
+        engine = manifest.get("engine")
+        if engine not in INDEX_ENGINES:
+            raise IndexMismatchError(f"{directory} was built by the unknown engine '{engine}'; known: {sorted(INDEX_ENGINES)}.")
+        config = INDEX_ENGINES[engine].from_dict({**manifest["index_config"], **search_settings})
+        searcher = config.searcher(live, manifest)
+        return SegmentSearcher(searcher) if manifest.get("segments") else searcher
+
+    return read_live(directory, open_live)
 
 
 __all__ = [
@@ -60,4 +69,6 @@ __all__ = [
     "engines_for",
     "open_searcher",
     "read_manifest",
+    "resolve_index",
+    "verify_index",
 ]

@@ -3,18 +3,15 @@
 An index directory holds the engine's files, ``doc_ids.txt`` (one id per stored vector, in insertion order) and
 ``manifest.json`` (engine, settings, the model that built it, count, dim, boltir version). A model that splits
 long documents stores one vector per segment: ``doc_ids.txt`` then repeats a document's id for each of its
-segments and the manifest says ``"segments": true`` (see :mod:`boltir.index.segments` for searching it). The manifest is
-written last, into a temporary directory that is renamed into place: a build killed half-way leaves nothing
-a searcher accepts.
+segments and the manifest says ``"segments": true`` (see :mod:`boltir.index.segments` for searching it). How the
+files reach ``index_dir`` (versions, one pointer, a lock, sizes and hashes) is :mod:`boltir.index.storage`'s job:
+a build killed at any point leaves the old index or the new one, complete.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,10 +22,13 @@ import numpy as np
 from torch import Tensor
 
 from ..data.run import Run
-from ..errors import ConfigError, IndexMismatchError
+from .._io import write_failure, write_reason
+from ..errors import ConfigError, IndexMismatchError, WriteError
 from ..types import SegmentedVectors
+from .storage import MANIFEST as MANIFEST
+from .storage import IndexBuild, resolve_index
+from .storage import read_manifest as read_manifest
 
-MANIFEST = "manifest.json"
 DOC_IDS = "doc_ids.txt"
 FORMAT_VERSION = 1
 
@@ -79,12 +79,20 @@ class IndexConfig:
     searcher_class: ClassVar[type[Searcher]]
 
     def indexer(self, directory: str | os.PathLike[str], model: Any) -> Indexer:
-        """A fresh indexer writing this engine's index into ``directory``."""
-        return self.indexer_class(directory, self, model)
+        """A fresh indexer writing this engine's index into ``directory``; it holds the directory's lock until
+        ``finish()`` or ``abort()``, and gives it back if the engine's own constructor refuses its settings."""
+        indexer = self.indexer_class.__new__(self.indexer_class)
+        try:
+            indexer.__init__(directory, self, model)  # type: ignore[misc]
+        except BaseException:
+            Indexer.abort(indexer)  # the base's: an engine's abort may need what its constructor never set
+            raise
+        return indexer
 
     def searcher(self, directory: str | os.PathLike[str], manifest: dict[str, Any] | None = None) -> Searcher:
         """A searcher over the complete index in ``directory``."""
-        return self.searcher_class(directory, self, manifest or read_manifest(directory))
+        live = resolve_index(directory)
+        return self.searcher_class(live, self, manifest or read_manifest(live))
 
 
 class Indexer(ABC):
@@ -103,8 +111,8 @@ class Indexer(ABC):
                 f"{self.fingerprint['representation']} ones: choose "
                 f"{engines_for(self.fingerprint['representation'])} as index_config."
             )
-        self.directory.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".tmp", dir=self.directory.parent))
+        self.build = IndexBuild(self.directory).start()  # locks index_dir and proves it writable, before any encoding
+        self.tmp = self.build.staging
         self._ids = open(self.tmp / DOC_IDS, "w", encoding="utf-8")
         self.count = 0  # vectors stored
         self.documents = 0
@@ -119,9 +127,12 @@ class Indexer(ABC):
             self.segmented = True
             embeddings, rows = embeddings.flat()
             doc_ids = [doc_ids[row] for row in rows.tolist()]
-        self._add(embeddings)
-        for doc_id in doc_ids:
-            self._ids.write(doc_id + "\n")
+        try:
+            self._add(embeddings)
+            for doc_id in doc_ids:
+                self._ids.write(doc_id + "\n")
+        except OSError as exc:  # a full disk: the caller aborts, the old index stays live
+            raise write_failure(self.tmp, exc, f"the index at {self.directory} is unchanged") from exc
         self.count += len(doc_ids)
 
     @abstractmethod
@@ -149,37 +160,23 @@ class Indexer(ABC):
                 "fingerprint": self.fingerprint,
                 **self._write(self.tmp),
             }
-            (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            if self.directory.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{self.directory.name}.", suffix=".old", dir=self.directory.parent))
-                os.replace(self.directory, old / "index")
-                os.replace(self.tmp, self.directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(self.tmp, self.directory)
-        except BaseException:
+            self.build.commit(manifest)
+        except BaseException as exc:
             self.abort()
-            raise
+            reason = write_reason(exc)  # a full disk while the engine wrote its files
+            if reason is None:
+                raise
+            raise WriteError(
+                f"could not write the {self.config.engine} index files in {self.tmp}: {reason}; the index at {self.directory} is unchanged."
+            ) from exc
         return self.directory
 
     def abort(self) -> None:
-        """Drop the half-built index."""
-        if not self._ids.closed:
+        """Drop the half-built index and release the lock; the old index (if any) stays live."""
+        if hasattr(self, "_ids") and not self._ids.closed:
             self._ids.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    directory = Path(directory)
-    path = directory / MANIFEST
-    if not path.is_file():
-        raise IndexMismatchError(
-            f"{directory} is not a complete boltir index (no {MANIFEST}): build it with `boltir index` first."
-        )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise IndexMismatchError(f"{path} is corrupt ({exc}): rebuild the index.") from exc
+        if hasattr(self, "build"):
+            self.build.abort()
 
 
 def read_doc_ids(directory: Path, count: int) -> np.ndarray:
@@ -195,7 +192,7 @@ class Searcher(ABC):
     engines implement :meth:`search_arrays`, the same answer as score and id arrays."""
 
     def __init__(self, directory: str | os.PathLike[str], config: IndexConfig, manifest: dict[str, Any]) -> None:
-        self.directory = Path(directory)
+        self.directory = resolve_index(directory)
         self.config = config
         self.manifest = manifest
         self.doc_ids = read_doc_ids(self.directory, manifest["count"])
