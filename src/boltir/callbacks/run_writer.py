@@ -11,7 +11,7 @@ from typing import Any
 import lightning.pytorch as pl
 
 from ..data.datasets import dataset_name
-from ..data.run import Run
+from ..data.run import Qrels, Run
 from ..errors import ConfigError
 from ..eval import DEFAULT_MEASURES, evaluate, format_table, parse_measures, write_results
 from ..types import ScoreOutput
@@ -77,6 +77,10 @@ class RunWriter(pl.Callback):
                 "in order (or run_dir to name them after the datasets)."
             )
 
+    def check_qrels(self, qrels: Qrels) -> None:
+        """Before evaluating: warn about judged documents outside the corpus, where the subclass knows it (search
+        does; a re-ranked run's dataset has warned already)."""
+
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
@@ -89,6 +93,7 @@ class RunWriter(pl.Callback):
             self.written.append(path)
             qrels = getattr(dataset, "qrels", None)
             if qrels and self.measures:  # measures=[]: write the run only
+                self.check_qrels(qrels)
                 self.results[name] = evaluate(run, qrels, self.measures)
                 write_results(path.with_suffix(".metrics.json"), self.results[name])
             log.info("wrote %s (%d queries)", path, len(run))
