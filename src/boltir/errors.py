@@ -7,6 +7,7 @@ is raised as one of these, with a message that names the file and line or the op
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class BoltirError(Exception):
@@ -51,6 +52,14 @@ class MissingDependencyError(BoltirError, ImportError):
         hint = f"pip install 'boltir[{extra}]'" if extra else f"pip install {package}"
         super().__init__(f"{feature} needs the package '{package}', which is not installed: run `{hint}`.")
         self.package = package
+
+
+def check_positive(option: str, value: Any) -> int:
+    """``value`` if it is an integer of at least 1, else :class:`ConfigError` naming ``option`` (batch sizes:
+    0 would loop forever or feed empty batches, and a negative one silently slices from the end)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{option} must be an integer of at least 1, got {value!r}.")
+    return value
 
 
 def require(module: str, package: str, feature: str, extra: str | None = None):
