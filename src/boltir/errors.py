@@ -45,6 +45,10 @@ class ModelNotFoundError(BoltirError, OSError):
     """A model name or path could not be resolved to weights on this machine."""
 
 
+class DamagedFileError(BoltirError, OSError):
+    """A file (model weights, an index file) is truncated, garbled, or differs from the SHA-256 recorded for it."""
+
+
 class MissingDependencyError(BoltirError, ImportError):
     """An optional package that a feature needs is not installed."""
 

@@ -30,6 +30,7 @@ from .layers.lora import is_lora, save_merged
 from .layers.packing import PackedTokens
 from .layers.tokenize import tokenize_texts
 from .resolve import resolve_model_dir
+from .weights import check_weights, record_weight_hashes
 
 HEADS_NAME = "boltir_heads.safetensors"
 ConfigT = TypeVar("ConfigT", bound=BoltirConfig)
@@ -111,13 +112,21 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
 
     @classmethod
     def from_pretrained(
-        cls: type[ModelT], name_or_path: str | os.PathLike[str], config: BoltirConfig | dict | None = None, **overrides: Any
+        cls: type[ModelT],
+        name_or_path: str | os.PathLike[str],
+        config: BoltirConfig | dict | None = None,
+        *,
+        verify: bool = False,
+        **overrides: Any,
     ) -> ModelT:
         """Load a saved boltir model, or wrap a plain HF / sentence-transformers directory or hub name.
 
-        ``config`` replaces the saved config; a dict (like ``overrides``) changes only the options it names.
+        ``config`` replaces the saved config; a dict (like ``overrides``) changes only the options it names. A
+        truncated or garbled weight file raises :class:`DamagedFileError` naming it; ``verify=True`` also checks
+        each weight file against the SHA-256 boltir recorded when it saved the model (reads every byte once).
         """
         directory = resolve_model_dir(name_or_path)
+        check_weights(directory, verify)
         saved = (directory / "boltir_config.json").is_file()
         if not saved and lightning_ir.family(directory) is not None:
             return cls._from_lightning_ir(directory, config, overrides, str(name_or_path))
@@ -125,7 +134,7 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         if family is not None and family != cls.config_class.family:  # e.g. BiEncoderModel given a ColBERT directory
             target = _family_class(cls, family)
             if target is not None:
-                return target.from_pretrained(name_or_path, **overrides)
+                return target.from_pretrained(name_or_path, **overrides)  # checked above: no verify again
         if isinstance(config, dict):  # a dict changes options of the saved (or default) config
             config, overrides = None, {**config, **overrides}
         if config is None:
@@ -192,9 +201,11 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         return {k: v.contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
-        """Write backbone, tokenizer, boltir config and head weights into ``directory`` atomically."""
+        """Write backbone, tokenizer, boltir config (with the weight files' SHA-256) and head weights into
+        ``directory`` atomically."""
         with atomic_dir(directory) as tmp:
             self.save_into(tmp)
+            record_weight_hashes(tmp)  # every family's files, written: their SHA-256 for from_pretrained(verify=True)
 
     def save_into(self, directory: Path) -> None:
         save_merged(self.backbone, directory)
