@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from boltir import BiEncoderModule, ConfigError, DataModule
+from boltir import BiEncoderModule, ConfigError, DataFormatError, DataModule, DocDataset
 from boltir.index import SparseExactIndexConfig
 
 
@@ -26,3 +26,13 @@ def test_encode_and_query_batch_sizes_are_refused_before_any_model_loads(value):
         BiEncoderModule("no/such-model-anywhere", encode_batch_size=value)
     with pytest.raises(ConfigError, match=rf"^index_config\.query_batch_size must be an integer of at least 1, got {value}"):
         SparseExactIndexConfig(query_batch_size=value)
+
+
+def test_corpus_ids_are_checked_when_the_loader_is_made_before_any_worker(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "a", "text": "x"}\n{"_id": "a", "text": "y"}\n')
+    with pytest.raises(DataFormatError, match=r"corpus.jsonl:2: document id 'a' repeats the one at .*corpus.jsonl:1"):
+        DataModule(DocDataset(corpus), num_workers=2).predict_dataloader()
+    dataset = DocDataset(corpus, duplicate_ids="first")
+    DataModule(dataset, num_workers=2, sort_window=1).predict_dataloader()
+    assert dataset._dropped == {2}  # done in this process: the workers inherit it instead of reading the corpus again

@@ -125,6 +125,8 @@ class DataModule(pl.LightningDataModule):
         return collate_fn if self.batch_transform is None else TransformedCollate(collate_fn, self.batch_transform)
 
     def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
+        if callable(getattr(dataset, "check_ids", None)):
+            dataset.check_ids()  # type: ignore[attr-defined]  # here, once: before any worker starts or text is encoded
         if isinstance(dataset, IterableDataset) and hasattr(dataset, "process_shard"):
             dataset.process_shard = self._process_shard()  # workers inherit it: no process group needed there
         if isinstance(dataset, IterableDataset) and self.sort_window > 1:
