@@ -27,6 +27,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".errors": (
         "BoltirError",
         "ConfigError",
+        "DamagedFileError",
         "DataFormatError",
         "IndexLockedError",
         "IndexMismatchError",

@@ -7,6 +7,7 @@ is raised as one of these, with a message that names the file and line or the op
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class BoltirError(Exception):
@@ -56,6 +57,10 @@ class HubError(BoltirError, OSError):
     """The Hugging Face Hub could not be reached, or refused a request (offline mode, no network, bad token)."""
 
 
+class DamagedFileError(BoltirError, OSError):
+    """A file (model weights, an index file) is truncated, garbled, or differs from the SHA-256 recorded for it."""
+
+
 class MissingDependencyError(BoltirError, ImportError):
     """An optional package that a feature needs is not installed."""
 
@@ -63,6 +68,14 @@ class MissingDependencyError(BoltirError, ImportError):
         hint = f"pip install 'boltir[{extra}]'" if extra else f"pip install {package}"
         super().__init__(f"{feature} needs the package '{package}', which is not installed: run `{hint}`.")
         self.package = package
+
+
+def check_positive(option: str, value: Any) -> int:
+    """``value`` if it is an integer of at least 1, else :class:`ConfigError` naming ``option`` (batch sizes:
+    0 would loop forever or feed empty batches, and a negative one silently slices from the end)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{option} must be an integer of at least 1, got {value!r}.")
+    return value
 
 
 def require(module: str, package: str, feature: str, extra: str | None = None):

@@ -10,6 +10,7 @@ import yaml
 from boltir import Run
 from boltir.cli import main
 from boltir.index import read_manifest
+from boltir.index.storage import resolve_index
 
 
 def _config(tmp_path, model_dir, datasets, **extra):
@@ -78,3 +79,28 @@ def test_re_rank_a_run_with_a_bi_encoder(tiny_bert_dir, tiny_beir, tmp_path, cap
     reranked = Run.from_trec(tmp_path / "re.run")
     assert {q: sorted(d for d, _ in reranked[q]) for q in reranked} == {"q1": ["d1", "d2"], "q2": ["d3", "d4"]}
     assert "nDCG@10" in capsys.readouterr().out
+
+
+def test_duplicate_document_ids_fail_before_encoding_and_duplicate_ids_reaches_the_corpus(tiny_bert_dir, tmp_path, capsys):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in [("a", "x y"), ("b", "z"), ("a", "w")]))
+    index_dir = tmp_path / "index"
+    docs = [{"class_path": "boltir.DocDataset", "init_args": {"source": str(corpus)}}]
+    with pytest.raises(SystemExit):
+        main(["index", "--config", str(_config(tmp_path, tiny_bert_dir, docs, index_dir=str(index_dir)))])
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # before it: transformers' weight-loading bar
+    assert err.startswith("boltir: error: ")
+    assert f"{corpus}:3: document id 'a' repeats the one at {corpus}:1" in err
+    assert not index_dir.exists()
+    docs[0]["init_args"]["duplicate_ids"] = "last"
+    main(["index", "--config", str(_config(tmp_path, tiny_bert_dir, docs, index_dir=str(index_dir)))])
+    assert read_manifest(index_dir)["count"] == 2
+    assert (resolve_index(index_dir) / "doc_ids.txt").read_text().split() == ["b", "a"]
+
+
+def test_zero_batch_size_is_refused_naming_the_option(tiny_bert_dir, tiny_beir, tmp_path, capsys):
+    docs = [{"class_path": "boltir.DocDataset", "init_args": {"source": str(tiny_beir)}}]
+    config = _config(tmp_path, tiny_bert_dir, docs, index_dir=str(tmp_path / "i"))
+    with pytest.raises(SystemExit):
+        main(["index", "--config", str(config), "--data.init_args.inference_batch_size", "0"])
+    assert "data.inference_batch_size must be an integer of at least 1, got 0" in capsys.readouterr().err

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
-from boltir import DataFormatError, DocDataset, QueryDataset, Run, RunDataset, UnknownIdError
+from boltir import ConfigError, DataFormatError, DocDataset, QueryDataset, Run, RunDataset, UnknownIdError
 from boltir.data import collate
+from boltir.data import ir_datasets as irds
 
 
 def test_doc_dataset_reads_beir_title_plus_text(tiny_beir):
@@ -82,3 +86,115 @@ def test_unknown_ir_datasets_id_is_explained():
     pytest.importorskip("ir_datasets")
     with pytest.raises(DataFormatError, match="neither an existing path nor a known ir_datasets id"):
         list(DocDataset("no-such-collection/v1"))
+
+
+# -- ids (#16 items 1, 2, 4) -----------------------------------------------------------------------------------
+def _corpus(path, ids_and_texts):
+    path.write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in ids_and_texts))
+    return path
+
+
+def test_duplicate_document_id_is_refused_naming_it_and_both_lines(tmp_path):
+    path = _corpus(tmp_path / "corpus.jsonl", [("a", "x"), ("b", "y"), ("c", "z"), ("b", "w")])
+    with pytest.raises(DataFormatError, match=r"corpus.jsonl:4: document id 'b' repeats the one at .*corpus.jsonl:2"):
+        len(DocDataset(path))  # before any document is encoded: the progress bar's count already fails
+    with pytest.raises(DataFormatError, match=r"corpus.jsonl:4: document id 'b'"):
+        list(DocDataset(path))
+    tsv = tmp_path / "docs.tsv"
+    tsv.write_text("id\ttext\nd1\tx\nd2\ty\nd1\tz\n")
+    with pytest.raises(DataFormatError, match=r"docs.tsv:4: document id 'd1' repeats the one at .*docs.tsv:2"):
+        list(DocDataset(tsv))
+
+
+@pytest.mark.parametrize("policy, kept", [("first", ["a:x", "b:y", "c:z"]), ("last", ["a:x", "c:z", "b:v"])])
+def test_duplicate_ids_first_or_last_keeps_one_record_per_id(tmp_path, caplog, policy, kept):
+    path = _corpus(tmp_path / "corpus.jsonl", [("a", "x"), ("b", "y"), ("c", "z"), ("b", "w"), ("b", "v")])
+    dataset = DocDataset(path, duplicate_ids=policy)
+    with caplog.at_level(logging.WARNING, logger="boltir"):
+        assert len(dataset) == 3
+    assert "2 records repeat an earlier document id" in caplog.text
+    assert [f"{d.doc_id}:{d.text}" for d in dataset] == kept
+    assert dataset.texts({"b"}) == {"b": kept[1 if policy == "first" else 2][2:]}
+    loader = DataLoader(DocDataset(path, duplicate_ids=policy), batch_size=1, num_workers=2, collate_fn=collate)
+    assert sorted(i for batch in loader for i in batch.doc_ids) == ["a", "b", "c"]  # workers drop the same records
+
+
+def test_duplicate_ids_option_is_checked(tmp_path):
+    with pytest.raises(ConfigError, match=r"duplicate_ids='keep' does not exist; choose one of \['error', 'first', 'last'\]"):
+        DocDataset(_corpus(tmp_path / "c.jsonl", [("a", "x")]), duplicate_ids="keep")
+
+
+@pytest.mark.parametrize("bad", ["a b", "a\nb", "a\tb", "", " a"])
+def test_document_and_query_ids_are_checked_when_read(tmp_path, bad):
+    corpus = _corpus(tmp_path / "corpus.jsonl", [("ok", "x"), (bad, "y")])
+    with pytest.raises(DataFormatError, match=r"corpus.jsonl:2: the document id .*(whitespace|empty)"):
+        len(DocDataset(corpus))
+    queries = _corpus(tmp_path / "queries.jsonl", [("q1", "x"), (bad, "y")])
+    with pytest.raises(DataFormatError, match=r"queries.jsonl:2: the query id .*(whitespace|empty)"):
+        QueryDataset(queries, split=None)
+
+
+@pytest.mark.parametrize("bad", ["a b", "", "a\u00a0b"])
+def test_tsv_ids_are_checked_when_read(tmp_path, bad):
+    tsv = tmp_path / "docs.tsv"
+    tsv.write_text(f"id\ttext\nd1\tx\n{bad}\ty\n")
+    with pytest.raises(DataFormatError, match=r"docs.tsv:3: the document id"):
+        list(DocDataset(tsv))
+    queries = tmp_path / "queries.tsv"
+    queries.write_text(f"q1\tx\n{bad}\ty\n")
+    with pytest.raises(DataFormatError, match=r"queries.tsv:2: the query id"):
+        QueryDataset(queries, split=None)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(st.characters(blacklist_categories=("Zs", "Zl", "Zp", "Cc", "Cs")), min_size=1, max_size=6),
+                min_size=1, max_size=6, unique=True))
+def test_any_valid_ids_read_back_unchanged(tmp_path_factory, ids):
+    path = _corpus(tmp_path_factory.mktemp("c") / "corpus.jsonl", [(i, "text") for i in ids])
+    assert [d.doc_id for d in DocDataset(path)] == ids
+
+
+class _FakeIrDataset:
+    """What ir_datasets returns for a collection: named tuples of docs, queries and qrels."""
+
+    def __init__(self, doc_ids, query_ids):
+        self.doc_ids, self.query_ids = doc_ids, query_ids
+
+    def docs_iter(self):
+        Doc = collections.namedtuple("Doc", ["doc_id", "text"])
+        return (Doc(i, "text") for i in self.doc_ids)
+
+    def docs_count(self):
+        return len(self.doc_ids)
+
+    def queries_iter(self):
+        Query = collections.namedtuple("Query", ["query_id", "text"])
+        return (Query(i, "query") for i in self.query_ids)
+
+    def has_qrels(self):
+        return False
+
+
+def test_ir_datasets_ids_are_checked_and_repeats_refused(monkeypatch):
+    monkeypatch.setattr(irds, "load", lambda name: _FakeIrDataset(["d1", "d 2"], ["q1", "q\t2"]))
+    with pytest.raises(DataFormatError, match=r"fake/v1:2: the document id 'd 2' holds whitespace"):
+        len(DocDataset("fake/v1"))
+    with pytest.raises(DataFormatError, match=r"fake/v1:2: the query id 'q\\t2' holds whitespace"):
+        QueryDataset("fake/v1")
+    monkeypatch.setattr(irds, "load", lambda name: _FakeIrDataset(["d1", "d2", "d1"], ["q1"]))
+    with pytest.raises(DataFormatError, match=r"fake/v1:3: document id 'd1' repeats the one at fake/v1:1"):
+        list(DocDataset("fake/v1"))
+
+
+def test_judged_documents_outside_the_corpus_warn_once_with_a_count(tiny_beir, tmp_path, caplog):
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("q1\td1\t1\nq1\tgone1\t1\nq2\tgone2\t1\nq2\td3\t1\n")
+    queries = QueryDataset(tiny_beir, qrels=qrels)
+    run = Run({"q1": {"d1": 2.0, "d2": 1.0}, "q2": {"d3": 1.0}})
+    with caplog.at_level(logging.WARNING, logger="boltir"):
+        dataset = RunDataset.from_run(run, queries, DocDataset(tiny_beir))
+    warnings = [r for r in caplog.records if "not in" in r.getMessage()]
+    assert len(warnings) == 1 and "judge 2 document(s) that are not in" in warnings[0].getMessage()
+    assert "first: 'gone1'" in warnings[0].getMessage()
+    assert len(dataset) == 2  # trec_eval's behaviour stays: they count as relevant, never retrieved
+

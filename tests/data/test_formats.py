@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import math
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boltir import DataFormatError, Run, read_qrels
-from boltir.data.formats import read_jsonl, read_tsv
+from boltir.data.formats import check_id, read_jsonl, read_tsv
 
 
 def test_malformed_jsonl_line_names_file_and_line(tmp_path):
@@ -89,3 +92,85 @@ def test_jsonl_reader_handles_unicode(tmp_path):
     path = tmp_path / "u.jsonl"
     path.write_text(json.dumps({"_id": "é", "text": "naïve ☃"}, ensure_ascii=False) + "\n")
     assert list(read_jsonl(path)) == [(1, {"_id": "é", "text": "naïve ☃"})]
+
+
+# -- input checks (#16 items 2, 3, 10) -------------------------------------------------------------------------
+WHITESPACE = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\u00a0", "\u2003", "\u3000"]
+id_texts = st.text(st.characters(blacklist_categories=("Zs", "Zl", "Zp", "Cc", "Cs")), min_size=1, max_size=12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(id_texts)
+def test_check_id_accepts_every_id_without_whitespace(value):
+    assert check_id(value, "document id", "corpus.jsonl", 3) == value
+
+
+@settings(max_examples=100, deadline=None)
+@given(id_texts, st.sampled_from(WHITESPACE), st.integers(0, 12))
+def test_check_id_refuses_whitespace_anywhere_naming_file_and_line(value, space, at):
+    bad = value[:at] + space + value[at:]
+    with pytest.raises(DataFormatError, match=r"^corpus.jsonl:3: the document id .* holds whitespace") as caught:
+        check_id(bad, "document id", "corpus.jsonl", 3)
+    assert "\n" not in str(caught.value).replace("\\n", "")  # one line, even for an id holding a newline
+
+
+def test_check_id_refuses_empty():
+    with pytest.raises(DataFormatError, match=r"^q.tsv:2: the query id is empty"):
+        check_id("", "query id", "q.tsv", 2)
+
+
+@pytest.mark.parametrize("score", ["nan", "NaN", "inf", "-inf", "Infinity", "1e999"])
+def test_trec_run_refuses_nan_and_infinite_scores(tmp_path, score):
+    path = tmp_path / "x.run"
+    path.write_text(f"q1 Q0 d1 1 2.5 sys\nq1 Q0 d2 2 {score} sys\n")
+    with pytest.raises(DataFormatError, match=rf"x.run:2: score '{score}' is not a finite number"):
+        Run.from_trec(path)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_trec_run_score_parser_keeps_finite_refuses_the_rest(tmp_path_factory, score):
+    path = tmp_path_factory.mktemp("runs") / "x.run"
+    path.write_text(f"q1 Q0 d1 1 {score!r} sys\n")
+    if math.isfinite(score):
+        assert Run.from_trec(path)["q1"] == [("d1", score)]
+    else:
+        with pytest.raises(DataFormatError, match=r"x.run:1: score .* is not a finite number"):
+            Run.from_trec(path)
+
+
+def test_qrels_tsv_id_with_a_space_names_file_and_line(tmp_path):
+    path = tmp_path / "test.tsv"
+    path.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td 2\t1\n")
+    with pytest.raises(DataFormatError, match=r"test.tsv:3: the document id 'd 2' holds whitespace"):
+        read_qrels(path)
+
+
+def test_writing_a_run_with_a_space_in_an_id_is_refused_before_writing(tmp_path):
+    path = tmp_path / "x.run"
+    with pytest.raises(DataFormatError, match=r"x.run: the document id 'd 1' holds whitespace"):
+        Run({"q1": {"d 1": 1.0}}).to_trec(path)
+    assert not path.exists()
+
+
+BAD_BYTES = b"\xff\xfe"
+
+
+@pytest.mark.parametrize(
+    "name, good, read",
+    [
+        ("corpus.jsonl", b'{"_id": "a", "text": "x"}\n', lambda p: list(read_jsonl(p))),
+        ("docs.tsv", b"a\tx\n", lambda p: list(read_tsv(p, 2))),
+        ("x.run", b"q1 Q0 d1 1 2.5 sys\n", Run.from_trec),
+        ("qrels.tsv", b"q1\td1\t1\n", read_qrels),
+        ("corpus.jsonl.gz", b'{"_id": "a", "text": "x"}\n', lambda p: list(read_jsonl(p))),
+    ],
+)
+def test_non_utf8_bytes_name_file_line_and_byte_offset(tmp_path, name, good, read):
+    data = good + good + good[:2] + BAD_BYTES + good[2:]
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    offset = data.index(BAD_BYTES)
+    with pytest.raises(DataFormatError, match=rf"^{re.escape(str(path))}:3: byte {offset} of the file \(column \d+ of the line\) is not valid UTF-8") as caught:
+        read(path)
+    assert "\n" not in str(caught.value)

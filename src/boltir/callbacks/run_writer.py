@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 
 from .._io import writable_dir
 from ..data.datasets import dataset_name
-from ..data.run import Run
+from ..data.run import Qrels, Run
 from ..errors import ConfigError, WriteError
 from ..eval import DEFAULT_MEASURES, evaluate, format_table, parse_measures, write_results
 from ..types import ScoreOutput
@@ -82,6 +82,10 @@ class RunWriter(pl.Callback):
             if not self.run_paths:
                 writable_dir(self.run_dir, "run_dir")
 
+    def check_qrels(self, qrels: Qrels) -> None:
+        """Before evaluating: warn about judged documents outside the corpus, where the subclass knows it (search
+        does; a re-ranked run's dataset has warned already)."""
+
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
@@ -95,6 +99,7 @@ class RunWriter(pl.Callback):
                 self.written.append(path)
                 qrels = getattr(dataset, "qrels", None)
                 if qrels and self.measures:  # measures=[]: write the run only
+                    self.check_qrels(qrels)
                     self.results[name] = evaluate(run, qrels, self.measures)
                     complete.append(write_results(path.with_suffix(".metrics.json"), self.results[name]))
             except WriteError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from ..data.run import Qrels, warn_judged_outside
 from ..errors import ConfigError
 from ..index import Searcher, open_searcher
 from ..types import EncodeOutput
@@ -37,6 +38,10 @@ class SearchCallback(RunWriter):
         super().on_predict_start(trainer, pl_module)
         self.searcher = open_searcher(self.index_dir, **self.search_settings)
         self.searcher.check_model(pl_module.model)
+
+    def check_qrels(self, qrels: Qrels) -> None:
+        assert self.searcher is not None
+        warn_judged_outside(qrels, set(self.searcher.doc_ids.tolist()), f"the index at {self.index_dir}")
 
     def on_predict_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0

@@ -11,7 +11,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_positive
 from .batches import Doc, collate
 from .samplers import EpochSampler, ResumableDataLoader, SkippingBatchSampler
 
@@ -104,8 +104,8 @@ class DataModule(pl.LightningDataModule):
         self.inference_datasets = list(inference_datasets or [])
         self.train_dataset = train_dataset
         self.val_datasets = [val_datasets] if isinstance(val_datasets, Dataset) else list(val_datasets or [])
-        self.batch_size = batch_size
-        self.inference_batch_size = inference_batch_size
+        self.batch_size = check_positive("data.batch_size", batch_size)
+        self.inference_batch_size = check_positive("data.inference_batch_size", inference_batch_size)
         self.num_workers = num_workers
         self.sort_window = sort_window
         self.batch_transform: Callable[[Any], Any] | None = None
@@ -125,6 +125,8 @@ class DataModule(pl.LightningDataModule):
         return collate_fn if self.batch_transform is None else TransformedCollate(collate_fn, self.batch_transform)
 
     def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
+        if callable(getattr(dataset, "check_ids", None)):
+            dataset.check_ids()  # type: ignore[attr-defined]  # here, once: before any worker starts or text is encoded
         if isinstance(dataset, IterableDataset) and hasattr(dataset, "process_shard"):
             dataset.process_shard = self._process_shard()  # workers inherit it: no process group needed there
         if isinstance(dataset, IterableDataset) and self.sort_window > 1:

@@ -13,11 +13,11 @@ from typing import Any
 
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from ..errors import DataFormatError, UnknownIdError
+from ..errors import ConfigError, DataFormatError, UnknownIdError
 from . import ir_datasets as irds
 from .batches import Doc, Query, RankSample
-from .formats import count_lines, read_jsonl, read_tsv
-from .run import Qrels, Run, read_qrels
+from .formats import check_id, read_jsonl, read_tsv
+from .run import Qrels, Run, read_qrels, warn_judged_outside
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ def _field(record: dict, keys: tuple[str, ...], path: Path, line: int, what: str
     raise DataFormatError(f"no {what} field (looked for {list(keys)})", path, line)
 
 
+def _id_field(record: dict, path: Path, line: int, what: str) -> str:
+    return check_id(_field(record, _ID_KEYS, path, line, what), what, path, line)
+
+
 def join_title(title: str, text: str) -> str:
     """Document text as BEIR evaluations build it: ``title + " " + text`` (just text when untitled)."""
     title, text = title.strip(), text.strip()
@@ -51,16 +55,35 @@ def stream_shard(process_shard: tuple[int, int] = (0, 1)) -> tuple[int, int]:
     return rank * workers + worker_id, world * workers
 
 
+DUPLICATE_IDS = ("error", "first", "last")
+
+
+def _keep_later(policy: str, doc_id: str, source: str, earlier: int, later: int) -> bool:
+    """Whether a repeated document id's later record replaces the earlier one; ``policy="error"`` refuses both."""
+    if policy == "error":
+        raise DataFormatError(
+            f"document id '{doc_id}' repeats the one at {source}:{earlier}: remove one, or set duplicate_ids: first "
+            "(keep the earlier record) or last", source, later
+        )
+    return policy == "last"
+
+
 class DocDataset(IterableDataset):
     """Streams documents from a BEIR folder, a ``corpus.jsonl``/``.tsv`` file, or an ir_datasets id.
 
-    Empty documents are skipped with a warning (one bad record should not stop a long indexing job).
-    Under several DataLoader workers and processes (GPUs) each reader keeps, and parses, only its share.
+    Empty documents are skipped with a warning (one bad record should not stop a long indexing job). Ids are
+    checked before anything is encoded, in one streaming pass: each must be non-empty and free of whitespace,
+    and a repeated id is refused naming both lines, unless ``duplicate_ids`` is ``"first"`` or ``"last"`` (keep
+    that record of each id, drop the others). Under several DataLoader workers and processes (GPUs) each
+    reader keeps, and parses, only its share.
     """
 
-    def __init__(self, source: str | os.PathLike[str]) -> None:
+    def __init__(self, source: str | os.PathLike[str], duplicate_ids: str = "error") -> None:
         super().__init__()
+        if duplicate_ids not in DUPLICATE_IDS:
+            raise ConfigError(f"duplicate_ids='{duplicate_ids}' does not exist; choose one of {list(DUPLICATE_IDS)}.")
         self.source = str(source)
+        self.duplicate_ids = duplicate_ids
         path = Path(source)
         if path.is_dir():
             path = path / "corpus.jsonl"
@@ -68,45 +91,84 @@ class DocDataset(IterableDataset):
         if self.path is not None and not self.path.is_file():
             raise DataFormatError("corpus file not found (expected a BEIR folder, .jsonl or .tsv file)", self.path)
         self._length: int | None = None
+        self._dropped: set[int] | None = None  # lines (records) left out as repeats of an id; known after the check
         self.process_shard = (0, 1)  # (rank, world size): set by the DataModule when several processes read
 
-    def _records(self, shard: int = 0, shards: int = 1) -> Iterator[tuple[str, str]]:
-        """``(id, text)`` of every ``shards``-th record from the ``shard``-th on."""
+    def _records(self, shard: int = 0, shards: int = 1) -> Iterator[tuple[int, str, str]]:
+        """``(line, id, text)`` of every ``shards``-th record from the ``shard``-th on (line: record number for
+        ir_datasets); ids are checked by the readers."""
         if self.path is None:
-            rows = ((doc_id, join_title(title, text)) for doc_id, title, text in irds.iter_docs(self.source))
+            rows = ((n, doc_id, join_title(title, text)) for n, doc_id, title, text in irds.iter_docs(self.source))
         elif self.path.suffix in (".tsv", ".tsv.gz") or self.path.name.endswith(".tsv.gz"):
-            rows = ((r[0].strip(), join_title(r[2] if len(r) > 2 else "", r[1])) for _, r in read_tsv(self.path, 2, header=("id", "text")))
+            rows = (
+                (n, check_id(r[0].strip(), "document id", self.path, n), join_title(r[2] if len(r) > 2 else "", r[1]))
+                for n, r in read_tsv(self.path, 2, header=("id", "text"))
+            )
         else:
             for line, record in read_jsonl(self.path, shard=(shard, shards)):  # parses its own share only
-                doc_id = _field(record, _ID_KEYS, self.path, line, "document id")
+                doc_id = _id_field(record, self.path, line, "document id")
                 text = _field(record, _TEXT_KEYS, self.path, line, "text")
-                yield doc_id, join_title(str(record.get("title") or ""), text)
+                yield line, doc_id, join_title(str(record.get("title") or ""), text)
             return
         for position, row in enumerate(rows):
             if position % shards == shard:
                 yield row
 
+    @property
+    def _where(self) -> str:
+        return self.source if self.path is None else str(self.path)
+
+    def check_ids(self) -> None:
+        """Read every id once, before anything is encoded: an invalid id raises; a repeated one raises or is
+        marked to drop. Holds every id in memory meanwhile (about 100 bytes each)."""
+        if self._dropped is not None:
+            return
+        first_line: dict[str, int] = {}
+        dropped: set[int] = set()
+        records = 0
+        for line, doc_id, _ in self._records():
+            records += 1
+            earlier = first_line.setdefault(doc_id, line)
+            if earlier == line:
+                continue
+            if _keep_later(self.duplicate_ids, doc_id, self._where, earlier, line):
+                dropped.add(earlier)
+                first_line[doc_id] = line
+            else:
+                dropped.add(line)
+        if dropped:
+            log.warning("%s: %d records repeat an earlier document id; duplicate_ids=%s keeps the %s of each",
+                        self._where, len(dropped), self.duplicate_ids, self.duplicate_ids)
+        self._dropped, self._length = dropped, records - len(dropped)
+
     def __iter__(self) -> Iterator[Doc]:
+        self.check_ids()  # normally done already, by __len__ in the main process, before workers start
+        dropped = self._dropped or set()
         shard, shards = stream_shard(self.process_shard)
-        for doc_id, text in self._records(shard, shards):
+        for line, doc_id, text in self._records(shard, shards):
+            if line in dropped:
+                continue
             if not text:
                 log.warning("skipping document '%s' of %s: its text is empty", doc_id, self.source)
                 continue
             yield Doc(doc_id, text)
 
     def __len__(self) -> int:
-        """Number of records (counted once, by streaming), so progress bars know their total."""
-        if self._length is None:
-            self._length = count_lines(self.path) if self.path is not None else irds.load(self.source).docs_count()
+        """Number of records (found by the id check), so progress bars know their total."""
+        self.check_ids()
+        assert self._length is not None
         return self._length
 
     def texts(self, doc_ids: set[str]) -> dict[str, str]:
-        """The texts of the given documents, found in one streaming pass."""
-        found: dict[str, str] = {}
-        for doc_id, text in self._records():
-            if doc_id in doc_ids:
-                found[doc_id] = text
-        return found
+        """The texts of the given documents, found in one streaming pass (a repeated id as ``duplicate_ids`` says)."""
+        found: dict[str, tuple[int, str]] = {}
+        for line, doc_id, text in self._records():
+            if doc_id not in doc_ids:
+                continue
+            earlier = found.get(doc_id)
+            if earlier is None or _keep_later(self.duplicate_ids, doc_id, self._where, earlier[0], line):
+                found[doc_id] = (line, text)
+        return {doc_id: text for doc_id, (_, text) in found.items()}
 
 
 class QueryDataset(Dataset):
@@ -146,11 +208,11 @@ class QueryDataset(Dataset):
     @staticmethod
     def _read(path: Path) -> Iterator[tuple[str, str]]:
         if path.suffix == ".tsv":
-            for _, row in read_tsv(path, 2, header=("id", "text")):
-                yield row[0].strip(), row[1]
+            for line, row in read_tsv(path, 2, header=("id", "text")):
+                yield check_id(row[0].strip(), "query id", path, line), row[1]
         else:
             for line, record in read_jsonl(path):
-                yield _field(record, _ID_KEYS, path, line, "query id"), _field(record, _TEXT_KEYS, path, line, "text")
+                yield _id_field(record, path, line, "query id"), _field(record, _TEXT_KEYS, path, line, "text")
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -199,7 +261,10 @@ class RunDataset(Dataset):
                 f"(first: '{unknown_queries[0]}'); pass the queries the run was made for."
             )
         wanted = {d for q in run for d in run.rankings[q]}
-        doc_texts = corpus.texts(wanted)
+        judged = {d for docs in (self.qrels or {}).values() for d in docs}
+        doc_texts = corpus.texts(wanted | judged)  # the same one pass finds which judged documents exist
+        if self.qrels:
+            warn_judged_outside(self.qrels, doc_texts, corpus.source)
         unknown_docs = sorted(wanted - set(doc_texts))
         if unknown_docs:
             raise UnknownIdError(
@@ -232,4 +297,4 @@ def dataset_name(dataset: Any, index: int) -> str:
     return (stem or f"dataset-{index}") + (f"-{split}" if split else "")
 
 
-__all__ = ["DocDataset", "QueryDataset", "RunDataset", "dataset_name", "join_title"]
+__all__ = ["DUPLICATE_IDS", "DocDataset", "QueryDataset", "RunDataset", "dataset_name", "join_title"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import DataFormatError, require
+from .formats import check_id
 
 
 def load(dataset_id: str) -> Any:
@@ -25,12 +26,13 @@ def unavailable(dataset_id: str, exc: Exception) -> DataFormatError:
 
 
 def iter_docs(dataset_id: str):
+    """``(record number, doc id, title, text)`` of every document, numbered from 1 like the lines of a file."""
     dataset = load(dataset_id)
     try:
-        for doc in dataset.docs_iter():
+        for number, doc in enumerate(dataset.docs_iter(), start=1):
             fields = doc._asdict()
             text = fields.get("text") or fields.get("body") or fields.get("passage") or ""
-            yield doc.doc_id, str(fields.get("title") or ""), str(text)
+            yield number, check_id(str(doc.doc_id), "document id", dataset_id, number), str(fields.get("title") or ""), str(text)
     except (OSError, ConnectionError, RuntimeError) as exc:
         raise unavailable(dataset_id, exc) from exc
 
@@ -38,12 +40,17 @@ def iter_docs(dataset_id: str):
 def queries_and_qrels(dataset_id: str) -> tuple[list[tuple[str, str]], dict[str, dict[str, int]] | None]:
     dataset = load(dataset_id)
     try:
-        queries = [(q.query_id, getattr(q, "text", None) or q[1]) for q in dataset.queries_iter()]
+        queries = [
+            (check_id(str(q.query_id), "query id", dataset_id, number), getattr(q, "text", None) or q[1])
+            for number, q in enumerate(dataset.queries_iter(), start=1)
+        ]
         qrels = None
         if dataset.has_qrels():
             qrels = {}
-            for qrel in dataset.qrels_iter():
-                qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+            for number, qrel in enumerate(dataset.qrels_iter(), start=1):
+                where = f"{dataset_id} qrels"
+                doc_id = check_id(str(qrel.doc_id), "document id", where, number)
+                qrels.setdefault(check_id(str(qrel.query_id), "query id", where, number), {})[doc_id] = int(qrel.relevance)
     except (OSError, ConnectionError, RuntimeError) as exc:
         raise unavailable(dataset_id, exc) from exc
     return queries, qrels

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .._io import atomic_file
 from ..errors import ConfigError, DataFormatError
-from .formats import open_text, read_tsv, read_whitespace_columns
+from .formats import check_id, read_lines, read_tsv, read_whitespace_columns
+
+log = logging.getLogger(__name__)
 
 
 class Run:
@@ -29,7 +33,9 @@ class Run:
     def from_trec(cls, path: str | os.PathLike[str], depth: int | None = None) -> Run:
         """Read a TREC run file (``qid Q0 docid rank score tag``); ``depth`` keeps each query's top ``depth``.
 
-        The six columns are read here (not by ir-measures) so that a bad line is reported with its number.
+        The six columns are read here (not by ir-measures) so that a bad line is reported with its number. Ids
+        need no check: whitespace-separated fields are never empty and hold no whitespace (an id with a space
+        shows up as a line with too many fields). A NaN or infinite score is refused: it would sort arbitrarily.
         """
         run = cls(name=Path(path).stem)
         for number, (qid, _, doc_id, _, score, tag) in read_whitespace_columns(path, 6):
@@ -37,6 +43,8 @@ class Run:
                 value = float(score)
             except ValueError:
                 raise DataFormatError(f"score '{score}' is not a number", path, number) from None
+            if not math.isfinite(value):
+                raise DataFormatError(f"score '{score}' is not a finite number: fix the run that wrote it", path, number)
             run.rankings.setdefault(qid, {})[doc_id] = value
             run.name = tag
         if not run.rankings:
@@ -68,7 +76,12 @@ class Run:
         return list(self.rankings)
 
     def to_trec(self, path: str | os.PathLike[str]) -> Path:
-        """Write the run as a TREC file, atomically (a reader never sees half a run)."""
+        """Write the run as a TREC file, atomically (a reader never sees half a run); an id with whitespace,
+        which would make the file unreadable, is refused before anything is written."""
+        for qid, ranking in self.rankings.items():
+            check_id(qid, "query id", path, None)
+            for doc_id in ranking:
+                check_id(doc_id, "document id", path, None)
         with atomic_file(path) as handle:
             for qid in self.rankings:
                 for rank, (doc_id, score) in enumerate(self.ranked(qid), start=1):
@@ -116,15 +129,31 @@ def read_qrels(path: str | os.PathLike[str]) -> Qrels:
     """Read BEIR ``query-id\\tcorpus-id\\tscore`` TSV (header optional) or TREC ``qid 0 docid rel`` qrels."""
     path = Path(path)
     qrels: Qrels = {}
-    with open_text(path) as handle:
-        first = next((line for line in handle if line.strip()), "")
+    first = next((line for _, line in read_lines(path) if line.strip()), "")
     if len(first.split()) == 4:
         rows = ((n, (f[0], f[2], f[3])) for n, f in read_whitespace_columns(path, 4))
     else:
         rows = ((n, (r[0], r[1], r[2])) for n, r in read_tsv(path, 3, header=("query-id", "corpus-id", "score")))
     for number, (qid, doc_id, relevance) in rows:
         try:
-            qrels.setdefault(qid.strip(), {})[doc_id.strip()] = int(float(relevance))
+            grade = int(float(relevance))
         except ValueError:
             raise DataFormatError(f"relevance '{relevance}' is not a number", path, number) from None
+        query = qrels.setdefault(check_id(qid.strip(), "query id", path, number), {})
+        query[check_id(doc_id.strip(), "document id", path, number)] = grade
     return qrels
+
+
+def warn_judged_outside(qrels: Qrels, doc_ids: Container[str], corpus: str) -> int:
+    """Log one warning with the number of judged documents that ``doc_ids`` (the corpus) lacks, and return it.
+
+    Evaluation keeps trec_eval's behaviour (such a document counts as relevant and never retrieved, lowering
+    recall); the warning says that the qrels and the corpus may not belong together.
+    """
+    outside = sorted({d for docs in qrels.values() for d in docs if d not in doc_ids})
+    if outside:
+        log.warning(
+            "the qrels judge %d document(s) that are not in %s (first: '%s'); evaluation counts them as never "
+            "retrieved, as trec_eval does: check that the qrels belong to this corpus", len(outside), corpus, outside[0]
+        )
+    return len(outside)

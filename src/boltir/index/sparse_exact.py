@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import check_positive
 from .base import IndexConfig, Indexer, Searcher
 from .vectors import SparseRows, pad_results, scipy_sparse, sparse_rows, top_k
 
@@ -78,8 +78,7 @@ class SparseExactIndexConfig(IndexConfig):
     query_batch_size: int = 256
 
     def __post_init__(self) -> None:
-        if self.query_batch_size <= 0:
-            raise ConfigError(f"query_batch_size must be positive, got {self.query_batch_size}.")
+        check_positive("index_config.query_batch_size", self.query_batch_size)
 
 
 __all__ = ["SparseExactIndexConfig", "SparseExactIndexer", "SparseExactSearcher"]

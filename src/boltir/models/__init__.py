@@ -28,10 +28,13 @@ MODEL_FAMILIES: dict[str, type[BoltirModel]] = {
 }
 
 
-def load_model(name_or_path: str | os.PathLike[str], default: type[BoltirModel] | None = None, **overrides: Any) -> BoltirModel:
+def load_model(
+    name_or_path: str | os.PathLike[str], default: type[BoltirModel] | None = None, *, verify: bool = False, **overrides: Any
+) -> BoltirModel:
     """Load any saved boltir model by the family its directory names, a Lightning IR model directory, or a
     checkpoint of another project by its layout (Stanford ColBERT, PyLate: see :mod:`boltir.models.foreign`); plain
-    HF directories need ``default``."""
+    HF directories need ``default``. ``verify=True`` checks the weights against the SHA-256 boltir recorded when
+    it saved them (see :meth:`BoltirModel.from_pretrained`)."""
     directory = resolve_model_dir(name_or_path)
     family = read_family(directory) or lightning_ir.family(directory)
     if family is None:
@@ -40,10 +43,10 @@ def load_model(name_or_path: str | os.PathLike[str], default: type[BoltirModel] 
     if family is None:
         if default is None:
             raise ConfigError(f"{directory} is not a saved boltir model: load it with a family's class instead.")
-        return default.from_pretrained(name_or_path, **overrides)
+        return default.from_pretrained(name_or_path, verify=verify, **overrides)
     if family not in MODEL_FAMILIES:
         raise ConfigError(f"{directory} names the unknown model family '{family}'; known: {sorted(MODEL_FAMILIES)}.")
-    return MODEL_FAMILIES[family].from_pretrained(name_or_path, **overrides)
+    return MODEL_FAMILIES[family].from_pretrained(name_or_path, verify=verify, **overrides)
 
 
 __all__ = [

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, TypeVar
 from ..errors import ConfigError
 
 CONFIG_NAME = "boltir_config.json"
+WEIGHTS_KEY = "weights_sha256"  # beside the options in the saved file: the weight files' hashes (see models.weights)
 
 ConfigT = TypeVar("ConfigT", bound="BoltirConfig")
 
@@ -63,6 +64,7 @@ class BoltirConfig:
             values = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+        values.pop(WEIGHTS_KEY, None)  # not an option: the integrity record of the files beside it
         return cls.from_dict(values, source=str(path))
 
 

@@ -32,6 +32,7 @@ from .layers.packing import PackedTokens
 from .layers.tokenize import tokenize_texts
 from .onnx_backbone import check_backend, onnx_backbones, read_export_info
 from .resolve import resolve_model_dir
+from .weights import check_weights, record_weight_hashes
 
 HEADS_NAME = "boltir_heads.safetensors"
 ConfigT = TypeVar("ConfigT", bound=BoltirConfig)
@@ -114,18 +115,26 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
 
     @classmethod
     def from_pretrained(
-        cls: type[ModelT], name_or_path: str | os.PathLike[str], config: BoltirConfig | dict | None = None,
-        backend: str = "torch", **overrides: Any
+        cls: type[ModelT],
+        name_or_path: str | os.PathLike[str],
+        config: BoltirConfig | dict | None = None,
+        backend: str = "torch",
+        *,
+        verify: bool = False,
+        **overrides: Any,
     ) -> ModelT:
         """Load a saved boltir model, or wrap a plain HF / sentence-transformers directory or hub name.
 
         ``config`` replaces the saved config; a dict (like ``overrides``) changes only the options it names.
-        ``backend="onnx"`` loads a directory written by ``boltir export onnx``: its backbones run on ONNX Runtime.
+        ``backend="onnx"`` loads a directory written by ``boltir export onnx``: its backbones run on ONNX Runtime. A
+        truncated or garbled weight file raises :class:`DamagedFileError` naming it; ``verify=True`` also checks
+        each weight file against the SHA-256 boltir recorded when it saved the model (reads every byte once).
         """
         check_backend(backend)
         if backend == "onnx":
             return cls._from_onnx_export(resolve_model_dir(name_or_path), config, overrides)
         directory = resolve_model_dir(name_or_path)
+        check_weights(directory, verify)
         saved = (directory / "boltir_config.json").is_file()
         if not saved and lightning_ir.family(directory) is not None:
             return cls._from_lightning_ir(directory, config, overrides, str(name_or_path))
@@ -133,7 +142,7 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         if family is not None and family != cls.config_class.family:  # e.g. BiEncoderModel given a ColBERT directory
             target = _family_class(cls, family)
             if target is not None:
-                return target.from_pretrained(name_or_path, **overrides)
+                return target.from_pretrained(name_or_path, **overrides)  # checked above: no verify again
         if isinstance(config, dict):  # a dict changes options of the saved (or default) config
             config, overrides = None, {**config, **overrides}
         if config is None:
@@ -218,13 +227,14 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         return {k: v.contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
 
     def save_pretrained(self, directory: str | os.PathLike[str], training: TrainingSummary | None = None) -> None:
-        """Write backbone, tokenizer, boltir config, head weights and a model card into ``directory`` atomically.
+        """Write backbone, tokenizer, boltir config, head weights (with the weight files' SHA-256) and a model card into ``directory`` atomically.
 
         The card (``README.md``) describes the model and, with ``training``, how it was fitted; a card already in
         ``directory`` that boltir did not write is kept as it is.
         """
         with atomic_dir(directory) as tmp:
             self.save_into(tmp)
+            record_weight_hashes(tmp)  # every family's files, written: their SHA-256 for from_pretrained(verify=True)
             write_card(tmp, self, str(directory), training, previous=Path(directory), source=self.source_dir)
 
     def save_into(self, directory: Path) -> None:

@@ -16,7 +16,7 @@ from transformers import PreTrainedModel
 
 from ..data.batches import DocBatch, Encoding, QueryBatch, RankBatch, TrainBatch
 from ..data.datamodule import DataModule
-from ..errors import ConfigError
+from ..errors import ConfigError, check_positive
 from ..eval import parse_measures
 from ..loss import build_loss
 from ..models import MODEL_FAMILIES, BoltirConfig, BoltirModel, read_family, resolve_model_dir
@@ -71,8 +71,8 @@ class BoltirModule(pl.LightningModule):
         backend: str = "torch",
     ) -> None:
         super().__init__()
-        if encode_batch_size is not None and encode_batch_size < 1:
-            raise ConfigError(f"encode_batch_size must be positive, got {encode_batch_size}.")
+        if encode_batch_size is not None:
+            check_positive("model.encode_batch_size", encode_batch_size)
         self.encode_batch_size = encode_batch_size
         self.backend = backend
         if model is None:

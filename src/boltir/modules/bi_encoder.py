@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..data.batches import DocBatch, Encoding, QueryBatch, TokenChunks, TrainBatch, pin_encoding
-from ..errors import ConfigError
+from ..errors import ConfigError, check_positive
 from ..loss import Regulariser, build_loss, in_batch_scores
 from ..models import BiEncoderConfig, BiEncoderModel, ColBERTModel, SpladeModel
 from ..models.layers.packing import PackedTokens
@@ -188,6 +188,8 @@ class BiEncoderModule(BoltirModule):
         (see :func:`~boltir.modules.device.overlapped`), and vectors stay on the device until the end. Where :meth:`packs_sequences`, each
         batch goes end to end without padding.
         """
+        if batch_size is not None:
+            check_positive("batch_size", batch_size)
         encode = self.model.encode_queries if side == "query" else self.model.encode_docs
         pack, on_gpu = self.packs_sequences(), self.device.type == "cuda"
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..._io import atomic_file
-from ...errors import ConfigError, IndexMismatchError
+from ...errors import ConfigError, IndexMismatchError, check_positive
 from ..config import CONFIG_NAME
 from ..layers import Pooling, pad_right_for_causal_attention, pairwise_similarity
 from ..layers.lora import apply_lora, is_lora, save_merged
@@ -215,6 +215,7 @@ class LightRetrieverModel(BoltirModel[LightRetrieverConfig]):
     def build_token_cache(self, batch_size: int = 1024, cache_path: str | os.PathLike[str] | None = None) -> Path:
         """Encode every vocabulary token alone (the query EmbeddingBag of an asymmetric dense model) on the model's
         device and save the vectors, fingerprinted, beside the saved model (or at ``cache_path``)."""
+        check_positive("batch_size", batch_size)
         if self.config.symmetric or self.config.representation != "dense":
             raise ConfigError("cache-embeddings needs an asymmetric dense LightRetriever model (symmetric=False, representation='dense').")
         try:
