@@ -61,18 +61,19 @@ def trainer(args: argparse.Namespace, **options: Any):
 def index_and_search(module: Any, args: argparse.Namespace, work: Path, name: str) -> dict[str, Any]:
     """Index the corpus (timed) and search the test queries; the figures of one table row."""
     from boltir import DataModule, DocDataset, QueryDataset
+    from boltir.index import read_manifest
 
     index_dir = work / f"index-{name}"
     docs = DataModule(DocDataset(args.data), inference_batch_size=args.inference_batch_size)
     start = time.perf_counter()
     trainer(args).index(module, docs, index_dir=index_dir)
     seconds = time.perf_counter() - start
-    manifest = json.loads((index_dir / "manifest.json").read_text())
+    manifest = read_manifest(index_dir)
     queries = DataModule(QueryDataset(args.data, split="test"), inference_batch_size=args.inference_batch_size)
     search = trainer(args).search(module, queries, index_dir=index_dir, k=100, run_dir=work / f"runs-{name}",
                                   measures=["nDCG@10", "R@100"])
     metrics = next(iter(search.results.values()))
-    size = sum(f.stat().st_size for f in index_dir.iterdir())
+    size = sum(entry["size"] for entry in manifest["files"].values())
     shutil.rmtree(index_dir, ignore_errors=True)
     return {"nDCG@10": metrics["nDCG@10"], "R@100": metrics["R@100"], "vectors": manifest["count"],
             "documents": manifest["documents"], "index_s": seconds, "index_mib": size / 2**20}

@@ -193,7 +193,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     index_dir = Path(args.index_dir) if args.index_dir else workdir / "index"
     corpus = scifact_corpus(data, args.corpus_limit)
-    if not (index_dir / "manifest.json").is_file():
+    if not (index_dir / "manifest.json").is_file() and not (index_dir / "CURRENT").is_file():  # flat or versioned
         build_index(model_dir, corpus, index_dir, args.device)
     queries = test_queries(data)
     config = {"index_dir": str(index_dir), "corpus": str(corpus), "model": model_dir, "device": args.device,
