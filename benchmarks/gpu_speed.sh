@@ -15,13 +15,8 @@
 #   bash benchmarks/gpu_speed.sh rerank   kind nvidia-h200     ~8 min                   carry 43.5 MiB:
 #        .whl .whl-bench/lir .carry/sf .carry/rerank
 #        re-ranking, bf16, SciFact test BM25 top-100 (29,966 pairs), MS MARCO MiniLM-L12 cross-encoder's shape: where
-#        the time goes (benchmarks.profile_rerank), sentence-transformers CrossEncoder.predict, boltir score and
+#        sentence-transformers CrossEncoder.predict, boltir score and
 #        Trainer.re_rank; then Trainer.re_rank vs lightning-ir re_rank on the first 60 queries (6,000 pairs)
-#   bash benchmarks/gpu_speed.sh profile  kind nvidia-h200     ~6 min                   carry the index call's
-#        + .whl-bench/lir + .carry/rerank: attention kernels' time per call (benchmarks.sdpa_backends); boltir
-#        training at 0 and 4 DataLoader workers with and without cuDNN's attention, by phase and by op (PyTorch
-#        profiler tables in $OUT), beside sentence-transformers' trainer and lightning-ir; re-ranking's profile with
-#        and without cuDNN's attention
 #   bash benchmarks/gpu_speed.sh first-pass kind nvidia-h200  ~9 min                   carry the index call's + .carry/rerank:
 #        re-ranking 29,966 pairs: the first pass in a fresh process (attention plans built per new shape included)
 #        and the warm median, boltir score (with and without cuDNN's attention), Trainer.re_rank, sentence-transformers
@@ -30,7 +25,7 @@
 #        .whl .carry/sf .carry/rerank .carry/reranker-onnx
 #        re-ranking with pairs packed end to end (variable-length flash attention) vs padded rows: effectiveness of the
 #        real MS MARCO MiniLM-L12 cross-encoder (benchmarks.packed_parity: fp32 padded, bf16 padded, bf16 packed),
-#        where the time goes (profile_rerank, packed and padded), then first pass + warm median of boltir score
+#        then first pass + warm median of boltir score
 #        (packed, padded), Trainer.re_rank and sentence-transformers CrossEncoder.predict
 #   bash benchmarks/gpu_speed.sh plaid    kind nvidia-h200     ~5-7 min (ceiling 8.5)   carry 26 MiB:
 #        .whl .whl-plaid
@@ -92,9 +87,6 @@ case "$1" in
     site; lir; data
     RUN=$ROOT/.carry/rerank/scifact-test-bm25-top100.run
     MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/rerank/l12-shape cls 2>/dev/null | tail -1)
-    timeout 150 python3 -m benchmarks.profile_rerank --system boltir-score --device cuda --precision bf16 --model "$MODEL" \
-      --data /tmp/scifact --run $RUN --batch-sizes 256 --repeats 3 2>&1 \
-      | grep BENCH-RESULT | tee -a "$OUT/results/profile-rerank.jsonl"
     run 270 --device cuda --rows reranking --precisions bf16 $MINILM --rerank-model $ROOT/.carry/rerank/l12-shape \
       --rerank-run $RUN --rerank-systems st,boltir-score,boltir-re-rank --repeats 3 \
       --rerank-st-batch-sizes 64,256 --rerank-boltir-batch-sizes 256,1024 \
@@ -104,27 +96,6 @@ case "$1" in
       --rerank-model $ROOT/.carry/rerank/l12-shape --rerank-run $RUN --rerank-systems boltir-re-rank,lir-re-rank \
       --repeats 3 --rerank-boltir-batch-sizes 256 --rerank-lir-batch-sizes 100,400 \
       --rerank-args "--queries 60 --queries-per-batch 32 --num-workers 4 --warmup-pairs 500" ;;
-  profile)  # where a training step and re-ranking spend their time, with and without cuDNN's attention
-    site; data; [ -d .whl-bench/lir ] && lir
-    python3 -m benchmarks.sdpa_backends 2>&1 | grep BENCH-RESULT | tee "$OUT/results/sdpa-backends.jsonl"
-    MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/minilm-shape enc 2>/dev/null | tail -1)
-    ARGS="--device cuda --precision bf16 --model $MODEL --data /tmp/scifact --batch-size 64 --steps 35"
-    for options in "--num-workers 0" "--num-workers 0 --cudnn-attention" "--num-workers 4" "--num-workers 4 --cudnn-attention" \
-                   "--num-workers 4 --phases --profile $OUT"; do
-      timeout 80 python3 -m benchmarks.training --system boltir $ARGS $options 2>&1 | grep BENCH-RESULT
-    done | tee "$OUT/results/training-profile.jsonl"
-    timeout 80 python3 -m benchmarks.training --system st $ARGS --num-workers 0 2>&1 | grep BENCH-RESULT \
-      | tee -a "$OUT/results/training-profile.jsonl"
-    [ -d /tmp/lir/lightning_ir ] && PYTHONPATH=/tmp/lir:/tmp/site:$ROOT timeout 80 python3 -m benchmarks.lir_training $ARGS \
-      --num-workers 8 2>&1 | grep BENCH-RESULT | tee -a "$OUT/results/training-profile.jsonl"
-    if [ -d .carry/rerank ]; then
-      MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/rerank/l12-shape cls 2>/dev/null | tail -1)
-      for options in "" --cudnn-attention; do
-        timeout 150 python3 -m benchmarks.profile_rerank --system boltir-score --device cuda --precision bf16 --model "$MODEL" \
-          --data /tmp/scifact --run $ROOT/.carry/rerank/scifact-test-bm25-top100.run --batch-sizes 256 --repeats 3 $options 2>&1 \
-          | grep BENCH-RESULT
-      done | tee "$OUT/results/profile-rerank.jsonl"
-    fi ;;
   first-pass)  # re-ranking's first pass (what one re-ranking run waits for) and warm median; then the indexing rows
     site; lir; data
     RUN=$ROOT/.carry/rerank/scifact-test-bm25-top100.run
@@ -143,10 +114,6 @@ case "$1" in
     timeout 200 python3 -m benchmarks.packed_parity --data /tmp/scifact --run $RUN --onnx $ROOT/.carry/reranker-onnx 2>&1 \
       | grep -E "BENCH-RESULT|rror" | tee "$OUT/results/packed-parity.jsonl"
     MODEL=$(python3 -c "$RANDOM_COPY" $ROOT/.carry/rerank/l12-shape cls 2>/dev/null | tail -1)
-    for options in "" --padded; do
-      timeout 100 python3 -m benchmarks.profile_rerank --system boltir-score --device cuda --precision bf16 --model "$MODEL" \
-        --data /tmp/scifact --run $RUN --batch-sizes 256 --repeats 3 $options 2>&1 | grep -E "BENCH-RESULT|rror"
-    done | tee "$OUT/results/profile-rerank-packed.jsonl"
     RR="--device cuda --precision bf16 --model $MODEL --data /tmp/scifact --run $RUN --repeats 3 --first-pass"
     for system in "boltir-score --batch-sizes 1024,256" "boltir-score --batch-sizes 1024,256 --padded" \
                   "boltir-re-rank --batch-sizes 256 --queries-per-batch 32 --num-workers 4 --warmup-pairs 500" \
@@ -175,5 +142,5 @@ case "$1" in
       --repeat-corpus 16 --index-batch-sizes 1024 --num-workers 12 --repeats 3
     run 200 --device cuda --rows training --name cuda-ddp-training --precisions bf16 $MINILM --training-systems boltir --training-devices 1,2 \
       --training-args "--batch-size 64 --steps 40" ;;
-  *) echo "usage: bash benchmarks/gpu_speed.sh index|training|rerank|profile|first-pass|packed|packed-index|plaid|ddp"; exit 2 ;;
+  *) echo "usage: bash benchmarks/gpu_speed.sh index|training|rerank|first-pass|packed|packed-index|plaid|ddp"; exit 2 ;;
 esac

@@ -22,6 +22,19 @@ from .report import token_flops, write_page
 
 ROWS = ("indexing", "search", "scaling", "training", "reranking")  # scaling: extra points of the indexing row
 
+# Each measured area of benchmarks/RESULTS.md and the entry points that measure it (``python -m benchmarks.<name>``).
+AREAS = {
+    "indexing": "indexing (boltir, sentence-transformers), lir_indexing (lightning-ir); --rows indexing,scaling",
+    "re-ranking": "reranking (boltir, sentence-transformers), lir_reranking (lightning-ir); --rows reranking",
+    "training": "training (boltir, sentence-transformers), lir_training (lightning-ir); --rows training",
+    "search overhead": "search (boltir's searchers vs raw Faiss / Seismic / fast-plaid); --rows search",
+    "CPU (shared machine)": "cpu_interleaved (every system in one process, interleaved rounds)",
+    "effectiveness": "parity_scifact, packed_parity, finetune_minilm, cross_encoder_scifact, "
+                     "sparse_multivector_scifact, seismic_scifact, plaid_scifact (engine_check: shared by the last three)",
+    "long documents": "sedr_encoding, sedr_scifact, sparse_attention",
+    "LightRetriever": "light_retriever (query encoding speed), light_retriever_scifact (fine-tuning, nDCG@10)",
+}
+
 
 def _indexing_args(
     args: argparse.Namespace, system: str, precision: str, batch_sizes: str, limit: int | None = None,
@@ -112,7 +125,10 @@ def reranking_rows(args: argparse.Namespace, results: Results) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    areas = "\n".join(f"  {area:22} {entry}" for area, entry in AREAS.items())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=f"areas (python -m benchmarks.<entry point> --help for each):\n{areas}\n"
+                                            "GPU runs: bash benchmarks/gpu*.sh (subcommands documented at their top)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--rows", default="indexing,search", help=f"comma-separated, of {', '.join(ROWS)}")
     parser.add_argument("--model", required=True, help="all-MiniLM-L6-v2 directory (or one with its config + tokenizer)")
