@@ -173,12 +173,10 @@ def _parity(parity: dict[str, Any]) -> str:
     )
 
 
-def render(saved: list[dict[str, Any]], parity: dict[str, Any] | None, png: Path | None, notes: str = "") -> str:
+def render(saved: list[dict[str, Any]], parity: dict[str, Any] | None, png: Path | None) -> str:
     parts = ["# Benchmarks (boltir vs sentence-transformers vs lightning-ir)\n",
              "Written by `python -m benchmarks.run` (or re-rendered by `python -m benchmarks.report`); every table "
              "comes from the JSON files in `benchmarks/results/`. Ratios are within one run on one machine.\n"]
-    if notes:
-        parts.append(notes)
     if parity:
         parts.append(_parity(parity))
     for one in saved:
@@ -201,15 +199,13 @@ def render(saved: list[dict[str, Any]], parity: dict[str, Any] | None, png: Path
 
 
 def write_page(out: Path, md: Path) -> Path:
-    """Render every saved result in ``out`` (and ``out``/notes.md) into ``md``, with the scaling plot beside it."""
+    """Render every saved result in ``out`` into ``md``, with the scaling plot beside it."""
     from .scaling import plot
 
     saved = [json.loads(p.read_text()) for p in sorted(out.glob("results-*.json"))]
     png = plot([r for s in saved for r in s["results"]], md.parent / "scaling.png")
     parity = out / "parity.json"
-    notes = out / "notes.md"
-    md.write_text(render(saved, json.loads(parity.read_text()) if parity.is_file() else None, png,
-                         notes.read_text() if notes.is_file() else ""))
+    md.write_text(render(saved, json.loads(parity.read_text()) if parity.is_file() else None, png))
     return md
 
 

@@ -22,6 +22,24 @@ from .report import token_flops, write_page
 
 ROWS = ("indexing", "search", "scaling", "training", "reranking")  # scaling: extra points of the indexing row
 
+# Each area of benchmarks/RESULTS.md (one section there) and the entry points that measure its rows
+# (``python -m benchmarks.<name>``; ``bash benchmarks/gpu.sh help`` for the GPU subcommand of each row).
+AREAS = {
+    "effectiveness": "parity_scifact (boltir = sentence-transformers), packed_parity (packed vs padded), "
+                     "finetune_minilm (fine-tuning, LoRA), cross_encoder_scifact (BM25 >> cross-encoder, Set-Encoder), "
+                     "sparse_multivector_scifact (dense / SPLADE / ColBERT fine-tuned), seismic_scifact",
+    "engines vs exact": "seismic_scifact, sparse_multivector_scifact (engine_check: what both share)",
+    "indexing": "indexing (boltir, sentence-transformers), lir_indexing (lightning-ir); --rows indexing,scaling; "
+                "cpu_interleaved (CPU, systems interleaved in one process)",
+    "re-ranking": "reranking (boltir, sentence-transformers), lir_reranking (lightning-ir); --rows reranking; "
+                  "cpu_interleaved --run (CPU)",
+    "training": "training (boltir, sentence-transformers), lir_training (lightning-ir); --rows training",
+    "search overhead": "search (boltir's searchers vs raw Faiss / Seismic / fast-plaid); --rows search",
+    "long documents": "sedr_scifact (FirstP / MaxP / SeDR), sedr_encoding (2,048 tokens), sparse_attention",
+    "LightRetriever": "light_retriever (query encoding speed), light_retriever_scifact (fine-tuning, nDCG@10)",
+    "serving": "serve (boltir serve under HTTP load, batched vs one at a time)",
+}
+
 
 def _indexing_args(
     args: argparse.Namespace, system: str, precision: str, batch_sizes: str, limit: int | None = None,
@@ -112,7 +130,10 @@ def reranking_rows(args: argparse.Namespace, results: Results) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    areas = "\n".join(f"  {area:22} {entry}" for area, entry in AREAS.items())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=f"areas (python -m benchmarks.<entry point> --help for each):\n{areas}\n"
+                                            "GPU rows: bash benchmarks/gpu.sh SUBCOMMAND (bash benchmarks/gpu.sh help lists them)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--rows", default="indexing,search", help=f"comma-separated, of {', '.join(ROWS)}")
     parser.add_argument("--model", required=True, help="all-MiniLM-L6-v2 directory (or one with its config + tokenizer)")

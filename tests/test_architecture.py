@@ -4,6 +4,7 @@ never from inside a function (only optional third-party packages may be imported
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,57 @@ def test_no_function_level_imports_of_boltir_modules():
 def test_each_model_family_is_a_folder_with_config_and_model(family):
     folder = SRC / "models" / family
     assert (folder / "config.py").is_file() and (folder / "model.py").is_file()
+
+
+def _lightning_names(tree: ast.Module) -> dict[str, str]:
+    """Local name -> dotted Lightning name, for every ``import lightning...`` / ``from lightning... import X``."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "lightning":
+            names.update((alias.asname or alias.name, f"{node.module}.{alias.name}") for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update((alias.asname or alias.name, alias.name) for alias in node.names if alias.name.startswith("lightning"))
+    return names
+
+
+def _resolve(dotted: str) -> object | None:
+    module, _, attribute = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError):
+        try:
+            return importlib.import_module(dotted)
+        except ImportError:
+            return None
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def test_no_private_lightning_apis():
+    # Lightning's private names (`_save_checkpoint`, `trainer._...`, `from lightning... import _x`) change without
+    # notice between releases: boltir uses only its public hooks and attributes
+    wrong = []
+    for path in FILES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        lightning = _lightning_names(tree)
+        where = f"{path.relative_to(SRC.parent)}"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "lightning":
+                wrong += [f"{where}:{node.lineno} imports {a.name}" for a in node.names if _private(a.name)]
+                wrong += [f"{where}:{node.lineno} imports from {node.module}"] if any(map(_private, node.module.split("."))) else []
+            elif isinstance(node, ast.Attribute) and _private(node.attr):
+                owner = node.value
+                named = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+                is_super = isinstance(owner, ast.Call) and getattr(owner.func, "id", "") == "super"
+                if is_super or named in {"trainer", "strategy", "pl_module", "lightning_module"} or named in lightning:
+                    wrong.append(f"{where}:{node.lineno} uses .{node.attr}")
+            elif isinstance(node, ast.ClassDef):
+                bases = [_resolve(lightning[b.id] if isinstance(b, ast.Name) else f"{lightning.get(b.value.id, '')}.{b.attr}")
+                         for b in node.bases if (isinstance(b, ast.Name) and b.id in lightning)
+                         or (isinstance(b, ast.Attribute) and isinstance(b.value, ast.Name) and b.value.id in lightning)]
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef) and _private(item.name) and any(hasattr(b, item.name) for b in bases):
+                        wrong.append(f"{where}:{item.lineno} overrides {node.name}.{item.name}")
+    assert wrong == []

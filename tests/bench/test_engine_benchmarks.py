@@ -7,11 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from boltir import ColBERTConfig, ColBERTModule
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-import plaid_scifact  # noqa: E402
 import seismic_scifact  # noqa: E402
 import sparse_multivector_scifact  # noqa: E402
 
@@ -30,14 +27,6 @@ def test_seismic_benchmark_compares_with_exact(tiny_bert_mlm_dir, tiny_beir, tmp
     # the exact top-10 is the head of its top-100: timed once at 100; Seismic prunes with k: timed at 10
     assert [r["latency_k"] for r in rows] == [100, 10, 10] and rows[0]["nDCG@10_minus_exact"] == 0.0
     assert (tmp_path / "seismic_scifact.md").read_text().startswith("## SPLADE on SciFact")
-
-
-def test_plaid_benchmark_runs_the_exact_searchers(tiny_bert_dir, tiny_beir, tmp_path):
-    ColBERTModule(tiny_bert_dir, config=ColBERTConfig(embedding_dim=16)).save_pretrained(tmp_path / "colbert")
-    plaid_scifact.main(["--data", str(tiny_beir), "--model", str(tmp_path / "colbert"), "--out", str(tmp_path)])
-    rows = _rows(tmp_path, "plaid_scifact")
-    assert rows[0]["searcher"] == "exact MaxSim (exhaustive)" and rows[0]["recall@10_vs_exact"] == 1.0
-    assert len(rows) >= 3  # + Faiss candidates at two settings (+ PLAID where fast-plaid is installed)
 
 
 def _earlier_run(path: Path, family: str, searchers: list[str], ndcg: float) -> Path:

@@ -80,39 +80,6 @@ def test_results_page_shows_reranking_and_ddp_ratios():
     assert "boltir-score (padded rows)" in page
 
 
-def test_profile_rerank_splits_tokenising_from_the_forward_pass(tiny_bert_dir, tiny_beir, bm25_run, capsys,
-                                                                 monkeypatch):
-    import sys
-
-    from benchmarks import profile_rerank
-
-    model = random_weights_copy(tiny_bert_dir, classifier=True)
-    monkeypatch.setattr(sys, "argv", ["profile_rerank", "--system", "boltir-score", "--model", str(model), "--data",
-                                      str(tiny_beir), "--run", str(bm25_run), "--batch-sizes", "4", "--repeats", "1",
-                                      "--max-length", "64"])
-    profile_rerank.main()
-    out = capsys.readouterr().out.splitlines()
-    rows = [json.loads(x[len(RESULT_PREFIX):]) for x in out if x.startswith(RESULT_PREFIX)]
-    assert [r["what"] for r in rows] == ["tokenize", "forward", "score"]
-    assert all(r["pairs"] == 18 and r["s"] > 0 for r in rows)
-    assert rows[0]["real_tokens"] <= rows[0]["padded_tokens"]
-
-
-def test_sort_window_cpu_times_both_groupings(tiny_bert_dir, tiny_beir, bm25_run, capsys, monkeypatch):
-    import sys
-
-    from benchmarks import sort_window_cpu
-    from boltir.modules import cross_encoder
-
-    monkeypatch.setattr(sys, "argv", ["sort_window_cpu", "--model", str(tiny_bert_dir), "--data", str(tiny_beir),
-                                      "--run", str(bm25_run), "--queries", "2", "--depth", "6", "--rounds", "1"])
-    sort_window_cpu.main()
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX))
-    row = json.loads(line[len(RESULT_PREFIX):])
-    assert row["pairs"] == 12 and set(row["median_s"]) == {"1", str(cross_encoder.SORT_WINDOW)}
-    assert cross_encoder.SORT_WINDOW == 8  # restored
-
-
 def _fake_varlen_kernel(monkeypatch):
     """Pretend PyTorch's variable-length flash kernel runs here (a GPU): pairs are packed, and on this CPU the
     packed layout computes through padded rows."""
@@ -130,26 +97,6 @@ def test_padded_flag_keeps_boltir_from_packing(tiny_bert_dir, tiny_beir, bm25_ru
     base = ["--system", "boltir-score", "--model", str(tiny_bert_dir), "--data", str(tiny_beir), "--run", str(bm25_run)]
     assert _module(parser.parse_args(base)).eval().packs_sequences()
     assert not _module(parser.parse_args([*base, "--padded"])).eval().packs_sequences()
-
-
-def test_profile_rerank_counts_packed_tokens(tiny_bert_dir, tiny_beir, bm25_run, capsys, monkeypatch):
-    import sys
-
-    from benchmarks import profile_rerank
-
-    _fake_varlen_kernel(monkeypatch)
-    model = random_weights_copy(tiny_bert_dir, classifier=True)
-    argv = ["profile_rerank", "--system", "boltir-score", "--model", str(model), "--data", str(tiny_beir), "--run",
-            str(bm25_run), "--batch-sizes", "4", "--repeats", "1", "--max-length", "64"]
-    rows = []
-    for extra in ([], ["--padded"]):
-        monkeypatch.setattr(sys, "argv", argv + extra)
-        profile_rerank.main()
-        out = capsys.readouterr().out.splitlines()
-        rows.append([json.loads(x[len(RESULT_PREFIX):]) for x in out if x.startswith(RESULT_PREFIX)])
-    packed, padded = rows
-    assert packed[0]["packed"] and not padded[0]["packed"]
-    assert packed[0]["real_tokens"] == packed[0]["padded_tokens"] == padded[0]["real_tokens"] < padded[0]["padded_tokens"]
 
 
 def test_packed_parity_compares_each_setting_with_fp32(tiny_bert_dir, tiny_beir, bm25_run, capsys, monkeypatch):
