@@ -236,6 +236,7 @@ def bench_one(kind: str, size: int, args: argparse.Namespace, workdir: Path) -> 
     import torch
 
     from boltir import FaissIndexConfig, open_searcher
+    from boltir.index.storage import resolve_index
 
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((1024, args.dim), dtype=np.float32)
@@ -252,7 +253,7 @@ def bench_one(kind: str, size: int, args: argparse.Namespace, workdir: Path) -> 
     build_s = time.perf_counter() - started
 
     searcher = open_searcher(directory)
-    raw = faiss.read_index(str(directory / "index.faiss"))
+    raw = faiss.read_index(str(resolve_index(directory) / "index.faiss"))  # the live version of the index
     if kind == "IVF":
         faiss.extract_index_ivf(raw).nprobe = 32
     if kind.startswith("HNSW"):
