@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +28,7 @@ from torch import Tensor
 from ..data.run import Run
 from ..errors import ConfigError, IndexMismatchError
 from ..types import SegmentedVectors
+from .shards import Shard
 
 MANIFEST = "manifest.json"
 DOC_IDS = "doc_ids.txt"
@@ -123,6 +125,12 @@ class Indexer(ABC):
         for doc_id in doc_ids:
             self._ids.write(doc_id + "\n")
         self.count += len(doc_ids)
+
+    def add_shards(self, shards: Sequence[Shard]) -> None:
+        """Add complete shards one after another: memory holds one shard beside what the engine itself keeps."""
+        for shard in shards:
+            for doc_ids, embeddings in shard.batches():
+                self.add(doc_ids, embeddings)
 
     @abstractmethod
     def _add(self, embeddings: Tensor) -> None: ...
