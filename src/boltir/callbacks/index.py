@@ -34,6 +34,8 @@ class IndexCallback(pl.Callback):
             together: moving them waits for the device, so few large moves let it run ahead of the host).
         resume: keep the complete shards of an earlier, interrupted run with the same ``index_dir`` and encode
             only the documents they do not hold; otherwise old shards are removed first.
+        keep_shards: leave the shards in :attr:`shard_dir` once the index is written, to build other engines'
+            indexes from them with :func:`build_index` without encoding the corpus again.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class IndexCallback(pl.Callback):
         index_config: IndexConfig | None = None,
         shard_size: int = 65_536,
         resume: bool = False,
+        keep_shards: bool = False,
     ) -> None:
         super().__init__()
         if shard_size < 1:
@@ -50,6 +53,7 @@ class IndexCallback(pl.Callback):
         self.index_config = index_config or FaissIndexConfig()
         self.shard_size = shard_size
         self.resume = resume
+        self.keep_shards = keep_shards
         self.writer: ShardWriter | None = None
         self.resumed_documents = 0  # documents found in complete shards when a resumed run started
 
@@ -92,7 +96,8 @@ class IndexCallback(pl.Callback):
         trainer.strategy.barrier("boltir-index-shards")  # every rank's shards are on disk
         if trainer.is_global_zero:
             build_index(self.shard_dir, self.index_dir, self.index_config, pl_module.model)
-            shutil.rmtree(self.shard_dir, ignore_errors=True)
+            if not self.keep_shards:
+                shutil.rmtree(self.shard_dir, ignore_errors=True)
         trainer.strategy.barrier("boltir-index-done")  # no rank returns before the index exists
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
