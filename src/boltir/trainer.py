@@ -87,9 +87,18 @@ class Trainer(pl.Trainer):
         datamodule: DataModule,
         index_dir: str | os.PathLike[str] = "indexes/index",
         index_config: IndexConfig | None = None,
+        shard_size: int = 65_536,
+        resume: bool = False,
+        keep_shards: bool = False,
     ) -> IndexCallback:
-        """Encode every document of the datamodule's inference datasets into an index at ``index_dir``."""
-        return self._predict_with(IndexCallback(index_dir, index_config), model, datamodule)  # type: ignore[return-value]
+        """Encode every document of the datamodule's inference datasets into an index at ``index_dir``.
+
+        Vectors go to disk in shards of ``shard_size`` documents as they are made (memory does not grow with
+        the corpus); ``resume`` goes on from the complete shards of an interrupted run instead of starting over;
+        ``keep_shards`` leaves them beside the index (``IndexCallback.shard_dir``) for other engines' builds.
+        """
+        callback = IndexCallback(index_dir, index_config, shard_size=shard_size, resume=resume, keep_shards=keep_shards)
+        return self._predict_with(callback, model, datamodule)  # type: ignore[return-value]
 
     def search(
         self,

@@ -48,7 +48,7 @@ def test_index_with_workers_and_buffer_matches_plain_index(tiny_bert_dir, tiny_b
     trainer = _trainer()
     from boltir.callbacks import IndexCallback
 
-    trainer._predict_with(IndexCallback(tmp_path / "fast", FaissIndexConfig(), buffer_size=3), module, fast)
+    trainer._predict_with(IndexCallback(tmp_path / "fast", FaissIndexConfig(), shard_size=3), module, fast)
     queries = module.encode_queries([q.text for q in QueryDataset(tiny_beir)])
     plain_scores, plain_ids = open_searcher(tmp_path / "plain").search_arrays(queries, 6)
     fast_scores, fast_ids = open_searcher(tmp_path / "fast").search_arrays(queries, 6)

@@ -1,4 +1,12 @@
-"""Indexing over Lightning's predict loop: document vectors stream from the model into an engine."""
+"""Indexing over Lightning's predict loop: every process streams its vectors to shards, then one index is built.
+
+Under DDP each process (GPU, node) encodes its own share of the corpus (DocDataset shards by rank) and writes
+it as shards into one shard directory beside the index (a path all processes see: one machine or a shared
+disk); no process gathers another's vectors in memory. Once every rank's shards are complete, rank 0 builds
+the index from them shard by shard (see :meth:`boltir.index.Indexer.add_shards`; Faiss's ``sharded`` and
+``on_disk`` options keep only codes in memory) and the shards are removed. A run that dies keeps its complete
+shards: run it again with ``resume`` and it encodes only the documents they do not hold.
+"""
 
 from __future__ import annotations
 
@@ -8,116 +16,108 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
-import torch
 
+from ..data import DocDataset, DocIdSet
 from ..errors import ConfigError
-from ..index import FaissIndexConfig, IndexConfig, Indexer
-from ..types import EncodeOutput, SegmentedVectors, TokenVectors, cat_batches
+from ..index import FaissIndexConfig, IndexConfig
+from ..index.shards import ShardWriter, complete_shards, shard_doc_ids
+from ..types import EncodeOutput
 
 
 class IndexCallback(pl.Callback):
-    """Adds every document batch's vectors to an index and writes it atomically when the loop ends.
-
-    Under DDP each process (GPU) encodes its own share of the corpus (DocDataset shards by rank); the other
-    ranks write their vectors as shard files beside the index and rank 0, once all are done, adds them to the
-    one index it writes. The shard files need a file system all ranks see (one machine, or a shared disk).
+    """Writes every document batch's vectors to shards and, when the loop ends, builds the index from them.
 
     Args:
         index_dir: where the index directory goes (replaced only once the new one is complete).
         index_config: the engine and its settings; Faiss flat (exact) by default.
-        buffer_size: vectors held on the model's device before they go to the engine together; moving them
-            waits for the device, so moving them in few large steps lets it run ahead of the host.
+        shard_size: documents per shard (and vectors held on the model's device before they move to the host
+            together: moving them waits for the device, so few large moves let it run ahead of the host).
+        resume: keep the complete shards of an earlier, interrupted run with the same ``index_dir`` and encode
+            only the documents they do not hold; otherwise old shards are removed first.
+        keep_shards: leave the shards in :attr:`shard_dir` once the index is written, to build other engines'
+            indexes from them with :func:`build_index` without encoding the corpus again.
     """
 
     def __init__(
-        self, index_dir: str | os.PathLike[str], index_config: IndexConfig | None = None, buffer_size: int = 32_768
+        self,
+        index_dir: str | os.PathLike[str],
+        index_config: IndexConfig | None = None,
+        shard_size: int = 65_536,
+        resume: bool = False,
+        keep_shards: bool = False,
     ) -> None:
         super().__init__()
+        if shard_size < 1:
+            raise ConfigError(f"shard_size={shard_size} must be at least 1.")
         self.index_dir = Path(index_dir)
         self.index_config = index_config or FaissIndexConfig()
-        self.buffer_size = buffer_size
-        self.indexer: Indexer | None = None
-        self._ids: list[str] = []
-        self._vectors: list[Any] = []
-        self._rank, self._shards_written = 0, 0
+        self.shard_size = shard_size
+        self.resume = resume
+        self.keep_shards = keep_shards
+        self.writer: ShardWriter | None = None
+        self.resumed_documents = 0  # documents found in complete shards when a resumed run started
 
     @property
     def shard_dir(self) -> Path:
-        """Where ranks other than 0 leave their vectors for rank 0 (removed once the index is written)."""
+        """Where every rank writes its shards (removed once the index is written)."""
         return self.index_dir.parent / f".{self.index_dir.name}.shards"
 
-    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._ids, self._vectors = [], []
-        self._rank, self._shards_written = trainer.global_rank, 0
-        if trainer.world_size > 1:
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Before the DataLoaders start: clear old shards, or (resume) tell the datasets which documents to skip."""
+        if not self.resume:
             if trainer.is_global_zero:
                 shutil.rmtree(self.shard_dir, ignore_errors=True)
-                self.shard_dir.mkdir(parents=True)
-            trainer.strategy.barrier("boltir-index-start")
-        self.indexer = self.index_config.indexer(self.index_dir, pl_module.model) if trainer.is_global_zero else None
-
-    def _flush(self) -> None:
-        if not self._ids:
+            trainer.strategy.barrier("boltir-index-clear")
             return
-        vectors = _concat(self._vectors)
-        if self.indexer is not None:
-            self.indexer.add(self._ids, vectors)
-        else:
-            stem = self.shard_dir / f"rank{self._rank:05d}-{self._shards_written:06d}"
-            if isinstance(vectors, TokenVectors):  # padded rows of token / segment vectors: keep which ones count
-                np.save(f"{stem}.{type(vectors).__name__}.npy", vectors.mask.cpu().numpy())
-                vectors = vectors.vectors
-            np.save(f"{stem}.npy", vectors.detach().float().cpu().numpy())
-            Path(f"{stem}.ids").write_text("".join(doc_id + "\n" for doc_id in self._ids), encoding="utf-8")
-            self._shards_written += 1
-        self._ids, self._vectors = [], []
+        done = DocIdSet(shard_doc_ids(complete_shards(self.shard_dir)))
+        self.resumed_documents = len(done)
+        datamodule = getattr(trainer, "datamodule", None)
+        for dataset in getattr(datamodule, "inference_datasets", []):
+            if isinstance(dataset, DocDataset):
+                dataset.skip_ids = done if len(done) else None
+        if trainer.is_global_zero and len(done):
+            print(f"resuming: {len(done)} documents are already in {self.shard_dir}", flush=True)
 
-    def _add_shards(self) -> None:
-        """Rank 0: the other ranks' vectors, in rank order, into the index."""
-        assert self.indexer is not None
-        for vectors_file in sorted(self.shard_dir.glob("rank*[0-9].npy")):
-            ids = vectors_file.with_suffix(".ids").read_text(encoding="utf-8").splitlines()
-            vectors = torch.from_numpy(np.load(vectors_file))
-            for kind in (TokenVectors, SegmentedVectors):
-                mask_file = vectors_file.with_suffix(f".{kind.__name__}.npy")
-                if mask_file.is_file():
-                    vectors = kind(vectors, torch.from_numpy(np.load(mask_file)))
-            self.indexer.add(ids, vectors)
-        shutil.rmtree(self.shard_dir, ignore_errors=True)
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        representation = getattr(pl_module.model, "representation", "dense")
+        self.writer = ShardWriter(self.shard_dir, trainer.global_rank, self.shard_size, representation)
 
     def on_predict_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         if not isinstance(outputs, EncodeOutput) or outputs.kind != "doc":
             raise ConfigError("index needs document datasets (DocDataset) in data.inference_datasets.")
-        self._ids.extend(outputs.ids)
-        self._vectors.append(outputs.embeddings)
-        if len(self._ids) >= self.buffer_size:
-            self._flush()
+        assert self.writer is not None
+        self.writer.add(outputs.ids, outputs.embeddings)
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._flush()
-        if trainer.world_size > 1:
-            trainer.strategy.barrier("boltir-index-shards")  # every rank's shards are on disk
-        if self.indexer is not None:
-            if trainer.world_size > 1:
-                self._add_shards()
-            path = self.indexer.finish()
-            vectors = f" ({self.indexer.count} segment vectors)" if self.indexer.segmented else ""
-            print(f"indexed {self.indexer.documents} documents{vectors} into {path}", flush=True)
-        if trainer.world_size > 1:
-            trainer.strategy.barrier("boltir-index-done")  # no rank returns before the index exists
+        assert self.writer is not None
+        self.writer.close()
+        trainer.strategy.barrier("boltir-index-shards")  # every rank's shards are on disk
+        if trainer.is_global_zero:
+            build_index(self.shard_dir, self.index_dir, self.index_config, pl_module.model)
+            if not self.keep_shards:
+                shutil.rmtree(self.shard_dir, ignore_errors=True)
+        trainer.strategy.barrier("boltir-index-done")  # no rank returns before the index exists
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        self._ids, self._vectors = [], []
-        if self.indexer is not None:
-            self.indexer.abort()
-            shutil.rmtree(self.shard_dir, ignore_errors=True)
+        if self.writer is not None:
+            self.writer.abort()  # complete shards stay: `resume` goes on from them
 
 
-def _concat(parts: list[Any]) -> Any:
-    """Join buffered batches of any representation: tensors, token/segment vectors, or texts (lexical engines)."""
-    if isinstance(parts[0], list):
-        return [text for part in parts for text in part]
-    return cat_batches(parts)
+def build_index(shard_dir: str | os.PathLike[str], index_dir: str | os.PathLike[str], index_config: IndexConfig, model: Any) -> Path:
+    """Build the index at ``index_dir`` from the complete shards in ``shard_dir``; returns its path.
+
+    Also the way to build a second engine's index from kept shards without encoding the corpus again.
+    """
+    shards = complete_shards(shard_dir)
+    indexer = index_config.indexer(index_dir, model)
+    try:
+        indexer.add_shards(shards)
+    except BaseException:
+        indexer.abort()
+        raise
+    path = indexer.finish()
+    segments = f" ({indexer.count} segment vectors)" if indexer.segmented else ""
+    print(f"indexed {indexer.documents} documents{segments} into {path} (from {len(shards)} shards)", flush=True)
+    return path

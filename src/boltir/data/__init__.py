@@ -2,7 +2,7 @@
 
 from .batches import Doc, DocBatch, Query, QueryBatch, RankBatch, RankSample, TrainBatch, TrainSample, collate
 from .datamodule import DataModule
-from .datasets import DocDataset, QueryDataset, RunDataset, join_title
+from .datasets import DocDataset, DocIdSet, QueryDataset, RunDataset, join_title
 from .run import Qrels, Run, fuse_runs, read_qrels
 from .tuples import MixedTupleDataset, RunTupleDataset, TupleDataset
 
@@ -12,6 +12,7 @@ __all__ = [
     "MixedTupleDataset",
     "DocBatch",
     "DocDataset",
+    "DocIdSet",
     "Qrels",
     "Query",
     "QueryBatch",

@@ -57,6 +57,14 @@ class StreamLoader(DataLoader):
         return sum(math.ceil(math.ceil((count - s) / (workers * world)) / size) for s in shards if s < count)
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, as a batch scheduler sets it), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def single_threaded_tokenizers(worker_id: int) -> None:
     """Workers are the parallelism: each tokenises on one core (and HF tokenizers stop warning about forks)."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -81,8 +89,12 @@ class DataModule(pl.LightningDataModule):
         val_datasets: RunDataset instances re-ranked during ``fit`` to log ir-measures metrics.
         batch_size: training batch size (queries per batch).
         inference_batch_size: texts (or queries, for re-ranking) per inference batch.
-        num_workers: DataLoader worker processes.
-        sort_window: batches of a streamed corpus are formed from windows of this many length-sorted documents.
+        num_workers: DataLoader worker processes (they read and tokenise). None: none on a CPU (the model
+            needs the cores), and on a GPU the process's share of the machine's cores less one, at most 16.
+        sort_window: batches of a streamed corpus are formed from windows of this many length-sorted documents
+            (length buckets: little padding, and memory bounded on any corpus).
+        pin_memory: page-lock batches so copies to the GPU overlap its work. None: on when the device is CUDA.
+        prefetch_factor: batches each worker prepares ahead (only with workers).
 
     The module being run sets ``batch_transform`` (see ``BoltirModule.setup``): batches are then tokenised in
     the workers, beside the accelerator's work, and page-locked so copies to a GPU overlap its computation.
@@ -95,8 +107,10 @@ class DataModule(pl.LightningDataModule):
         val_datasets: Sequence[Dataset] | Dataset | None = None,
         batch_size: int = 32,
         inference_batch_size: int = 64,
-        num_workers: int = 0,
+        num_workers: int | None = None,
         sort_window: int = 4096,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 4,
     ) -> None:
         super().__init__()
         if isinstance(inference_datasets, Dataset):
@@ -108,6 +122,8 @@ class DataModule(pl.LightningDataModule):
         self.inference_batch_size = check_positive("data.inference_batch_size", inference_batch_size)
         self.num_workers = num_workers
         self.sort_window = sort_window
+        self.pin_memory = pin_memory
+        self.prefetch_factor = prefetch_factor
         self.batch_transform: Callable[[Any], Any] | None = None
 
     def _process_shard(self) -> tuple[int, int]:
@@ -115,9 +131,29 @@ class DataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _pin_memory(self) -> bool:
+    def _on_cuda(self) -> bool:
         trainer = getattr(self, "trainer", None)
         return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
+    def _pin_memory(self) -> bool:
+        return self._on_cuda() if self.pin_memory is None else self.pin_memory
+
+    def _workers(self) -> int:
+        """``num_workers``, or its default: a GPU process's share of the cores less its own, a CPU process none."""
+        if self.num_workers is not None:
+            return self.num_workers
+        if not self._on_cuda():
+            return 0
+        trainer = getattr(self, "trainer", None)
+        local_processes = max(1, trainer.world_size // max(1, trainer.num_nodes)) if trainer is not None else 1
+        return max(0, min(16, available_cores() // local_processes - 1))
+
+    def _worker_options(self) -> dict[str, Any]:
+        workers = self._workers()
+        options: dict[str, Any] = {"num_workers": workers, "pin_memory": self._pin_memory()}
+        if workers:
+            options.update(worker_init_fn=single_threaded_tokenizers, prefetch_factor=self.prefetch_factor)
+        return options
 
     def _collate(self, dataset: Dataset) -> Callable[[list], Any]:
         """The dataset's collate function (or :func:`collate`), followed by the module's batch transform."""
@@ -135,11 +171,9 @@ class DataModule(pl.LightningDataModule):
         return loader(
             dataset,
             batch_size=batch_size,
-            num_workers=self.num_workers,
             collate_fn=self._collate(dataset),
-            pin_memory=self._pin_memory(),
-            worker_init_fn=single_threaded_tokenizers if self.num_workers else None,
             persistent_workers=False,
+            **self._worker_options(),
         )
 
     def predict_dataloader(self) -> list[DataLoader]:
@@ -159,10 +193,8 @@ class DataModule(pl.LightningDataModule):
         return ResumableDataLoader(
             dataset,
             batch_sampler=SkippingBatchSampler(EpochSampler(dataset, seed=seed), self.batch_size, drop_last=False),  # type: ignore[arg-type]
-            num_workers=self.num_workers,
             collate_fn=self._collate(dataset),
-            pin_memory=self._pin_memory(),
-            worker_init_fn=single_threaded_tokenizers if self.num_workers else None,
+            **self._worker_options(),
             # its own generator: starting an epoch then draws nothing from the global one (dropout stays in step)
             generator=torch.Generator().manual_seed(seed),
         )

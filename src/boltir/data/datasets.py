@@ -5,12 +5,14 @@ Corpora stream (a 9M-document corpus never sits in memory); queries and runs are
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from ..errors import ConfigError, DataFormatError, UnknownIdError
@@ -68,6 +70,31 @@ def _keep_later(policy: str, doc_id: str, source: str, earlier: int, later: int)
     return policy == "last"
 
 
+def _id_hash(doc_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+class DocIdSet:
+    """A compact set of document ids: sorted 8-byte hashes (8 bytes per id, where a Python set takes ~100).
+
+    A resumed indexing run skips the documents already in complete shards with it. Two ids share a hash with
+    probability about n^2 / 2^65 (3e-6 for 10M ids).
+    """
+
+    def __init__(self, doc_ids: Iterable[str]) -> None:
+        self._hashes = np.unique(np.fromiter((_id_hash(doc_id) for doc_id in doc_ids), dtype=np.uint64))
+
+    def __contains__(self, doc_id: object) -> bool:
+        if not isinstance(doc_id, str) or not len(self._hashes):
+            return False
+        value = np.uint64(_id_hash(doc_id))
+        position = int(np.searchsorted(self._hashes, value))
+        return position < len(self._hashes) and self._hashes[position] == value
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+
 class DocDataset(IterableDataset):
     """Streams documents from a BEIR folder, a ``corpus.jsonl``/``.tsv`` file, or an ir_datasets id.
 
@@ -93,6 +120,7 @@ class DocDataset(IterableDataset):
         self._length: int | None = None
         self._dropped: set[int] | None = None  # lines (records) left out as repeats of an id; known after the check
         self.process_shard = (0, 1)  # (rank, world size): set by the DataModule when several processes read
+        self.skip_ids: DocIdSet | None = None  # documents a resumed indexing run already has in its shards
 
     def _records(self, shard: int = 0, shards: int = 1) -> Iterator[tuple[int, str, str]]:
         """``(line, id, text)`` of every ``shards``-th record from the ``shard``-th on (line: record number for
@@ -145,8 +173,9 @@ class DocDataset(IterableDataset):
         self.check_ids()  # normally done already, by __len__ in the main process, before workers start
         dropped = self._dropped or set()
         shard, shards = stream_shard(self.process_shard)
+        skip = self.skip_ids
         for line, doc_id, text in self._records(shard, shards):
-            if line in dropped:
+            if line in dropped or (skip is not None and doc_id in skip):
                 continue
             if not text:
                 log.warning("skipping document '%s' of %s: its text is empty", doc_id, self.source)
@@ -297,4 +326,4 @@ def dataset_name(dataset: Any, index: int) -> str:
     return (stem or f"dataset-{index}") + (f"-{split}" if split else "")
 
 
-__all__ = ["DUPLICATE_IDS", "DocDataset", "QueryDataset", "RunDataset", "dataset_name", "join_title"]
+__all__ = ["DUPLICATE_IDS", "DocDataset", "DocIdSet", "QueryDataset", "RunDataset", "dataset_name", "join_title"]

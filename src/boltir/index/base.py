@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +29,7 @@ from ..types import SegmentedVectors
 from .storage import MANIFEST as MANIFEST
 from .storage import IndexBuild, resolve_index
 from .storage import read_manifest as read_manifest
+from .shards import Shard
 
 DOC_IDS = "doc_ids.txt"
 FORMAT_VERSION = 1
@@ -134,6 +136,12 @@ class Indexer(ABC):
         except OSError as exc:  # a full disk: the caller aborts, the old index stays live
             raise write_failure(self.tmp, exc, f"the index at {self.directory} is unchanged") from exc
         self.count += len(doc_ids)
+
+    def add_shards(self, shards: Sequence[Shard]) -> None:
+        """Add complete shards one after another: memory holds one shard beside what the engine itself keeps."""
+        for shard in shards:
+            for doc_ids, embeddings in shard.batches():
+                self.add(doc_ids, embeddings)
 
     @abstractmethod
     def _add(self, embeddings: Tensor) -> None: ...

@@ -1,8 +1,16 @@
-"""Dense vectors in Faiss: flat (exact) by default, IVF, IVF-PQ or HNSW by factory string."""
+"""Dense vectors in Faiss: flat (exact) by default, IVF, IVF-PQ or HNSW by factory string.
+
+Built from shards (see :mod:`boltir.index.shards`), an index is trained on a sample spread over all shards and
+then receives the shards one by one. Two options keep large collections out of memory: ``sharded`` writes one
+sub-index per shard (searched together, top-k merged by ``faiss.IndexShards``) and ``on_disk`` merges the
+shards' inverted lists into one file on disk (Faiss's ``OnDiskInvertedLists``) that searches memory-map.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,13 +19,21 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import ConfigError, require
+from ..types import SegmentedVectors
 from .base import IndexConfig, Indexer, Searcher
+from .shards import Shard
 
 INDEX_FILE = "index.faiss"
+IVF_DATA_FILE = "index.ivfdata"  # on_disk: the merged inverted lists, found beside INDEX_FILE
+PARTS_DIR = "parts"  # sharded: one sub-index per shard, parts/000000.faiss, ...
 
 
 def _faiss():
     return require("faiss", "faiss-cpu", "the Faiss index")
+
+
+def faiss_contrib_ondisk():
+    return require("faiss.contrib.ondisk", "faiss-cpu", "the on-disk Faiss index")
 
 
 def _as_float32(vectors: Tensor | np.ndarray, normalize: bool) -> np.ndarray:
@@ -46,13 +62,62 @@ class FaissIndexer(Indexer):
             self.index = faiss.index_factory(self.dim, config.factory, self.metric)
         except RuntimeError as exc:
             raise ConfigError(f"index_config.factory='{config.factory}' is not a valid Faiss factory string: {exc}") from None
+        if config.sharded and config.on_disk:
+            raise ConfigError("index_config: choose one of sharded (one sub-index per shard) and on_disk (one merged index on disk), not both.")
+        if config.on_disk and faiss.try_extract_index_ivf(self.index) is None:
+            raise ConfigError(f"index_config.on_disk needs an IVF factory (e.g. 'IVF4096,PQ32'), not '{config.factory}'.")
         self._pending: list[np.ndarray] = []  # vectors held back until an untrained index can be trained
         self._pending_count = 0
+        self._part: Any = None  # the sub-index of the shard being added (sharded / on_disk builds)
+        self._parts = 0
+
+    def add_shards(self, shards: Sequence[Shard]) -> None:
+        """Train on a sample spread over every shard, then add the shards one by one (or one sub-index each)."""
+        if shards and not self.index.is_trained:
+            self._train(self._training_sample(shards))
+        if not (self.config.sharded or self.config.on_disk):
+            super().add_shards(shards)
+            return
+        faiss = _faiss()
+        (self.tmp / PARTS_DIR).mkdir(exist_ok=True)
+        for shard in shards:
+            self._part = faiss.clone_index(self.index)  # trained and empty
+            super().add_shards([shard])
+            faiss.write_index(self._part, str(self.tmp / PARTS_DIR / f"{self._parts:06d}.faiss"))
+            self._part, self._parts = None, self._parts + 1
+
+    def _training_sample(self, shards: Sequence[Shard]) -> np.ndarray:
+        """``train_size`` vectors taken evenly from every shard: the first shards alone are not a fair sample
+        (the corpus streams in length-sorted windows)."""
+        total = sum(shard.count for shard in shards)
+        share = min(1.0, self.config.train_size / max(total, 1))
+        sample = []
+        for shard in shards:
+            # dense shards are memory-mapped: only the sampled rows are read
+            parts = [shard.vectors()] if shard.kind == "dense" else (embeddings for _, embeddings in shard.batches())
+            for embeddings in parts:
+                if isinstance(embeddings, SegmentedVectors):
+                    embeddings = embeddings.flat()[0]
+                rows = np.unique(np.linspace(0, len(embeddings) - 1, max(1, round(len(embeddings) * share))).astype(np.int64))
+                sample.append(_as_float32(np.asarray(embeddings[rows]) if isinstance(embeddings, np.ndarray) else embeddings[rows], self.normalize))
+        return np.concatenate(sample)
+
+    def _train(self, sample: np.ndarray) -> None:
+        try:
+            self.index.train(sample)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"Faiss could not train '{self.config.factory}' on {len(sample)} vectors ({exc}); "
+                "use fewer IVF lists or a 'Flat' index for a collection this small."
+            ) from None
 
     def _add(self, embeddings: Tensor) -> None:
         vectors = _as_float32(embeddings, self.normalize)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise ConfigError(f"expected vectors of dim {self.dim}, got shape {tuple(vectors.shape)}")
+        if self._part is not None:
+            self._part.add(vectors)
+            return
         if self.index.is_trained:
             self.index.add(vectors)
             return
@@ -63,21 +128,25 @@ class FaissIndexer(Indexer):
 
     def _train_and_flush(self) -> None:
         sample = np.concatenate(self._pending)
-        try:
-            self.index.train(sample)
-        except RuntimeError as exc:
-            raise ConfigError(
-                f"Faiss could not train '{self.config.factory}' on {len(sample)} vectors ({exc}); "
-                "use fewer IVF lists or a 'Flat' index for a collection this small."
-            ) from None
+        self._train(sample)
         self.index.add(sample)
         self._pending, self._pending_count = [], 0
 
     def _write(self, directory: Path) -> dict[str, Any]:
+        faiss = _faiss()
+        fields: dict[str, Any] = {"dim": self.dim, "metric": "l2" if self.metric == faiss.METRIC_L2 else "ip"}
+        if self._parts and self.config.sharded:
+            return {**fields, "parts": self._parts}
+        if self._parts:  # on_disk: the parts' inverted lists merged into one file, then the parts go
+            parts = [str(directory / PARTS_DIR / f"{number:06d}.faiss") for number in range(self._parts)]
+            faiss_contrib_ondisk().merge_ondisk(self.index, parts, str(directory / IVF_DATA_FILE), shift_ids=True)
+            faiss.write_index(self.index, str(directory / INDEX_FILE))
+            shutil.rmtree(directory / PARTS_DIR)
+            return {**fields, "on_disk": True}
         if self._pending:
             self._train_and_flush()
-        _faiss().write_index(self.index, str(directory / INDEX_FILE))
-        return {"dim": self.dim, "metric": "l2" if self.metric == _faiss().METRIC_L2 else "ip"}
+        faiss.write_index(self.index, str(directory / INDEX_FILE))
+        return fields
 
 
 class FaissSearcher(Searcher):
@@ -86,15 +155,29 @@ class FaissSearcher(Searcher):
     def __init__(self, directory: str | os.PathLike[str], config: FaissIndexConfig, manifest: dict[str, Any]) -> None:
         super().__init__(directory, config, manifest)
         faiss = _faiss()
-        self.index = faiss.read_index(str(self.directory / INDEX_FILE))
         self.normalize = manifest["fingerprint"]["similarity"] == "cosine"
         self.l2 = manifest.get("metric") == "l2"
         self.euclidean = manifest["fingerprint"]["similarity"] == "euclidean"
-        params = faiss.extract_index_ivf(self.index) if "IVF" in manifest["index_config"]["factory"] else None
-        if params is not None:
-            params.nprobe = config.nprobe or max(params.nprobe, 32)
-        if config.ef_search is not None and hasattr(self.index, "hnsw"):
-            self.index.hnsw.efSearch = config.ef_search
+        if manifest.get("parts"):
+            self._parts = [faiss.read_index(str(self.directory / PARTS_DIR / f"{n:06d}.faiss")) for n in range(manifest["parts"])]
+            self.index = faiss.IndexShards(int(manifest["dim"]), False, True)  # successive ids: part n's follow n-1's
+            self.index.metric_type = faiss.METRIC_L2 if self.l2 else faiss.METRIC_INNER_PRODUCT  # how top-k merge
+            for part in self._parts:
+                self._set_search_parameters(part, config)
+                self.index.add_shard(part)
+        else:
+            # on_disk: the inverted lists are memory-mapped from index.ivfdata beside it (wherever the directory moved)
+            flags = faiss.IO_FLAG_ONDISK_SAME_DIR if manifest.get("on_disk") else 0
+            self.index = faiss.read_index(str(self.directory / INDEX_FILE), flags)
+            self._set_search_parameters(self.index, config)
+
+    @staticmethod
+    def _set_search_parameters(index: Any, config: FaissIndexConfig) -> None:
+        ivf = _faiss().try_extract_index_ivf(index)
+        if ivf is not None:
+            ivf.nprobe = config.nprobe or max(ivf.nprobe, 32)
+        if config.ef_search is not None and hasattr(index, "hnsw"):
+            index.hnsw.efSearch = config.ef_search
 
     def search_arrays(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
         queries = _as_float32(query_embeddings, self.normalize)
@@ -120,6 +203,9 @@ class FaissIndexConfig(IndexConfig):
         train_size: vectors gathered to train IVF/PQ quantisers before the rest streams in.
         nprobe: IVF lists visited per query at search time (None: Faiss's default of 1 is raised to 32).
         ef_search: HNSW candidate list size at search time.
+        sharded: built from shards, keep one sub-index per shard (any factory) instead of one index.
+        on_disk: built from shards, merge the shards' inverted lists into ``index.ivfdata`` on disk, which
+            searching memory-maps (IVF factories only): memory then holds neither vectors nor codes.
     """
 
     engine: ClassVar[str] = "faiss"
@@ -130,6 +216,8 @@ class FaissIndexConfig(IndexConfig):
     train_size: int = 262_144
     nprobe: int | None = None
     ef_search: int | None = None
+    sharded: bool = False
+    on_disk: bool = False
 
 
 __all__ = ["FaissIndexConfig", "FaissIndexer", "FaissSearcher"]
