@@ -62,7 +62,7 @@ def test_killed_build_resumes_from_its_shards_and_equals_a_fresh_one(tiny_bert_d
         _trainer(KillAfter(batches=5)).index(module, data(), tmp_path / "index", config, shard_size=8)
     shard_dir = tmp_path / ".index.shards"
     kept = complete_shards(shard_dir)
-    assert [s.count for s in kept] == [8, 8] and not (tmp_path / "index").exists()  # 2 shards done, the 3rd lost
+    assert [s.count for s in kept] == [8, 8] and not (tmp_path / "index" / "CURRENT").exists()  # 2 shards done, the 3rd lost; no index yet
 
     counter = CountDocs()
     callback = _trainer(counter).index(module, data(), tmp_path / "index", config, shard_size=8, resume=True)

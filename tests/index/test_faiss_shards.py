@@ -11,6 +11,7 @@ import torch
 from boltir import BiEncoderConfig, BiEncoderModule, ConfigError, FaissIndexConfig, open_searcher
 from boltir.callbacks.index import build_index
 from boltir.index.shards import ShardWriter
+from boltir.index.storage import resolve_index
 
 
 @pytest.fixture()
@@ -59,8 +60,9 @@ def test_on_disk_needs_an_ivf_factory(module, shards, tmp_path, factory):
 def test_on_disk_ivf_pq_keeps_codes_on_disk(module, shards, tmp_path):
     config = FaissIndexConfig(factory="IVF4,PQ8x4", train_size=400, on_disk=True)
     index_dir = build_index(shards[0], tmp_path / "index", config, module.model)
-    files = {p.name for p in index_dir.iterdir()}
+    live = resolve_index(index_dir)  # the version CURRENT names
+    files = {p.name for p in live.iterdir()}
     assert {"index.faiss", "index.ivfdata"} <= files and "parts" not in files
-    assert (index_dir / "index.faiss").stat().st_size < (index_dir / "index.ivfdata").stat().st_size
+    assert (live / "index.faiss").stat().st_size < (live / "index.ivfdata").stat().st_size
     _, ids = open_searcher(index_dir, nprobe=4).search_arrays(shards[1][:20], 10)
     assert sum(f"d{i}" in row for i, row in enumerate(ids)) >= 15  # PQ: most documents find themselves

@@ -21,6 +21,7 @@ from ..data import DocDataset, DocIdSet
 from ..errors import ConfigError
 from ..index import FaissIndexConfig, IndexConfig
 from ..index.shards import ShardWriter, complete_shards, shard_doc_ids
+from ..index.storage import IndexBuild
 from ..types import EncodeOutput
 
 
@@ -55,6 +56,7 @@ class IndexCallback(pl.Callback):
         self.resume = resume
         self.keep_shards = keep_shards
         self.writer: ShardWriter | None = None
+        self.reservation: IndexBuild | None = None  # rank 0 holds index_dir's lock while the corpus is encoded
         self.resumed_documents = 0  # documents found in complete shards when a resumed run started
 
     @property
@@ -79,6 +81,8 @@ class IndexCallback(pl.Callback):
             print(f"resuming: {len(done)} documents are already in {self.shard_dir}", flush=True)
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:  # an unwritable index_dir or a second writer fails now, before any encoding
+            self.reservation = IndexBuild(self.index_dir).start()
         representation = getattr(pl_module.model, "representation", "dense")
         self.writer = ShardWriter(self.shard_dir, trainer.global_rank, self.shard_size, representation)
 
@@ -95,6 +99,7 @@ class IndexCallback(pl.Callback):
         self.writer.close()
         trainer.strategy.barrier("boltir-index-shards")  # every rank's shards are on disk
         if trainer.is_global_zero:
+            self._release()  # the indexer takes the lock again at once (a rival meanwhile fails there, not here)
             build_index(self.shard_dir, self.index_dir, self.index_config, pl_module.model)
             if not self.keep_shards:
                 shutil.rmtree(self.shard_dir, ignore_errors=True)
@@ -103,6 +108,12 @@ class IndexCallback(pl.Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if self.writer is not None:
             self.writer.abort()  # complete shards stay: `resume` goes on from them
+        self._release()
+
+    def _release(self) -> None:
+        if self.reservation is not None:
+            self.reservation.abort()
+            self.reservation = None
 
 
 def build_index(shard_dir: str | os.PathLike[str], index_dir: str | os.PathLike[str], index_config: IndexConfig, model: Any) -> Path:
