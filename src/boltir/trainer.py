@@ -14,7 +14,6 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks.progress import ProgressBar as ProgressBarBase
-from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 
 from .callbacks import IndexCallback, RandomState, RankingValidation, ReRankCallback, SearchCallback
 from .callbacks.progress import ProgressBar
@@ -54,7 +53,7 @@ class Trainer(pl.Trainer):
         _quiet_lightning()
         callbacks = kwargs.get("callbacks") or []
         callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
-        if _RICH_AVAILABLE and kwargs.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBarBase) for c in callbacks):
+        if kwargs.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBarBase) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, ProgressBar()]
         super().__init__(*args, **kwargs)
         for default in (RankingValidation, RandomState):
