@@ -97,10 +97,16 @@ class ProgressBar(RichProgressBar):
             _Speed(style=self.theme.processing_speed),
         ]
 
-    def _get_train_description(self, current_epoch: int) -> str:
-        max_epochs = self.trainer.max_epochs
-        text = f"Epoch {current_epoch}" + (f"/{max_epochs - 1}" if max_epochs is not None and max_epochs > 0 else "")
-        return f"{text:{len(self.validation_description)}}"  # as wide as "Validation": no flicker between them
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        if self.progress is not None and self.train_progress_bar_id is not None:
+            self.progress.update(self.train_progress_bar_id, description=self.epoch_description(trainer))
+
+    def epoch_description(self, trainer: pl.Trainer) -> str:
+        """``Epoch N`` or ``Epoch N/M`` (M the last epoch), as wide as "Validation": no flicker between them."""
+        max_epochs = trainer.max_epochs
+        text = f"Epoch {trainer.current_epoch}" + (f"/{max_epochs - 1}" if max_epochs is not None and max_epochs > 0 else "")
+        return f"{text:{len(self.validation_description)}}"
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_predict_start(trainer, pl_module)
@@ -140,9 +146,10 @@ class ProgressBar(RichProgressBar):
     def on_predict_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        if self.is_disabled or self.predict_progress_bar_id is None:
+        if self.is_disabled or self.progress is None or self.predict_progress_bar_id is None:
             return
-        self._update(self.predict_progress_bar_id, self._batch_end)
+        self.progress.update(self.predict_progress_bar_id, completed=self._batch_end)
+        self.refresh()
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if getattr(pl_module, "on_items_done", None) == self._advance:
