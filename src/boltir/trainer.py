@@ -6,8 +6,6 @@ progress bars and multi-GPU come from Lightning.
 
 from __future__ import annotations
 
-import importlib.util
-
 import logging
 import os
 import warnings
@@ -55,7 +53,7 @@ class Trainer(pl.Trainer):
         _quiet_lightning()
         callbacks = kwargs.get("callbacks") or []
         callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
-        if importlib.util.find_spec("rich") is not None and kwargs.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBarBase) for c in callbacks):
+        if kwargs.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBarBase) for c in callbacks):
             kwargs["callbacks"] = [*callbacks, ProgressBar()]
         super().__init__(*args, **kwargs)
         for default in (RankingValidation, RandomState):

@@ -134,7 +134,7 @@ def _overview() -> str:
 
 
 def _lightning_help(name: str, command: Command) -> str:
-    lines = [f"usage: boltir {name} --config FILE [--option value ...]", "", command.summary.capitalize() + ".",
+    lines = [f"usage: boltir {name} --config FILE [--option value ...]", "", command.summary[:1].upper() + command.summary[1:] + ".",
              "Every option of the config can be set or overridden on the command line."]
     width = max(len(o) for options in command.groups.values() for o, _ in options)
     for group, options in command.groups.items():
@@ -205,7 +205,7 @@ def _run_module(name: str, command: Command, rest: list[str]) -> int:
         if exc.name and not exc.name.startswith("boltir"):  # an optional package the command needs
             raise UsageError(f"'boltir {name}' needs the package '{exc.name}', which is not installed") from None
         raise
-    parser = _Parser(prog=f"boltir {name}", description=command.summary.capitalize() + ".", allow_abbrev=False)
+    parser = _Parser(prog=f"boltir {name}", description=command.summary[:1].upper() + command.summary[1:] + ".", allow_abbrev=False)
     module.add_arguments(parser)
     return int(module.run(parser.parse_args(rest)) or 0)
 

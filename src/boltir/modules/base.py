@@ -85,6 +85,9 @@ class BoltirModule(pl.LightningModule):
             model.config = model.config.replace(**config_overrides)
         self.model = model
         self.loss_functions = loss_functions
+        # told how many texts or pairs each forward pass finished: boltir's progress bar sets it while indexing,
+        # searching or re-ranking, so a batch of thousands of pairs moves the bar as it goes, not at its end
+        self.on_items_done: Callable[[int], None] | None = None
         self.loss = build_loss(loss_functions) if loss_functions is not None else None
         self.val_measures = list(val_measures)
         parse_measures(self.val_measures)  # an unknown measure fails before training starts
@@ -152,6 +155,11 @@ class BoltirModule(pl.LightningModule):
     def batch_transform(self) -> Callable[[Any], Any] | None:
         """What the DataLoader's workers apply to each batch (tokenisation); None keeps batches as text."""
         return None
+
+    def report_progress(self, count: int) -> None:
+        """``count`` more texts (or query-document pairs) are encoded (or scored): tell :attr:`on_items_done`."""
+        if self.on_items_done is not None:
+            self.on_items_done(count)
 
     # -- Lightning's predict loop drives index / search / re-rank (see boltir.callbacks) -----------
     def predict_step(self, batch: Any, batch_idx: int = 0, dataloader_idx: int = 0) -> EncodeOutput | ScoreOutput:

@@ -202,8 +202,11 @@ class BiEncoderModule(BoltirModule):
 
         def compute(tokens: Encoding | PackedTokens) -> Tensor | TokenVectors:
             if isinstance(tokens, PackedTokens):
-                return encode(tokens.to(self.device))  # non-blocking: it holds page-locked memory on a GPU
-            return encode(to_device(tokens, self.device))
+                vectors = encode(tokens.to(self.device))  # non-blocking: it holds page-locked memory on a GPU
+            else:
+                vectors = encode(to_device(tokens, self.device))
+            self.report_progress(len(vectors))
+            return vectors
 
         if encoding is not None and not isinstance(encoding, TokenChunks):
             return compute(prepare(encoding))

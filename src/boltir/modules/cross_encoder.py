@@ -67,9 +67,12 @@ class CrossEncoderModule(BoltirModule):
             return [(rows, piece.pin_memory() if on_gpu else piece) for rows, piece in pieces]
 
         def compute(pieces: list[tuple[Tensor, PairBatch | PackedTokens]]) -> Tensor:
-            scores = torch.cat([self.model(piece.to(self.device)) for _, piece in pieces])
+            parts_scores = []
+            for rows, piece in pieces:
+                parts_scores.append(self.model(piece.to(self.device)))
+                self.report_progress(len(rows))  # a batch of queries holds thousands of pairs: report each pass
             rows = torch.cat([rows for rows, _ in pieces])
-            return in_input_order(scores, rows, self.device)  # back to the window's order
+            return in_input_order(torch.cat(parts_scores), rows, self.device)  # back to the window's order
 
         scores = overlapped(parts, prepare, compute, helper=on_gpu)
         return in_input_order(torch.cat(scores), order, self.device)
@@ -99,4 +102,6 @@ class CrossEncoderModule(BoltirModule):
         pair_queries = [q for q, ds in group for _ in ds]
         pair_docs = [d for _, ds in group for d in ds]
         batch = self.model.tokenize_pairs(pair_queries, pair_docs, list_sizes=[len(ds) for _, ds in group])
-        return self.model(batch.to(self.device))
+        scores = self.model(batch.to(self.device))
+        self.report_progress(len(pair_docs))
+        return scores
