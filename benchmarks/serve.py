@@ -58,6 +58,13 @@ def build_index(model_dir: str, data: Path, index_dir: Path, device: str) -> Non
     print(f"indexed {data} into {index_dir} in {time.perf_counter() - started:.0f}s", flush=True)
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), all its threads: what the server spends per query,
+    a figure that, unlike queries/s, holds up on a machine shared with other jobs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(config: dict[str, Any], max_batch_size: int, workdir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     path = workdir / f"serve-{max_batch_size}.yaml"
@@ -82,15 +89,17 @@ def start_server(config: dict[str, Any], max_batch_size: int, workdir: Path) -> 
     raise RuntimeError("server did not start within 300 s")
 
 
-async def _clients(url: str, queries: list[str], clients: int, seconds: float, max_requests: int, offset: int) -> dict[str, Any]:
-    import httpx
-
+async def _clients(url: str, queries: list[str], clients: int, seconds: float, max_requests: int, offset: int,
+                   client_library: str = "aiohttp") -> dict[str, Any]:
+    """``clients`` concurrent keep-alive connections in this process, each sending its next query when the last one
+    is answered. aiohttp by default: its C parser costs about 0.1 ms of CPU a request, httpx's about 1.3 ms here
+    (benchmarks/RESULTS.md, Serving), so with httpx the load generator, not the server, can be what is measured."""
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
     budget = [max_requests]
 
-    async def client(number: int, http: httpx.AsyncClient) -> None:
+    async def client(number: int, get: Any) -> None:
         nonlocal errors
         position = offset + number * 7
         while time.perf_counter() < stop_at and budget[0] > 0:
@@ -98,28 +107,51 @@ async def _clients(url: str, queries: list[str], clients: int, seconds: float, m
             query = queries[position % len(queries)]
             position += 1
             started = time.perf_counter()
-            response = await http.get("/search", params={"q": query, "k": 10})
+            status, body = await get({"q": query, "k": "10"})
             latencies.append(time.perf_counter() - started)
-            if response.status_code != 200 or not response.json()["hits"]:
+            if status != 200 or not json.loads(body)["hits"]:
                 errors += 1
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(i, http) for i in range(clients)))
-        wall = time.perf_counter() - started
+    started = time.perf_counter()
+    if client_library == "httpx":
+        import httpx
+
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+
+            async def get(params: dict[str, str]) -> tuple[int, bytes]:
+                response = await http.get("/search", params=params)
+                return response.status_code, response.content
+
+            started = time.perf_counter()
+            await asyncio.gather(*(client(i, get) for i in range(clients)))
+            wall = time.perf_counter() - started
+    else:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=clients)
+        async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+
+            async def get(params: dict[str, str]) -> tuple[int, bytes]:
+                async with session.get("/search", params=params) as response:
+                    return response.status, await response.read()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(client(i, get) for i in range(clients)))
+            wall = time.perf_counter() - started
     return {"latencies": latencies, "errors": errors, "wall": wall}
 
 
-def _load_process(args: tuple[str, list[str], int, float, int, int]) -> dict[str, Any]:
+def _load_process(args: tuple[str, list[str], int, float, int, int, str]) -> dict[str, Any]:
     return asyncio.run(_clients(*args))
 
 
-def measure(url: str, queries: list[str], clients: int, seconds: float, max_requests: int, processes: int) -> dict[str, Any]:
+def measure(url: str, queries: list[str], clients: int, seconds: float, max_requests: int, processes: int,
+            client_library: str = "aiohttp") -> dict[str, Any]:
     """Queries/s and latency percentiles of ``clients`` concurrent clients spread over up to ``processes`` processes."""
     processes = max(1, min(processes, clients))
     shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
-    jobs = [(url, queries, share, seconds, max_requests // processes, i * 1000) for i, share in enumerate(shares)]
+    jobs = [(url, queries, share, seconds, max_requests // processes, i * 1000, client_library) for i, share in enumerate(shares)]
     started = time.perf_counter()
     if processes == 1:
         parts = [_load_process(jobs[0])]
@@ -176,6 +208,7 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=2)
     parser.add_argument("--load-processes", type=int, default=1, help="processes generating the load")
+    parser.add_argument("--client", default="aiohttp", choices=["aiohttp", "httpx"], help="the load generator's HTTP client")
     parser.add_argument("--modes", default="batched,one-at-a-time")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--plot", type=Path)
@@ -203,13 +236,15 @@ def main() -> None:
     for mode in args.modes.split(","):
         process, url = start_server(config, args.max_batch_size if mode == "batched" else 1, workdir)
         try:
-            measure(url, queries, 8, 30, args.warmup, 1)  # warm-up: first calls, allocator, kernels
+            measure(url, queries, 8, 30, args.warmup, 1, args.client)  # warm-up: first calls, allocator, kernels
             for clients in (int(c) for c in args.clients.split(",")):
+                cpu_before = process_cpu_seconds(process.pid)
                 row = {"mode": mode, "device": args.device, "precision": args.precision,
                        "max_batch_size": args.max_batch_size if mode == "batched" else 1, "max_wait_ms": args.max_wait_ms,
-                       **measure(url, queries, clients, args.seconds, args.max_requests, args.load_processes)}
+                       "client": args.client, **measure(url, queries, clients, args.seconds, args.max_requests, args.load_processes, args.client)}
+                row["server_cpu_ms_per_query"] = round(1000 * (process_cpu_seconds(process.pid) - cpu_before) / max(1, row["requests"]), 3)
                 print(f"{mode:14s} clients {clients:3d}: {row['qps']:8.1f} q/s  p50 {row['p50_ms']:7.2f} ms  "
-                      f"p99 {row['p99_ms']:7.2f} ms  ({row['requests']} requests, {row['errors']} errors)", flush=True)
+                      f"p99 {row['p99_ms']:7.2f} ms  server CPU {row['server_cpu_ms_per_query']:.3f} ms/query  ({row['requests']} requests, {row['errors']} errors)", flush=True)
                 rows.append(row)
         finally:
             process.terminate()
@@ -221,7 +256,7 @@ def main() -> None:
                 row["speedup_vs_one_at_a_time"] = round(row["qps"] / single["qps"], 2)
     summary = {"benchmark": "serve", "date": date.today().isoformat(), "command": command, "model": args.model,
                "random_weights": args.random_weights, "queries": len(queries), "machine": machine(args.device),
-               "load_average": os.getloadavg(), "versions": versions(("torch", "transformers", "fastapi", "uvicorn", "httpx", "faiss-cpu")),
+               "load_average": os.getloadavg(), "versions": versions(("torch", "transformers", "fastapi", "uvicorn", "httpx", "aiohttp", "httptools", "uvloop", "orjson", "faiss-cpu")),
                "rows": rows}
     emit(summary)
     print(f"\n| mode | clients | queries/s | p50 ms | p99 ms | x one-at-a-time |\n|---|---:|---:|---:|---:|---:|")

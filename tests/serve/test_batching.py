@@ -71,3 +71,29 @@ def test_an_error_fails_its_batch_only():
             await batcher.close()
 
     asyncio.run(main())
+
+
+def test_wait_counts_from_arrival_so_a_queued_batch_starts_when_the_model_is_free():
+    """Items that queued behind a running batch have waited already: the next batch starts as soon as the model is
+    free (within their own ``max_wait_ms`` of arriving), not a further ``max_wait_ms`` after the last batch."""
+    starts: list[float] = []
+
+    def process(batch: list[int]) -> list[int]:
+        starts.append(time.perf_counter())
+        time.sleep(0.4)
+        return batch
+
+    async def main() -> float:
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            batcher = DynamicBatcher(process, executor, max_batch_size=8, max_wait_ms=400)
+            first = asyncio.ensure_future(batcher.submit(0))
+            await asyncio.sleep(0.5)  # the first batch (dispatched at its 400 ms deadline) is running now
+            queued_at = time.perf_counter()
+            await asyncio.gather(first, batcher.submit(1), batcher.submit(2))
+            await batcher.close()
+            return queued_at
+
+    queued_at = asyncio.run(main())
+    assert len(starts) == 2
+    # their deadline is 400 ms after queued_at; counted from the end of the first batch it would be ~700 ms
+    assert starts[1] - queued_at < 0.6

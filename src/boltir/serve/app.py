@@ -9,6 +9,8 @@ share forward passes. Every error a client can cause is answered 4xx with ``{"er
 # they name limits known only inside create_app
 
 import asyncio
+import gc
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +22,7 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,6 +31,11 @@ from .batching import DynamicBatcher
 from .config import LimitsConfig
 from .page import search_page
 from .service import Hit, SearchRequest, SearchService
+
+try:  # optional: the serve extra installs it
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None
 
 log = logging.getLogger("boltir.serve")
 
@@ -38,6 +46,18 @@ class ClientError(Exception):
     def __init__(self, field: str, message: str, status: int = 422) -> None:
         super().__init__(f"{field}: {message}")
         self.status = status
+
+
+class FastJSONResponse(Response):
+    """JSON by orjson (several times faster than the standard library's, and it writes dataclasses such as
+    :class:`Hit` directly); the standard library's where orjson is not installed."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        if orjson is not None:
+            return orjson.dumps(content)
+        return json.dumps(content, default=asdict, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -167,7 +187,12 @@ def create_app(service: SearchService) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # the models, tokenizer and corpus are half a million objects that live as long as the server; a full
+        # collection walked them all (0.5 s on a shared CPU, the p99 under load): frozen, collections skip them
+        gc.collect()
+        gc.freeze()
         yield
+        gc.unfreeze()
         await batcher.close()
         executor.shutdown(wait=True, cancel_futures=True)
 
@@ -187,8 +212,8 @@ def create_app(service: SearchService) -> FastAPI:
         hits = await asyncio.gather(*jobs)
         return hits, round((time.perf_counter() - started) * 1000, 2)
 
-    def hit_list(hits: list[Hit]) -> list[dict[str, Any]]:
-        return [asdict(hit) for hit in hits]
+    def hit_list(hits: list[Hit]) -> list[Hit]:
+        return hits  # orjson writes dataclasses itself (dataclasses.asdict cost more than the rest of the reply)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -224,13 +249,13 @@ def create_app(service: SearchService) -> FastAPI:
         if not q.strip():
             raise ClientError("q", "the query is empty")
         (hits,), took = await run_queries([q.strip()], k, rerank)
-        return JSONResponse({"query": q, "hits": hit_list(hits), "took_ms": took})
+        return FastJSONResponse({"query": q, "hits": hit_list(hits), "took_ms": took})
 
     @app.post("/search")
     async def search_post(body: SearchBody) -> JSONResponse:  # type: ignore[valid-type]
         all_hits, took = await run_queries(body.queries, body.k, body.rerank)
         results = [{"query": q, "hits": hit_list(h)} for q, h in zip(body.queries, all_hits)]
-        return JSONResponse({"results": results, "took_ms": took})
+        return FastJSONResponse({"results": results, "took_ms": took})
 
     @app.post("/rerank")
     async def rerank(body: RerankBody) -> JSONResponse:  # type: ignore[valid-type]

@@ -14,9 +14,10 @@ Result = TypeVar("Result")
 class DynamicBatcher(Generic[Item, Result]):
     """Collects items submitted from the event loop and answers them with ``process(items)``, one call per batch.
 
-    A batch starts with the first waiting item and takes whatever else arrives within ``max_wait_ms`` of it, at
-    most ``max_batch_size`` items. While ``process`` runs (in ``executor``, off the event loop) new items queue
-    up; under load the next batch is therefore full at once and the wait costs nothing. ``max_batch_size=1``
+    A batch starts with the first waiting item and takes whatever else arrives within ``max_wait_ms`` of that
+    item's arrival, at most ``max_batch_size`` items. While ``process`` runs (in ``executor``, off the event loop)
+    new items queue up; under load their wait is over by the time the batch ends, so the next batch starts at
+    once with what is there instead of leaving the model idle for another ``max_wait_ms``. ``max_batch_size=1``
     answers items one at a time, in arrival order.
     """
 
@@ -27,7 +28,7 @@ class DynamicBatcher(Generic[Item, Result]):
         self.executor = executor
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
-        self.queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]] | None = None
+        self.queue: asyncio.Queue[tuple[Item, asyncio.Future[Result], float]] | None = None
         self.task: asyncio.Task[None] | None = None
         self.batch_sizes: list[int] = []  # every batch's size, for tests and the benchmark's report
 
@@ -38,14 +39,14 @@ class DynamicBatcher(Generic[Item, Result]):
             self.task = asyncio.get_running_loop().create_task(self._serve())
         assert self.queue is not None
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait((item, future))
+        self.queue.put_nowait((item, future, asyncio.get_running_loop().time()))
         return await future
 
-    async def _collect(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+    async def _collect(self) -> list[tuple[Item, asyncio.Future[Result], float]]:
         assert self.queue is not None
         batch = [await self.queue.get()]
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.max_wait
+        deadline = batch[0][2] + self.max_wait  # from its arrival: time spent queued behind a batch counts
         while len(batch) < self.max_batch_size:
             if not self.queue.empty():
                 batch.append(self.queue.get_nowait())
@@ -62,7 +63,7 @@ class DynamicBatcher(Generic[Item, Result]):
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [(item, future) for item, future in await self._collect() if not future.done()]  # done: client left
+            batch = [(item, future) for item, future, _ in await self._collect() if not future.done()]  # done: client left
             if not batch:
                 continue
             self.batch_sizes.append(len(batch))

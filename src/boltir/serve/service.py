@@ -73,18 +73,28 @@ class Corpus:
             )
 
 
-def snippet(text: str, query: str, length: int) -> str:
-    """``length`` characters of ``text`` from a little before the first query word it contains (its start if none)."""
+def snippet(text: str, query: str, length: int, words: re.Pattern[str] | None = None) -> str:
+    """``length`` characters of ``text`` from a little before the first query word it contains (its start if none).
+
+    ``words`` is :func:`query_words` of ``query``, made once for all of a query's hits: one case-blind scan of the
+    text finds the first of them (lower-casing each text and searching it once per word cost more than the
+    forward pass on a GPU)."""
     if len(text) <= length:
         return text
-    lowered = text.lower()
-    found = [lowered.find(word) for word in _WORD.findall(query.lower())]
-    first = min((p for p in found if p >= 0), default=0)
+    words = words if words is not None else query_words(query)
+    found = words.search(text) if words is not None else None
+    first = found.start() if found else 0
     start = max(0, min(first - length // 5, len(text) - length))
     if start:
         start = text.find(" ", start) + 1 or start  # begin at a word
     cut = text[start : start + length]
     return ("…" if start else "") + cut + ("…" if start + length < len(text) else "")
+
+
+def query_words(query: str) -> re.Pattern[str] | None:
+    """A case-blind pattern matching any word of three letters or more of ``query``; None when it has none."""
+    words = sorted(set(_WORD.findall(query.lower())), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, words)), re.IGNORECASE) if words else None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -166,10 +176,11 @@ class SearchService:
 
     def _hits(self, ranking: list[tuple[str, float]], query: str) -> list[Hit]:
         length = self.config.limits.snippet_chars
+        words = query_words(query)
         hits = []
         for rank, (doc_id, score) in enumerate(ranking, start=1):
             title, text = self.corpus.documents[doc_id]
-            hits.append(Hit(doc_id, float(score), rank, title, snippet(text, query, length)))
+            hits.append(Hit(doc_id, float(score), rank, title, snippet(text, query, length, words)))
         return hits
 
     @torch.inference_mode()

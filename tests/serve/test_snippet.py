@@ -1,0 +1,42 @@
+"""Snippets: one case-blind regex per query finds the same first query word as lower-casing and searching."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from boltir.serve.service import query_words, snippet
+
+WORDS = ["ocean", "tide", "moon", "Vitamin", "bone", "density", "the", "cells", "cancer", "risk", "a", "of"]
+
+
+def reference_snippet(text: str, query: str, length: int) -> str:
+    """The earlier implementation: lower-case the text, find each query word, start near the first found."""
+    if len(text) <= length:
+        return text
+    lowered = text.lower()
+    found = [lowered.find(word) for word in re.findall(r"\w{3,}", query.lower())]
+    first = min((p for p in found if p >= 0), default=0)
+    start = max(0, min(first - length // 5, len(text) - length))
+    if start:
+        start = text.find(" ", start) + 1 or start
+    cut = text[start : start + length]
+    return ("…" if start else "") + cut + ("…" if start + length < len(text) else "")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=80), st.lists(st.sampled_from(WORDS), max_size=6),
+       st.integers(10, 120), st.booleans())
+def test_snippet_matches_the_reference(text_words, query_words_list, length, upper):
+    text = " ".join(w.upper() if upper and i % 3 == 0 else w for i, w in enumerate(text_words))
+    query = " ".join(query_words_list)
+    expected = reference_snippet(text, query, length)
+    assert snippet(text, query, length) == expected
+    assert snippet(text, query, length, query_words(query)) == expected
+
+
+def test_query_without_words_starts_at_the_beginning():
+    assert query_words("a ? !") is None
+    assert snippet("x" * 50 + " ocean", "a ?", 20) == "x" * 20 + "…"
