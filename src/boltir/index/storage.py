@@ -152,6 +152,7 @@ class IndexBuild:
         self._lock: IO[str] | None = None
         self._legacy: list[Path] = []  # files of an index written before versions, removed once replaced
         self._renamed: Path | None = None
+        self._created = False  # whether start() made index_dir (an aborted first build then removes it)
 
     @property
     def active(self) -> bool:
@@ -163,6 +164,7 @@ class IndexBuild:
         try:
             _recover_two_rename_swap(self.index_dir)
             _refuse_other_files(self.index_dir)
+            self._created = not self.index_dir.exists()
             self.index_dir.mkdir(parents=True, exist_ok=True)
             self._lock = open(self.index_dir / LOCK, "a+", encoding="ascii")
         except OSError as exc:
@@ -276,6 +278,10 @@ class IndexBuild:
             self._renamed = None
         _remove(self.index_dir / _POINTER_TMP)
         self._release()
+        if self._created:  # a first build that failed leaves no index_dir behind, as if it never ran
+            with contextlib.suppress(OSError):
+                (self.index_dir / LOCK).unlink()
+                self.index_dir.rmdir()  # only if empty: nothing else was put there meanwhile
 
     def _release(self) -> None:
         if self._lock is not None:
