@@ -131,6 +131,28 @@ def test_set_encoder_scores_permute_with_the_candidates(tiny_bert_dir, size):
         torch.testing.assert_close(permuted, scores[order], atol=1e-5, rtol=1e-5)
 
 
+@settings(max_examples=8, deadline=None)
+@given(size=st.integers(2, 6), seed=st.integers(0, 1000), depth=st.sampled_from([None, 9]))
+def test_set_encoder_training_forward_permutes_with_the_candidates(tiny_bert_dir, size, seed, depth):
+    """In training mode too (gradients on, set_depth's draws under one seed), a passage's score does not depend on
+    where in its list it sits: training lists put the positive first, so any leak of the position would be a
+    shortcut the model learns in training and cannot use when re-ranking. Dropout is off so the forward is exact."""
+    module = _cross_encoder(tiny_bert_dir, attention="set", set_depth=depth).train()
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.Dropout):
+            layer.p = 0.0
+    docs = DOCS[:size]
+    order = list(range(size))
+    random.Random(seed).shuffle(order)
+    torch.manual_seed(seed)
+    scores = module.rank_scores([QUERY, "ocean tide"], [docs, docs[::-1]])
+    torch.manual_seed(seed)
+    permuted = module.rank_scores([QUERY, "ocean tide"], [[docs[i] for i in order], docs[::-1]])
+    assert scores[0].requires_grad
+    torch.testing.assert_close(permuted[0], scores[0][order], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(permuted[1], scores[1], atol=1e-5, rtol=1e-5)
+
+
 def test_set_encoder_passages_influence_each_other(tiny_bert_dir):
     for attention, influenced in (("set", True), ("full", False)):
         module = _cross_encoder(tiny_bert_dir, attention=attention)
