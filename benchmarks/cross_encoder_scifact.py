@@ -102,7 +102,8 @@ class FineTunedCrossEncoder(CrossEncoderModule):
 def fine_tune(args: argparse.Namespace, train_run: Path, work: Path) -> CrossEncoderModule:
     """Step 3: lists of one positive and BM25 negatives from SciFact train, listwise cross-entropy."""
     config = CrossEncoderConfig(pooling="cls", query_length=args.query_length, max_length=args.max_length,
-                                attention=args.attention, set_depth=args.set_depth)
+                                attention=args.attention, set_depth=args.set_depth,
+                                interaction_token=args.interaction_token)
     module = FineTunedCrossEncoder(args.base, config=config, encode_batch_size=args.list_size * args.batch_size,
                                    loss_functions="infonce", lr=args.lr)
     train = RunTupleDataset(train_run, args.data, args.data, split="train", list_size=args.list_size,
@@ -136,6 +137,9 @@ def main() -> None:
                         help="the fine-tuned model's attention: full (pointwise) or set (Set-Encoder)")
     parser.add_argument("--set-depth", type=int, default=None, help="Set-Encoder: lists shorter than this also see "
                         "drawn interaction states (Lightning IR's depth; e.g. 100 to train on lists of 16 for top-100)")
+    parser.add_argument("--interaction-token", default=None,
+                        help="Set-Encoder: a token added to each passage whose states the others attend to (e.g. '[MASK]'; "
+                        "default: the passage's first token, which is also the pooled one)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", default="benchmarks/results")

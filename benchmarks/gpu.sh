@@ -86,7 +86,8 @@ bench_run() {  # python -m benchmarks.run with the results page and JSON under $
 }
 quiet() { grep -v "Warning\|warn(" | tail -"${1:-20}"; }
 
-case "$1" in
+subcommand=${1:-help}; shift || true
+case "$subcommand" in
   parity)
     site; data; minilm
     $PY -m benchmarks.parity_scifact --model "$MINILM" --data "$DATA" --device cuda --precisions fp32,bf16 \
@@ -105,10 +106,10 @@ case "$1" in
       --device cuda --precision bf16-mixed --out "$OUT/zero-shot" 2>&1 | quiet 12
     timeout 240 $PY benchmarks/cross_encoder_scifact.py --data "$DATA" --base "$MINILM" --zero-shot '' \
       --device cuda --precision bf16-mixed --out "$OUT/finetuned" 2>&1 | quiet 12 ;;
-  set-encoder)
+  set-encoder)  # extra arguments pass through: --interaction-token '[MASK]' (the RESULTS row), --set-depth 100
     site; data; minilm
     timeout 300 $PY benchmarks/cross_encoder_scifact.py --data "$DATA" --base "$MINILM" --zero-shot '' --attention set \
-      --device cuda --precision bf16-mixed --out "$OUT/set-encoder" 2>&1 | quiet 12 ;;
+      --device cuda --precision bf16-mixed --out "$OUT/set-encoder" "$@" 2>&1 | quiet 12 ;;
   sparse-dense)  # the zero-shot train run (every family's hard negatives) and the dense rows
     mkdir -p "$T/smv"; site; data; minilm
     $PY -c "import boltir, faiss, ir_measures, torch; print('imports ok: torch', torch.__version__, 'cuda', torch.cuda.is_available())" || exit 1
