@@ -56,6 +56,8 @@ def run_lightning(args: list[str]) -> None:
     defaults: dict[str, Any] = {"logger": False, "enable_checkpointing": False}
     # the module's default AdamW gives way to the config's optimizer: section; that is the point, not news
     warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden")
+    # boltir's dispatcher hands Lightning the arguments it parsed (without --debug); they come from sys.argv by design
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     command = args[:1]
     no_exit = {"exit_on_error": False}  # errors come back to boltir.cli.main, which prints them in one line
     BoltirCLI(
