@@ -12,7 +12,7 @@ import yaml
 
 from boltir import Run
 from boltir.cli import main
-from boltir.cli.config_paths import resolve_config_args
+from boltir.cli._config_paths import resolve_config_args
 from boltir.index import read_manifest
 
 

@@ -20,7 +20,7 @@ from ..index import IndexConfig
 from ..models import BoltirConfig
 from ..modules import BoltirModule
 from ..trainer import Trainer
-from .config_paths import resolve_config_args
+from ._config_paths import resolve_config_args
 
 _LINKED = {"model", "datamodule"}
 
