@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from boltir import Run
+from boltir import ConfigError, Run
 from boltir.cli import main
 from boltir.cli._config_paths import resolve_config_args
 from boltir.index import read_manifest
@@ -109,6 +109,7 @@ def test_names_stay_names_and_paths_become_absolute(tmp_path):
     config = _lightning_config("sentence-transformers/all-MiniLM-L6-v2", datasets, index_dir="indexes/x")
     config["trainer"]["default_root_dir"] = "outputs"
     config["trainer"]["callbacks"] = [{"class_path": "boltir.ModelDirCheckpoint", "init_args": {"dirpath": "checkpoints"}}]
+    config["trainer"]["logger"] = {"class_path": "CSVLogger", "init_args": {"save_dir": "logs"}}  # a short class name
     resolved = _resolved(tmp_path, config)
     here = tmp_path / "configs"
     assert resolved["model"]["init_args"]["model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
@@ -119,6 +120,7 @@ def test_names_stay_names_and_paths_become_absolute(tmp_path):
     assert resolved["index_dir"] == str(here / "indexes" / "x")
     assert resolved["trainer"]["default_root_dir"] == str(here / "outputs")
     assert resolved["trainer"]["callbacks"][0]["init_args"]["dirpath"] == str(here / "checkpoints")
+    assert resolved["trainer"]["logger"]["init_args"]["save_dir"] == str(here / "logs")
 
     config["model"]["init_args"]["model_name_or_path"] = "local-model"  # exists beside the config: a path
     assert _resolved(tmp_path, config)["model"]["init_args"]["model_name_or_path"] == str(here / "local-model")
@@ -150,6 +152,8 @@ def test_a_nested_config_resolves_against_its_own_folder(tmp_path):
     assert source == str(tmp_path / "shared" / "corpus.jsonl")
     assert resolved["trainer"] == {"default_root_dir": str(tmp_path / "shared" / "logs")}
     assert resolved["index_dir"] == str(tmp_path / "configs" / "index")
+    with pytest.raises(ConfigError, match=rf"x.yaml:1: config file 'data.yaml' not found \(looked for {tmp_path / 'configs'}/data.yaml\)"):
+        _resolved(tmp_path, {"data": "data.yaml"})
 
 
 def test_a_config_that_is_not_valid_yaml_is_one_line_with_file_line_and_column(tmp_path, capsys):

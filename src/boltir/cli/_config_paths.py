@@ -5,9 +5,10 @@ relative values of path options made absolute (the rule of :mod:`boltir._config_
 when the parameter it sets is typed as one (``os.PathLike``, ``pathlib.Path``, Lightning's ``_PATH``), in the
 signature of the class its ``class_path`` names, the Trainer method of the command, or Lightning's Trainer;
 options that may also be names (``model_name_or_path``, datasets' ``source`` / ``queries`` / ``corpus``,
-``ckpt_path``) are paths only when they read as one. A value naming another YAML file where a section or
-class is expected (``data: data.yaml``) is that file's content, resolved against *its* folder. Values given on
-the command line are left alone: relative to the working directory.
+``ckpt_path``) are paths only when they read as one. A value naming another YAML (or JSON) file where a
+section or class is expected (``data: data.yaml``) is that file's content, resolved against *its* folder; a
+missing one is an error naming the line. Values given on the command line are left alone: relative to the
+working directory.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from jsonargparse import get_loader
 from lightning.pytorch import Trainer as LightningTrainer
 
 from .._config_files import NAME_OR_PATH, PATH, ConfigFile, Key, read_config
+from ..errors import ConfigError
 from ..trainer import Trainer
 
 _NESTED = (".yaml", ".yml", ".json")
+# where a class_path without a module (``class_path: ModelCheckpoint``) is looked for, as jsonargparse finds them
+_SHORT_NAME_MODULES = ("boltir", "lightning.pytorch.callbacks", "lightning.pytorch.loggers")
 _SECTIONS = {"trainer": LightningTrainer}  # top-level sections that are a class's arguments without class_path
 Parameters = dict[str, "inspect.Parameter | None"]
 
@@ -88,7 +92,7 @@ class _Resolver:
             return [self.value(item, name, parameter, (*key, position)) for position, item in enumerate(value)]
         if isinstance(value, dict) and "class_path" in value:
             return self.class_options(value, key)
-        if kind is None and isinstance(value, str) and value.endswith(_NESTED):
+        if kind is None and isinstance(value, str) and value.endswith(_NESTED) and not _takes_text(parameter):
             return self.nested(value, key, _Resolver.class_options)
         return value
 
@@ -114,11 +118,11 @@ class _Resolver:
             return resolve(self, value, key)
         if not (isinstance(value, str) and value.endswith(_NESTED)):
             return value
-        path = Path(value)
-        if not path.is_absolute() and not value.startswith("~"):
+        path = Path(value).expanduser()
+        if not path.is_absolute():
             path = Path(os.path.normpath(self.config.folder / value))
         if not path.is_file():
-            return value  # not a file here: Lightning's CLI reports it (or it was not meant as one)
+            raise ConfigError(f"{self.config.where(key)}: config file '{value}' not found (looked for {path}).")
         values, config = read_config(path, get_loader("yaml"))
         return _Resolver(config).nested(values, (), resolve) if isinstance(values, dict) else values
 
@@ -129,6 +133,16 @@ def _path_kind(name: str, parameter: inspect.Parameter | None) -> str | None:
     if name in NAME_OR_PATH:
         return NAME_OR_PATH[name]
     return PATH if _is_path_type(parameter.annotation) else None
+
+
+def _takes_text(parameter: inspect.Parameter | None) -> bool:
+    """Whether a parameter takes a plain string (then ``x.json`` is that string, not a config file to read)."""
+    if parameter is None:
+        return False
+    annotation = parameter.annotation
+    if isinstance(annotation, str):
+        return re.search(r"\bstr\b", annotation) is not None
+    return annotation is str or str in typing.get_args(annotation)
 
 
 def _is_path_type(annotation: Any) -> bool:
@@ -147,11 +161,12 @@ def _class_parameters(class_path: Any) -> Parameters:
     if not isinstance(class_path, str):
         return {}
     module, _, name = class_path.rpartition(".")
-    try:
-        target = getattr(importlib.import_module(module or "boltir"), name)
-    except (ImportError, AttributeError, ValueError):
-        return {}  # Lightning's CLI reports a class_path that does not import
-    return _parameters(target)
+    for candidate in [module] if module else _SHORT_NAME_MODULES:
+        try:
+            return _parameters(getattr(importlib.import_module(candidate), name))
+        except (ImportError, AttributeError, ValueError):
+            continue
+    return {}  # Lightning's CLI reports a class_path that does not import
 
 
 def _parameters(target: Any) -> Parameters:
