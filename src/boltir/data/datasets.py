@@ -76,6 +76,20 @@ def _keep_later(policy: str, record_id: str, source: str, earlier: int, later: i
     return policy == "last"
 
 
+def _one_per_id(rows: Iterable[tuple[int, str, str]], policy: str, source: str, what: str) -> tuple[dict[str, tuple[int, str]], int]:
+    """``{id: (line, text)}`` with one record per id, in the order ids first appear (a repeat as ``policy``
+    says), and the number of repeated records."""
+    kept: dict[str, tuple[int, str]] = {}
+    repeats = 0
+    for line, record_id, text in rows:
+        earlier = kept.get(record_id)
+        if earlier is not None:
+            repeats += 1
+        if earlier is None or _keep_later(policy, record_id, source, earlier[0], line, what):
+            kept[record_id] = (line, text)
+    return kept, repeats
+
+
 def _id_hash(doc_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest(), "little")
 
@@ -194,13 +208,8 @@ class DocDataset(IterableDataset):
 
     def texts(self, doc_ids: set[str]) -> dict[str, str]:
         """The texts of the given documents, found in one streaming pass (a repeated id as ``duplicate_ids`` says)."""
-        found: dict[str, tuple[int, str]] = {}
-        for line, doc_id, text in self._records():
-            if doc_id not in doc_ids:
-                continue
-            earlier = found.get(doc_id)
-            if earlier is None or _keep_later(self.duplicate_ids, doc_id, self._where, earlier[0], line):
-                found[doc_id] = (line, text)
+        wanted = ((line, doc_id, text) for line, doc_id, text in self._records() if doc_id in doc_ids)
+        found, _ = _one_per_id(wanted, self.duplicate_ids, self._where, "document id")
         return {doc_id: text for doc_id, (_, text) in found.items()}
 
 
@@ -232,7 +241,11 @@ class QueryDataset(Dataset):
             pairs, known = irds.queries_and_qrels(self.source)
             rows, where = [(n, q, t) for n, (q, t) in enumerate(pairs, 1)], self.source
             self.qrels = self.qrels or known
-        pairs = self._one_per_id(rows, where)
+        kept, repeats = _one_per_id(rows, self.duplicate_ids, where, "query id")
+        if repeats:
+            log.warning("%s: %d records repeat an earlier query id; duplicate_ids=%s keeps the %s of each",
+                        where, repeats, self.duplicate_ids, self.duplicate_ids)
+        pairs = [(query_id, text) for query_id, (_, text) in kept.items()]
         if self.qrels is not None:
             pairs = [(q, t) for q, t in pairs if q in self.qrels]
         self.queries: list[Query] = []
@@ -253,22 +266,6 @@ class QueryDataset(Dataset):
             for line, record in read_jsonl(path):
                 yield line, _id_field(record, path, line, "query id"), _field(record, _TEXT_KEYS, path, line, "text")
 
-    def _one_per_id(self, rows: list[tuple[int, str, str]], where: str) -> list[tuple[str, str]]:
-        """``(id, text)`` of each query id once, in the order ids first appear (a repeat as ``duplicate_ids`` says)."""
-        kept: dict[str, tuple[int, str]] = {}
-        repeats = 0
-        for line, query_id, text in rows:
-            earlier = kept.get(query_id)
-            if earlier is None:
-                kept[query_id] = (line, text)
-                continue
-            repeats += 1
-            if _keep_later(self.duplicate_ids, query_id, where, earlier[0], line, "query id"):
-                kept[query_id] = (line, text)
-        if repeats:
-            log.warning("%s: %d records repeat an earlier query id; duplicate_ids=%s keeps the %s of each",
-                        where, repeats, self.duplicate_ids, self.duplicate_ids)
-        return [(query_id, text) for query_id, (_, text) in kept.items()]
 
     def __len__(self) -> int:
         return len(self.queries)
