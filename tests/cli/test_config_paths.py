@@ -165,3 +165,15 @@ def test_a_config_that_is_not_valid_yaml_is_one_line_with_file_line_and_column(t
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith(f"boltir: error: {config}:4:") and "not valid YAML" in err
+
+
+def test_serve_resolves_its_config_paths_and_reports_a_missing_index_in_one_line(tmp_path, tiny_beir, monkeypatch, capsys):
+    corpus = os.path.relpath(tiny_beir, tmp_path / "configs")
+    config = _write(tmp_path / "configs" / "serve.yaml", {"index_dir": "../indexes/none", "corpus": corpus})
+    monkeypatch.chdir(tiny_beir)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--config", str(config)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("boltir: error:") and str(tmp_path / "indexes" / "none") in err
+    assert f"{config}:1: '../indexes/none'" in err
