@@ -38,10 +38,10 @@ from boltir.index.dense_exact import TorchIndexConfig
 from boltir.cli.main import main as boltir_cli
 
 MEASURES = ["nDCG@10", "RR@10", "R@100"]
-CONFIG_DATA = "../shared/data/scifact"
+CONFIG_DATA = "../../shared/data/scifact"  # as the config writes them: relative to configs/
 CONFIG_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-CONFIG_RUN = "runs/scifact-minilm-train.run"
-CONFIG_OUTPUT = "outputs/scifact-minilm-fit"
+CONFIG_RUN = "../runs/scifact-minilm-train.run"
+CONFIG_OUTPUT = "../outputs/scifact-minilm-fit"
 
 
 def slice_beir(source: Path, target: Path, max_docs: int, max_queries: int) -> Path:
@@ -96,8 +96,10 @@ def fit(config: Path, data: Path, model: str, train_run: Path, work: Path, devic
     """``boltir fit`` on the config with its paths pointed at this run's data, model, negatives and output
     (``work / "fit"``), plus ``extra_args`` (CLI options); peak GPU memory is read around it."""
     text = config.read_text()
+    # absolute: a relative path in the written config would be relative to its folder (work), not to here
+    model = os.path.abspath(model) if Path(model).exists() else model
     for old, new in ((CONFIG_DATA, data), (CONFIG_MODEL, model), (CONFIG_RUN, train_run), (CONFIG_OUTPUT, work / "fit")):
-        text = text.replace(old, str(new))
+        text = text.replace(old, str(new) if isinstance(new, str) else os.path.abspath(new))
     work.mkdir(parents=True, exist_ok=True)
     fit_config = work / "fit.yaml"
     fit_config.write_text(text)
@@ -189,7 +191,7 @@ def write_results(out: Path, results: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(CONFIG_DATA), help="SciFact in BEIR layout")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/scifact"), help="SciFact in BEIR layout")
     parser.add_argument("--model", default=CONFIG_MODEL, help="all-MiniLM-L6-v2 directory or hub name")
     parser.add_argument("--config", type=Path, default=Path("configs/scifact-minilm-fit.yaml"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -66,15 +67,15 @@ from boltir.cli.main import main as boltir_cli  # noqa: E402
 from boltir.index import open_searcher  # noqa: E402
 
 MEASURES = ["nDCG@10", "R@100"]
-# the paths the fit configs name, replaced by this run's
-CONFIG_DATA, CONFIG_RUN = "../shared/data/scifact", "runs/scifact-minilm-train.run"
+# the paths the fit configs name (relative to configs/), replaced by this run's
+CONFIG_DATA, CONFIG_RUN = "../../shared/data/scifact", "../runs/scifact-minilm-train.run"
 FAMILIES: dict[str, dict[str, Any]] = {
     "dense": {"config": "configs/scifact-minilm-fit.yaml", "module": BiEncoderModule,
-              "model": "sentence-transformers/all-MiniLM-L6-v2", "output": "outputs/scifact-minilm-fit"},
+              "model": "sentence-transformers/all-MiniLM-L6-v2", "output": "../outputs/scifact-minilm-fit"},
     "splade": {"config": "configs/scifact-splade-fit.yaml", "module": SpladeModule,
-               "model": "boltir/splade-tiny", "output": "outputs/scifact-splade-fit"},
+               "model": "boltir/splade-tiny", "output": "../outputs/scifact-splade-fit"},
     "colbert": {"config": "configs/scifact-colbert-fit.yaml", "module": ColBERTModule,
-                "model": "boltir/answerai-colbert-small-backbone", "output": "outputs/scifact-colbert-fit"},
+                "model": "boltir/answerai-colbert-small-backbone", "output": "../outputs/scifact-colbert-fit"},
 }
 
 
@@ -149,8 +150,10 @@ def fit(family: str, data: Path, model: str, negatives_run: Path, work: Path, ar
     """``boltir fit`` on the family's config, its paths pointed at this run's data, model, negatives and output."""
     spec = FAMILIES[family]
     text = Path(spec["config"]).read_text()
+    # absolute: a relative path in the written config would be relative to its folder (work), not to here
+    model = os.path.abspath(model) if Path(model).exists() else model
     for old, new in ((CONFIG_DATA, data), (CONFIG_RUN, negatives_run), (spec["output"], work / f"{family}-fit"), (spec["model"], model)):
-        text = text.replace(old, str(new))
+        text = text.replace(old, str(new) if isinstance(new, str) else os.path.abspath(new))
     config = work / f"{family}-fit.yaml"
     config.write_text(text)
     cli = ["fit", "--config", str(config), "--trainer.accelerator", "gpu" if args.device.startswith("cuda") else "cpu",

@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "boltir"
 # boltir/__init__.py (the public API) sits above all of them.
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"_io", "types"},  # atomic writes raise boltir's own errors
+    {"_io", "_config_files", "types"},  # atomic writes and config files raise boltir's own errors
     {"data"},
     {"models"},
     {"loss"},

@@ -55,8 +55,8 @@ def test_fit_configs_train_and_save_their_family(name, fixture, request, tiny_tr
     text = (CONFIGS / name).read_text()
     family = "splade" if "splade" in name else "colbert"
     model = {"splade": "boltir/splade-tiny", "colbert": "boltir/answerai-colbert-small-backbone"}[family]
-    for old, new in (("../shared/data/scifact", tiny_train_beir), ("runs/scifact-minilm-train.run", tiny_train_beir / "first-stage.run"),
-                     (f"outputs/scifact-{family}-fit", tmp_path / "fit"), (model, request.getfixturevalue(fixture))):
+    for old, new in (("../../shared/data/scifact", tiny_train_beir), ("../runs/scifact-minilm-train.run", tiny_train_beir / "first-stage.run"),
+                     (f"../outputs/scifact-{family}-fit", tmp_path / "fit"), (model, request.getfixturevalue(fixture))):
         text = text.replace(old, str(new))
     config = yaml.safe_load(text)
     if family == "colbert":  # the tiny vocabulary has no [unused*] markers

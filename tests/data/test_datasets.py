@@ -119,6 +119,32 @@ def test_duplicate_ids_first_or_last_keeps_one_record_per_id(tmp_path, caplog, p
     assert sorted(i for batch in loader for i in batch.doc_ids) == ["a", "b", "c"]  # workers drop the same records
 
 
+def _queries(path, ids_and_texts):
+    path.write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in ids_and_texts))
+    return path
+
+
+def test_duplicate_query_id_is_refused_naming_it_and_both_lines(tmp_path):
+    path = _queries(tmp_path / "queries.jsonl", [("q1", "x"), ("q2", "y"), ("q1", "z")])
+    with pytest.raises(DataFormatError, match=r"queries.jsonl:3: query id 'q1' repeats the one at .*queries.jsonl:1"):
+        QueryDataset(path)
+    tsv = tmp_path / "queries.tsv"
+    tsv.write_text("id\ttext\nq1\tx\nq2\ty\nq2\tz\n")
+    with pytest.raises(DataFormatError, match=r"queries.tsv:4: query id 'q2' repeats the one at .*queries.tsv:3"):
+        QueryDataset(tsv)
+
+
+@pytest.mark.parametrize("policy, kept", [("first", ["q1:x", "q2:y"]), ("last", ["q1:w", "q2:y"])])
+def test_duplicate_query_ids_first_or_last_keeps_one_record_per_id(tmp_path, caplog, policy, kept):
+    path = _queries(tmp_path / "queries.jsonl", [("q1", "x"), ("q2", "y"), ("q1", "z"), ("q1", "w")])
+    with caplog.at_level(logging.WARNING, logger="boltir"):
+        dataset = QueryDataset(path, duplicate_ids=policy)
+    assert "2 records repeat an earlier query id" in caplog.text
+    assert [f"{q.query_id}:{q.text}" for q in dataset] == kept
+    with pytest.raises(ConfigError, match=r"duplicate_ids='keep' does not exist"):
+        QueryDataset(path, duplicate_ids="keep")
+
+
 def test_duplicate_ids_option_is_checked(tmp_path):
     with pytest.raises(ConfigError, match=r"duplicate_ids='keep' does not exist; choose one of \['error', 'first', 'last'\]"):
         DocDataset(_corpus(tmp_path / "c.jsonl", [("a", "x")]), duplicate_ids="keep")

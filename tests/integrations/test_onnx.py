@@ -21,6 +21,7 @@ from boltir import (
     Trainer,
 )
 from boltir.cli import export as export_cli
+from boltir.cli.main import main as boltir_main
 from boltir.errors import ConfigError
 from boltir.integrations.onnx import export_onnx
 
@@ -110,8 +111,14 @@ def test_cli_exports_and_refuses_what_cannot_run(tiny_bert_dir, tmp_path, capsys
     assert export_cli.run(parser.parse_args(["onnx", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "out"),
                                              "--family", "bi-encoder"])) == 0
     assert (tmp_path / "out" / "onnx" / "backbone.onnx").is_file()
-    assert export_cli.run(parser.parse_args(["onnx", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "x")])) == 1
-    assert "not a saved boltir model" in capsys.readouterr().out
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:  # the dispatcher's one line on stderr, as for every command
+        boltir_main(["export", "onnx", "--model", str(tiny_bert_dir), "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("boltir: error:") and "not a saved boltir model" in err and len(err.splitlines()) == 1
+    assert "error" not in captured.out
     with pytest.raises(ConfigError, match="attention='full'"):
         export_onnx(CrossEncoderModule(tiny_bert_dir, config_overrides={"attention": "set"}), tmp_path / "set")
     with pytest.raises(ConfigError, match="holds no ONNX export"):

@@ -15,6 +15,7 @@ from huggingface_hub import constants
 
 from boltir import BiEncoderModule
 from boltir.cli import push as push_cli
+from boltir.cli.main import main as boltir_main
 from boltir.errors import HubError
 from boltir.models.card import CARD_NAME
 
@@ -118,13 +119,16 @@ def test_push_errors_are_one_clear_line(hub, tiny_bert_dir, tmp_path, monkeypatc
 
         push_directory(tmp_path / "model", "org/model", token="wrong")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    parser = argparse.ArgumentParser()
-    push_cli.add_arguments(parser)
-    assert push_cli.run(parser.parse_args([str(tmp_path / "model"), "org/model", "--token", "hf_test"])) == 1
-    out = capsys.readouterr().out.strip()
-    assert "HF_HUB_OFFLINE is set" in out and len(out.splitlines()) == 1
-    assert push_cli.run(parser.parse_args([str(tiny_bert_dir), "org/model"])) == 1
-    assert "not a saved boltir model" in capsys.readouterr().out
+    for args, message in (([str(tmp_path / "model"), "org/model", "--token", "hf_test"], "HF_HUB_OFFLINE is set"),
+                          ([str(tiny_bert_dir), "org/model"], "not a saved boltir model")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:  # the dispatcher's one line on stderr, as for every command
+            boltir_main(["push", *args])
+        assert exit_info.value.code == 2
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert err.startswith("boltir: error:") and message in err and len(err.splitlines()) == 1
+        assert captured.out == ""
 
 
 def test_unreachable_hub_is_a_hub_error(tiny_bert_dir, tmp_path, monkeypatch):

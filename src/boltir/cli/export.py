@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import BoltirError
 from ..integrations.onnx import QUANTIZATIONS, export_onnx
 from ..models import MODEL_FAMILIES
 
@@ -24,11 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        out = export_onnx(args.model, args.out, quantize=args.quantize, family=args.family)
-    except BoltirError as exc:
-        print(f"boltir export: error: {exc}", flush=True)
-        return 1
+    out = export_onnx(args.model, args.out, quantize=args.quantize, family=args.family)  # errors: the dispatcher's one line
     print(f"exported {args.model} to {out} (load it with backend='onnx')", flush=True)
     return 0
 

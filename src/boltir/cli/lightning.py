@@ -20,6 +20,7 @@ from ..index import IndexConfig
 from ..models import BoltirConfig
 from ..modules import BoltirModule
 from ..trainer import Trainer
+from ._config_paths import resolve_config_args
 
 _LINKED = {"model", "datamodule"}
 
@@ -59,6 +60,7 @@ def run_lightning(args: list[str]) -> None:
     # boltir's dispatcher hands Lightning the arguments it parsed (without --debug); they come from sys.argv by design
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     command = args[:1]
+    args = command + resolve_config_args(command[0], args[1:]) if command else args  # paths in a file: beside it
     no_exit = {"exit_on_error": False}  # errors come back to boltir.cli.main, which prints them in one line
     BoltirCLI(
         model_class=BoltirModule,

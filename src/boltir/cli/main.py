@@ -18,11 +18,13 @@ import inspect
 import os
 import re
 import sys
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+from .._config_files import config_origin
 from ..errors import BoltirError
 
 LIGHTNING = "boltir.cli.lightning"
@@ -236,16 +238,23 @@ def main(args: list[str] | None = None) -> None:
     except (UsageError, BoltirError) as exc:
         if debug:
             raise
-        print(f"boltir: error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        _print_error(exc)
     except Exception as exc:
         cause = _user_error(exc)
         if cause is None or debug:
             raise
-        print(f"boltir: error: {cause}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        _print_error(cause)
     if code:
         raise SystemExit(code)
+
+
+def _print_error(exc: BaseException) -> typing.NoReturn:
+    """One line on stderr, then exit code 2; a path resolved from a config file says where it was written."""
+    message = str(exc)
+    origin = config_origin(message)
+    suffix = f" (written as {origin})" if origin else ""
+    print(f"boltir: error: {message}{suffix}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
 
 
 def _user_error(exc: BaseException | None) -> BoltirError | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import BoltirError
 from ..models.hub import push_directory
 
 
@@ -21,12 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        url = push_directory(args.directory, args.repo_id, private=args.private or None, token=args.token,
-                             commit_message=args.message)
-    except BoltirError as exc:
-        print(f"boltir push: error: {exc}", flush=True)
-        return 1
+    # a BoltirError goes to the dispatcher (boltir.cli.main), which prints it in one line
+    url = push_directory(args.directory, args.repo_id, private=args.private or None, token=args.token,
+                         commit_message=args.message)
     print(f"pushed {args.directory} to {args.repo_id}: {url}", flush=True)
     return 0
 

@@ -10,7 +10,6 @@ import sys
 
 import uvicorn
 
-from ..errors import BoltirError
 from ..serve import SearchService, ServeConfig, create_app
 
 
@@ -29,21 +28,18 @@ def run(args: argparse.Namespace) -> int:
     """Load the service, then serve until SIGINT/SIGTERM (uvicorn's handlers finish open requests, then stop)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    try:
-        config = ServeConfig.from_yaml(args.config)
-        overrides = {"host": args.host, "port": args.port, "device": args.device, "precision": args.precision}
-        for name, value in overrides.items():
-            if value is not None:
-                setattr(config, name, value)
-        if args.max_batch_size is not None:
-            config.batching.max_batch_size = args.max_batch_size
-        if args.max_wait_ms is not None:
-            config.batching.max_wait_ms = args.max_wait_ms
-        config.__post_init__()  # the overrides pass the same checks as the file
-        service = SearchService(config)
-    except BoltirError as exc:
-        print(f"boltir: error: {exc}", file=sys.stderr, flush=True)
-        return 1
+    # a BoltirError goes to the dispatcher (boltir.cli.main), which prints it in one line
+    config = ServeConfig.from_yaml(args.config)
+    overrides = {"host": args.host, "port": args.port, "device": args.device, "precision": args.precision}
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(config, name, value)
+    if args.max_batch_size is not None:
+        config.batching.max_batch_size = args.max_batch_size
+    if args.max_wait_ms is not None:
+        config.batching.max_wait_ms = args.max_wait_ms
+    config.__post_init__()  # the overrides pass the same checks as the file
+    service = SearchService(config)
     if args.quiet:
         logging.getLogger("boltir.serve").setLevel(logging.WARNING)
     server = uvicorn.Server(uvicorn.Config(create_app(service), host=config.host, port=config.port, access_log=False,

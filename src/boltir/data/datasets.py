@@ -60,14 +60,34 @@ def stream_shard(process_shard: tuple[int, int] = (0, 1)) -> tuple[int, int]:
 DUPLICATE_IDS = ("error", "first", "last")
 
 
-def _keep_later(policy: str, doc_id: str, source: str, earlier: int, later: int) -> bool:
-    """Whether a repeated document id's later record replaces the earlier one; ``policy="error"`` refuses both."""
+def _check_policy(duplicate_ids: str) -> str:
+    if duplicate_ids not in DUPLICATE_IDS:
+        raise ConfigError(f"duplicate_ids='{duplicate_ids}' does not exist; choose one of {list(DUPLICATE_IDS)}.")
+    return duplicate_ids
+
+
+def _keep_later(policy: str, record_id: str, source: str, earlier: int, later: int, what: str = "document id") -> bool:
+    """Whether a repeated id's later record replaces the earlier one; ``policy="error"`` refuses both."""
     if policy == "error":
         raise DataFormatError(
-            f"document id '{doc_id}' repeats the one at {source}:{earlier}: remove one, or set duplicate_ids: first "
+            f"{what} '{record_id}' repeats the one at {source}:{earlier}: remove one, or set duplicate_ids: first "
             "(keep the earlier record) or last", source, later
         )
     return policy == "last"
+
+
+def _one_per_id(rows: Iterable[tuple[int, str, str]], policy: str, source: str, what: str) -> tuple[dict[str, tuple[int, str]], int]:
+    """``{id: (line, text)}`` with one record per id, in the order ids first appear (a repeat as ``policy``
+    says), and the number of repeated records."""
+    kept: dict[str, tuple[int, str]] = {}
+    repeats = 0
+    for line, record_id, text in rows:
+        earlier = kept.get(record_id)
+        if earlier is not None:
+            repeats += 1
+        if earlier is None or _keep_later(policy, record_id, source, earlier[0], line, what):
+            kept[record_id] = (line, text)
+    return kept, repeats
 
 
 def _id_hash(doc_id: str) -> int:
@@ -107,10 +127,8 @@ class DocDataset(IterableDataset):
 
     def __init__(self, source: str | os.PathLike[str], duplicate_ids: str = "error") -> None:
         super().__init__()
-        if duplicate_ids not in DUPLICATE_IDS:
-            raise ConfigError(f"duplicate_ids='{duplicate_ids}' does not exist; choose one of {list(DUPLICATE_IDS)}.")
         self.source = str(source)
-        self.duplicate_ids = duplicate_ids
+        self.duplicate_ids = _check_policy(duplicate_ids)
         path = Path(source)
         if path.is_dir():
             path = path / "corpus.jsonl"
@@ -190,13 +208,8 @@ class DocDataset(IterableDataset):
 
     def texts(self, doc_ids: set[str]) -> dict[str, str]:
         """The texts of the given documents, found in one streaming pass (a repeated id as ``duplicate_ids`` says)."""
-        found: dict[str, tuple[int, str]] = {}
-        for line, doc_id, text in self._records():
-            if doc_id not in doc_ids:
-                continue
-            earlier = found.get(doc_id)
-            if earlier is None or _keep_later(self.duplicate_ids, doc_id, self._where, earlier[0], line):
-                found[doc_id] = (line, text)
+        wanted = ((line, doc_id, text) for line, doc_id, text in self._records() if doc_id in doc_ids)
+        found, _ = _one_per_id(wanted, self.duplicate_ids, self._where, "document id")
         return {doc_id: text for doc_id, (_, text) in found.items()}
 
 
@@ -204,10 +217,14 @@ class QueryDataset(Dataset):
     """Queries from a BEIR folder (restricted to a qrels split), a ``.jsonl``/``.tsv`` file, or an ir_datasets id.
 
     ``qrels`` holds the relevance judgements when they are known (a BEIR split, an explicit file, ir_datasets).
+    A repeated query id is refused naming both lines, unless ``duplicate_ids`` is ``"first"`` or ``"last"``
+    (keep that record of each id), as for :class:`DocDataset`.
     """
 
-    def __init__(self, source: str | os.PathLike[str], split: str | None = "test", qrels: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, source: str | os.PathLike[str], split: str | None = "test", qrels: str | os.PathLike[str] | None = None,
+                 duplicate_ids: str = "error") -> None:
         self.source = str(source)
+        self.duplicate_ids = _check_policy(duplicate_ids)
         self.split = split if Path(source).is_dir() else None
         self.qrels: Qrels | None = read_qrels(qrels) if qrels is not None else None
         path = Path(source)
@@ -219,10 +236,16 @@ class QueryDataset(Dataset):
                 self.qrels = read_qrels(qrels_path)
             path = path / "queries.jsonl"
         if _is_path(source):
-            pairs = list(self._read(path))
+            rows, where = list(self._read(path)), str(path)
         else:
             pairs, known = irds.queries_and_qrels(self.source)
+            rows, where = [(n, q, t) for n, (q, t) in enumerate(pairs, 1)], self.source
             self.qrels = self.qrels or known
+        kept, repeats = _one_per_id(rows, self.duplicate_ids, where, "query id")
+        if repeats:
+            log.warning("%s: %d records repeat an earlier query id; duplicate_ids=%s keeps the %s of each",
+                        where, repeats, self.duplicate_ids, self.duplicate_ids)
+        pairs = [(query_id, text) for query_id, (_, text) in kept.items()]
         if self.qrels is not None:
             pairs = [(q, t) for q, t in pairs if q in self.qrels]
         self.queries: list[Query] = []
@@ -235,13 +258,14 @@ class QueryDataset(Dataset):
             raise DataFormatError("no queries left to use (check the file and the qrels split)", path)
 
     @staticmethod
-    def _read(path: Path) -> Iterator[tuple[str, str]]:
+    def _read(path: Path) -> Iterator[tuple[int, str, str]]:
         if path.suffix == ".tsv":
             for line, row in read_tsv(path, 2, header=("id", "text")):
-                yield check_id(row[0].strip(), "query id", path, line), row[1]
+                yield line, check_id(row[0].strip(), "query id", path, line), row[1]
         else:
             for line, record in read_jsonl(path):
-                yield _id_field(record, path, line, "query id"), _field(record, _TEXT_KEYS, path, line, "text")
+                yield line, _id_field(record, path, line, "query id"), _field(record, _TEXT_KEYS, path, line, "text")
+
 
     def __len__(self) -> int:
         return len(self.queries)

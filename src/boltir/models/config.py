@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from .._config_files import read_json_config
 from ..errors import ConfigError
 
 CONFIG_NAME = "boltir_config.json"
@@ -60,10 +61,7 @@ class BoltirConfig:
     @classmethod
     def load(cls: type[ConfigT], directory: str | Path) -> ConfigT:
         path = Path(directory) / CONFIG_NAME
-        try:
-            values = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+        values = read_json_config(path)
         values.pop(WEIGHTS_KEY, None)  # not an option: the integrity record of the files beside it
         return cls.from_dict(values, source=str(path))
 
@@ -73,7 +71,4 @@ def read_family(directory: str | Path) -> str | None:
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text()).get("family")
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    return read_json_config(path).get("family")

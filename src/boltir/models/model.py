@@ -8,7 +8,6 @@ with ``transformers.AutoModel``.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from .._config_files import read_json_config
 from .._io import atomic_dir
 from ..errors import ConfigError, ModelNotFoundError
 from .card import TrainingSummary, write_card
@@ -293,7 +293,7 @@ def _family_class(cls: type[BoltirModel], family: str | None) -> type[BoltirMode
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json_config(path) if path.is_file() else {}
 
 
 __all__ = ["BoltirModel", "is_decoder", "load_tokenizer", "read_json"]

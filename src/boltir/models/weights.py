@@ -13,6 +13,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
+from .._config_files import read_json_config
 from ..errors import ConfigError, DamagedFileError
 from .config import CONFIG_NAME, WEIGHTS_KEY
 
@@ -31,7 +32,7 @@ def record_weight_hashes(directory: Path) -> dict[str, str]:
     """Add every weight file's SHA-256 to the ``boltir_config.json`` that saving the model wrote."""
     hashes = {path.relative_to(directory).as_posix(): file_sha256(path) for path in weight_files(directory)}
     config = directory / CONFIG_NAME
-    values = json.loads(config.read_text())
+    values = read_json_config(config)
     values[WEIGHTS_KEY] = hashes
     config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
     return hashes
@@ -52,7 +53,7 @@ def check_weights(directory: Path, verify: bool = False) -> None:
     if not verify:
         return
     config = directory / CONFIG_NAME
-    recorded = json.loads(config.read_text()).get(WEIGHTS_KEY) if config.is_file() else None
+    recorded = read_json_config(config).get(WEIGHTS_KEY) if config.is_file() else None
     if not recorded:
         raise ConfigError(
             f"{directory} records no SHA-256 of its weights (boltir records them when it saves a model): load it "

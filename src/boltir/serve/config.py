@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .._config_files import DATA, MODEL, PATH, read_config
 from ..errors import ConfigError
+
+_PATH_OPTIONS = {"index_dir": PATH, "corpus": DATA, "model": MODEL, "reranker": MODEL}  # may be relative
 
 
 @dataclasses.dataclass
@@ -86,16 +87,18 @@ class ServeConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> ServeConfig:
-        """Read a config file; relative paths in it are relative to the working directory, as for every command."""
+        """Read a config file; a relative path in it is relative to the file's folder (as in every config file:
+        see :mod:`boltir._config_files`); hub names stay names."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: serve config not found.")
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc}).") from None
+        values, config = read_config(path)
+        values = values or {}
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of serve options.")
+        for name, kind in _PATH_OPTIONS.items():
+            if isinstance(values.get(name), str):
+                values[name] = config.resolve(values[name], kind, (name,))
         return cls.from_dict(values, str(path))
 
 

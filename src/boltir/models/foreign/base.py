@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
-from ...errors import ConfigError
+from ..._config_files import read_json_config
 
 
 @dataclass(frozen=True)
@@ -32,13 +31,10 @@ class ForeignCheckpoint:
 
 
 def read_json(path: Path) -> Any:
-    """The JSON in ``path`` (None where there is no such file), or :class:`ConfigError` naming the file."""
+    """The JSON in ``path`` (None where there is no such file), or :class:`~boltir.errors.ConfigError` naming file:line:column."""
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}).") from exc
+    return read_json_config(path)
 
 
 def checkpoint_tensors(directory: Path, names: tuple[str, ...]) -> dict[str, Tensor]:

@@ -22,7 +22,6 @@ are read and ignored.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 from transformers import AutoConfig, PretrainedConfig, PreTrainedTokenizerBase
 
+from ..._config_files import read_json_config
 from ...errors import ConfigError
 
 # Lightning IR model type → boltir family
@@ -258,10 +258,7 @@ def read_config(directory: str | Path) -> dict[str, Any] | None:
     path = Path(directory) / "config.json"
     if not path.is_file():
         return None
-    try:
-        values = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    values = read_json_config(path)
     if values.get("model_type") in FAMILIES and values.get("backbone_model_type"):
         return values
     return None
@@ -311,7 +308,7 @@ def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerBase:
     Lightning IR's added tokens ([QUE], [DOC], [INT]) come with its files."""
     directory = Path(directory)
     path = directory / "tokenizer_config.json"
-    name = json.loads(path.read_text()).get("backbone_tokenizer_class") if path.is_file() else None
+    name = read_json_config(path).get("backbone_tokenizer_class") if path.is_file() else None
     tokenizer_class = getattr(transformers, name, None) if name else None
     if tokenizer_class is None:
         raise ConfigError(f"{path} names no backbone_tokenizer_class transformers has ({name!r}): save the tokenizer "
