@@ -21,6 +21,17 @@ from .common import emit, peak_memory_mib, reset_peak_memory, versions
 from .training import StepClock, training_samples
 
 
+def train_run(data: str, count: int, directory: Path) -> Path:
+    """``count`` training samples as the JSONL run Lightning IR's RunDataset reads: one (query, relevant document)
+    row each, under distinct query ids (so that each row is one sample)."""
+    path = directory / "bench-train.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        for i, (_, query, doc_id, doc) in enumerate(training_samples(data, count)):
+            handle.write(json.dumps({"query_id": f"q{i}", "query": query, "doc_id": doc_id, "text": doc, "rank": 1,
+                                     "score": 1.0, "relevance": 1}) + "\n")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--system", default="lir", choices=["lir"])
@@ -42,12 +53,7 @@ def main() -> None:
     from lightning_ir.models import DprConfig
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    # distinct query ids per line: the run holds one (query, positive) row per training sample
-    path = Path(tempfile.mkdtemp(prefix="bench-lir-train-")) / "bench-train.jsonl"
-    with open(path, "w", encoding="utf-8") as handle:
-        for i, (_, query, doc_id, doc) in enumerate(training_samples(args.data, args.batch_size * args.steps)):
-            handle.write(json.dumps({"query_id": f"q{i}", "query": query, "doc_id": doc_id, "text": doc, "rank": 1,
-                                     "score": 1.0, "relevance": 1}) + "\n")
+    path = train_run(args.data, args.batch_size * args.steps, Path(tempfile.mkdtemp(prefix="bench-lir-train-")))
     clock = StepClock(args.device, args.warmup_steps)
 
     class Clock(pl.Callback):

@@ -57,7 +57,7 @@ def sentence_transformers_run(model_dir: Path, data: Path, device: str, batch_si
     encode_s = time.perf_counter() - started
     query_vectors = model.encode([q.text for q in queries.queries], batch_size=batch_size, convert_to_tensor=True)
     scores = torch.nn.functional.normalize(query_vectors.float(), dim=-1) @ torch.nn.functional.normalize(doc_vectors.float(), dim=-1).T
-    top = scores.topk(100, dim=1)
+    top = scores.topk(min(100, len(docs)), dim=1)  # a test collection may hold fewer
     run = Run(name="sentence-transformers")
     for query, values, positions in zip(queries.queries, top.values.tolist(), top.indices.tolist()):
         run.add(query.query_id, [docs[p].doc_id for p in positions], values)
