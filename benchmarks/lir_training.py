@@ -17,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .common import emit, peak_memory_mib, reset_peak_memory, versions
+from .common import emit, lightning_precision, peak_memory_mib, reset_peak_memory, trainer_options, versions
 from .training import StepClock, training_samples
 
 
@@ -64,12 +64,8 @@ def main() -> None:
                        query_pooling_strategy="mean", doc_pooling_strategy="mean", projection=None)
     module = BiEncoderModule(model_name_or_path=args.model, config=config, loss_functions=[InBatchCrossEntropy("first", "all")])
     module.configure_optimizers = lambda: torch.optim.AdamW(module.parameters(), lr=2e-5)  # type: ignore[method-assign]
-    trainer = LightningIRTrainer(
-        accelerator="gpu" if args.device.startswith("cuda") else "cpu", devices=1,
-        precision={"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}[args.precision], max_steps=args.steps,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[Clock()], num_sanity_val_steps=0,
-    )
+    trainer = LightningIRTrainer(**trainer_options(args.device, lightning_precision(args.precision, mixed=True),
+                                                   max_steps=args.steps, callbacks=[Clock()], num_sanity_val_steps=0))
     data = LightningIRDataModule(train_dataset=RunDataset(path, sample_size=1, targets="relevance"),
                                  train_batch_size=args.batch_size, num_workers=args.num_workers)
     reset_peak_memory(args.device)
