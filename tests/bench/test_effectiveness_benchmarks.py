@@ -14,14 +14,6 @@ from benchmarks import finetune_minilm, parity_scifact
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
-def quiet_temp(tmp_path, monkeypatch):
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    return tmp_path
-
-
 def test_parity_of_boltir_and_sentence_transformers(tiny_bert_dir, tiny_beir, quiet_temp, monkeypatch, capsys):
     out = quiet_temp / "out"
     monkeypatch.setattr(sys, "argv", ["parity_scifact", "--model", str(tiny_bert_dir), "--data", str(tiny_beir),

@@ -22,17 +22,6 @@ def _positive(value: float) -> bool:
     return math.isfinite(value) and value > 0
 
 
-@pytest.fixture()
-def quiet_temp(tmp_path, monkeypatch):
-    """The scripts' temporary corpora, models and indexes go under tmp_path."""
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setenv("TMPDIR", str(tmp_path))  # and those of child processes
-    monkeypatch.setenv("BOLTIR_BENCH_INDEX_DIR", str(tmp_path / "index"))
-    return tmp_path
-
-
 @pytest.mark.parametrize("system", ["st", "boltir-encode", "boltir-index"])
 def test_indexing_row_and_scaling_points(system, tiny_bert_dir, tiny_beir, quiet_temp, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["indexing", "--system", system, "--model", str(tiny_bert_dir), "--data",

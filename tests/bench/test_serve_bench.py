@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import math
 import sys
-import tempfile
 
 from benchmarks import serve
 
 
-def test_serve_benchmark_rows_and_ratio(tiny_bert_dir, tiny_beir, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its model copy, index and server logs
-    out, png = tmp_path / "out" / "serve.json", tmp_path / "out" / "serve.png"
+def test_serve_benchmark_rows_and_ratio(tiny_bert_dir, tiny_beir, quiet_temp, monkeypatch, capsys):
+    out, png = quiet_temp / "out" / "serve.json", quiet_temp / "out" / "serve.png"  # its model copy, index, logs there too
     monkeypatch.setattr(sys, "argv", [
         "serve", "--data", str(tiny_beir), "--model", str(tiny_bert_dir), "--random-weights", "--threads", "1",
         "--clients", "1,2", "--seconds", "2", "--max-requests", "12", "--warmup", "2", "--max-batch-size", "4",
