@@ -1,11 +1,14 @@
-"""Shared pieces of the benchmarks: timing, machine description, SciFact texts, MiniLM-shaped random models.
+"""Shared pieces of the benchmarks: timing, machine description, SciFact texts and slices, MiniLM-shaped random
+models, Lightning trainer options, and the JSON + markdown files a script writes.
 
 Every measured system runs in its own process (``python -m benchmarks.<row> ...``) that prints one JSON line,
-so peak memory is per system and one framework's imports cannot slow another's.
+so peak memory is per system and one framework's imports cannot slow another's. This module imports neither
+torch nor boltir at the top: Lightning IR's environment (no boltir) imports it too.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -96,6 +99,27 @@ def run_child(
     return results
 
 
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """A markdown table of dict rows (the first row's keys are the columns; floats to 4 decimals)."""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out: str | os.PathLike[str], name: str, payload: Any, markdown: str | None = None) -> Path:
+    """``out/name.json`` (the raw figures RESULTS.md rows cite) and, given its text, ``out/name.md`` (the table);
+    returns the JSON file."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    if markdown is not None:
+        (out / f"{name}.md").write_text(markdown if markdown.endswith("\n") else markdown + "\n")
+    return path
+
+
 def versions(names: tuple[str, ...] = ("torch", "transformers", "sentence-transformers", "lightning", "faiss-cpu", "boltir")) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -153,6 +177,49 @@ def scifact_texts(corpus: Path) -> tuple[list[str], list[str]]:
     return ids, texts
 
 
+def beir_queries(data_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """Query id -> text of a BEIR folder's ``queries.jsonl``."""
+    queries = {}
+    for line in (Path(data_dir) / "queries.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            queries[str(record["_id"])] = record["text"]
+    return queries
+
+
+def beir_judged(data_dir: str | os.PathLike[str], split: str) -> dict[str, list[str]]:
+    """Query id -> its relevant documents (grade above 0) in a BEIR folder's ``qrels/<split>.tsv``, in file order
+    (read without boltir, for Lightning IR's environment; boltir's ``read_qrels`` checks more)."""
+    judged: dict[str, list[str]] = {}
+    for line in (Path(data_dir) / "qrels" / f"{split}.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        query_id, doc_id, relevance = line.split("\t")[:3]
+        if int(relevance) > 0:
+            judged.setdefault(query_id, []).append(doc_id)
+    return judged
+
+
+def slice_beir(source: str | os.PathLike[str], target: str | os.PathLike[str], max_docs: int, queries: int,
+               test_queries: int | None = None) -> Path:
+    """A small BEIR folder, for a quick CPU run of a script (not for figures): the first ``queries`` judged train
+    queries and ``test_queries`` (default: as many) judged test queries, with their relevant documents, and the
+    corpus's first ``max_docs`` documents besides."""
+    source, target = Path(source), Path(target)
+    (target / "qrels").mkdir(parents=True, exist_ok=True)
+    keep_queries: set[str] = set()
+    keep_docs: set[str] = set()
+    for split, count in (("train", queries), ("test", queries if test_queries is None else test_queries)):
+        kept = dict(list(beir_judged(source, split).items())[:count])
+        keep_queries |= set(kept)
+        keep_docs |= {d for docs in kept.values() for d in docs}
+        lines = [f"{q}\t{d}\t1\n" for q, docs in kept.items() for d in docs]
+        (target / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(lines))
+    with open(source / "corpus.jsonl", encoding="utf-8") as f, open(target / "corpus.jsonl", "w", encoding="utf-8") as out:
+        out.writelines(line for i, line in enumerate(f) if i < max_docs or json.loads(line)["_id"] in keep_docs)
+    with open(source / "queries.jsonl", encoding="utf-8") as f, open(target / "queries.jsonl", "w", encoding="utf-8") as out:
+        out.writelines(line for line in f if line.strip() and str(json.loads(line)["_id"]) in keep_queries)
+    return target
+
+
 # -- models ----------------------------------------------------------------------------------------
 # sentence-transformers' bi-encoder files: a cross-encoder copy leaves them out (its loader would read them)
 _BI_ENCODER_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling")
@@ -192,14 +259,45 @@ def prepare_model(model_dir: str, random_weights: bool, classifier: bool = False
     return str(random_weights_copy(model_dir, classifier)) if random_weights else model_dir
 
 
+def minilm_config(doc_length: int = 256, **more: Any) -> dict[str, Any]:
+    """boltir's bi-encoder config for all-MiniLM-L6-v2 as sentence-transformers runs it: mean pooling, normalised,
+    cosine, ``doc_length`` tokens (``more``: other options, e.g. ``query_length``)."""
+    return {"doc_pooling": "mean", "query_pooling": "mean", "similarity": "cosine", "normalize": True,
+            "doc_length": doc_length, **more}
+
+
 def dtype_of(precision: str):
     import torch
 
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def lightning_precision(precision: str) -> str:
-    return {"fp32": "32-true", "bf16": "bf16-true", "fp16": "16-true"}[precision]
+def lightning_precision(precision: str, mixed: bool = False) -> str:
+    """Lightning's name of a precision: weights in it (inference), or ``mixed`` (training: fp32 weights, autocast)."""
+    if precision == "fp32":
+        return "32-true"
+    return {"bf16": "bf16", "fp16": "16"}[precision] + ("-mixed" if mixed else "-true")
+
+
+def accelerator(device: str) -> str:
+    """Lightning's accelerator for a torch device name (``cuda``, ``cuda:1``, ``cpu``)."""
+    return "gpu" if device.startswith("cuda") else "cpu"
+
+
+def trainer_options(device: str, precision: str = "32-true", devices: int = 1, **more: Any) -> dict[str, Any]:
+    """Keyword arguments of a quiet Lightning trainer (boltir's or Lightning IR's) for a scripted or timed run: the
+    device's accelerator, ``precision`` (Lightning's name), and no logger, checkpoints, progress bar or summary."""
+    return {"accelerator": accelerator(device), "devices": devices, "precision": precision, "logger": False,
+            "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False, **more}
+
+
+def add_system_arguments(parser: argparse.ArgumentParser, systems: list[str], data_help: str = "SciFact BEIR folder") -> None:
+    """The options of every speed entry point: which system, where, at what precision, on which model and data."""
+    parser.add_argument("--system", choices=systems, required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--model", required=True, help="model directory (or its random-weights copy)")
+    parser.add_argument("--data", required=True, help=data_help)
 
 
 def padded_rows(module: Any, padded: bool = True) -> Any:

@@ -11,11 +11,9 @@ Run: ``python -m benchmarks.cpu_interleaved --model MINILM_DIR --data SCIFACT --
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-from pathlib import Path
 
-from .common import dtype_of, emit, random_weights_copy, scifact_corpus, scifact_texts, timed
+from .common import dtype_of, emit, minilm_config, random_weights_copy, scifact_corpus, scifact_texts, timed, write_report
 from .reranking import rerank_lists
 
 
@@ -39,7 +37,6 @@ def main() -> None:
     from boltir import BiEncoderModule, CrossEncoderModule
 
     _, texts = scifact_texts(scifact_corpus(args.data, args.docs))
-    config = {"doc_pooling": "mean", "query_pooling": "mean", "similarity": "cosine", "normalize": True, "doc_length": 256}
     lists = rerank_lists(args.data, args.run, args.depth, args.queries) if args.run else []
     pairs = [(q, d) for _, q, _, ds in lists for d in ds]
     classifier = str(random_weights_copy(args.model, classifier=True)) if lists else None
@@ -48,7 +45,7 @@ def main() -> None:
         dtype = dtype_of(precision)
         st = SentenceTransformer(args.model, device="cpu").to(dtype)
         st.max_seq_length = 256
-        bolt = BiEncoderModule(args.model, config=config).to(dtype).eval()
+        bolt = BiEncoderModule(args.model, config=minilm_config()).to(dtype).eval()
         systems = {
             "st": lambda st=st: st.encode(texts, batch_size=args.batch_size),
             "boltir-encode": lambda bolt=bolt: bolt.encode_docs(texts, batch_size=args.batch_size),
@@ -76,8 +73,7 @@ def main() -> None:
                          "per_s": count / median, "vs_st": reference / median, "threads": torch.get_num_threads()})
             emit(rows[-1])
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "cpu_interleaved.json").write_text(json.dumps(rows, indent=1) + "\n")
+        write_report(args.out, "cpu_interleaved", rows)
 
 
 if __name__ == "__main__":

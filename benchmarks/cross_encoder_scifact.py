@@ -19,13 +19,17 @@ judged positive and BM25 negatives (listwise cross-entropy), then re-ranking the
 from __future__ import annotations
 
 import argparse
-import json
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from boltir import (
+if __package__ in (None, ""):  # run as a file (python benchmarks/cross_encoder_scifact.py): benchmarks.common from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import trainer_options, write_report  # noqa: E402
+from boltir import (  # noqa: E402
     BM25IndexConfig,
     BM25Module,
     CrossEncoderConfig,
@@ -46,9 +50,7 @@ MEASURES = ["nDCG@10", "RR@10", "R@100"]
 
 
 def trainer(args: argparse.Namespace, **extra) -> Trainer:
-    options = {"accelerator": "gpu" if args.device == "cuda" else "cpu", "devices": 1, "logger": False,
-               "enable_checkpointing": False, "enable_progress_bar": args.progress, "precision": args.precision}
-    return Trainer(**{**options, **extra})
+    return Trainer(**{**trainer_options(args.device, args.precision, enable_progress_bar=args.progress), **extra})
 
 
 def subset(queries: QueryDataset, count: int | None, seed: int) -> QueryDataset:
@@ -149,7 +151,7 @@ def main() -> None:
 
     pl.seed_everything(args.seed, verbose=False)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)  # the re-ranked runs go here too
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -173,10 +175,9 @@ def main() -> None:
                 "train_seconds": train_seconds}
     settings = {k: v for k, v in vars(args).items() if k not in ("progress", "out")}
     name = "cross_encoder_scifact" + ("_set" if args.attention == "set" else "")
-    (out / f"{name}.json").write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
     table = format_table({name: {m: r[m] for m in MEASURES} for name, r in results.items()})
     markdown = f"Settings: {settings}\n\n```\n{table}\n```\n"
-    (out / f"{name}.md").write_text(markdown)
+    write_report(out, name, {"settings": settings, "results": results}, markdown)
     print(markdown)
 
 

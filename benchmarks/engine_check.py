@@ -4,8 +4,8 @@ answers, effectiveness, size and per-query latency with an exact index built fro
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import shutil
 import statistics
 import time
@@ -15,11 +15,15 @@ from typing import Any
 
 import torch
 
-from boltir import DocDataset, QueryDataset, Run, evaluate
-from boltir.data.batches import Doc, Query
-from boltir.index import IndexConfig, open_searcher
-from boltir.models.convert import COLBERT_BACKBONE, cache_dir, onnx_int8_bert_to_hf
-from boltir.models.resolve import resolve_model_dir
+if __package__ in (None, ""):  # imported by a script run as a file: benchmarks.common from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import markdown_table, write_report  # noqa: E402
+from boltir import DocDataset, QueryDataset, Run, evaluate  # noqa: E402
+from boltir.data.batches import Doc, Query  # noqa: E402
+from boltir.index import IndexConfig, open_searcher  # noqa: E402
+from boltir.models.convert import COLBERT_BACKBONE, cache_dir, onnx_int8_bert_to_hf  # noqa: E402
+from boltir.models.resolve import resolve_model_dir  # noqa: E402
 
 
 @dataclass
@@ -166,19 +170,9 @@ def compare(module: Any, collection: Collection, variants: list[Variant], refere
     return rows
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns) + " |")
-    return "\n".join(lines)
-
-
 def write_results(out: Path, name: str, title: str, setup: dict[str, Any], rows: list[dict[str, Any]]) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps({"setup": setup, "rows": rows}, indent=2) + "\n")
     text = f"## {title}\n\n" + "\n".join(f"- {k}: {v}" for k, v in setup.items()) + "\n\n" + markdown_table(rows) + "\n"
-    (out / f"{name}.md").write_text(text)
+    write_report(out, name, {"setup": setup, "rows": rows}, text)
     print(text, flush=True)
     return out / f"{name}.md"
 

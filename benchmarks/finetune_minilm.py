@@ -27,15 +27,20 @@ import gc
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from boltir import BiEncoderModule, DataModule, DocDataset, QueryDataset, Trainer, read_qrels
-from boltir.index.dense_exact import TorchIndexConfig
-from boltir.cli.main import main as boltir_cli
+if __package__ in (None, ""):  # run as a file (python benchmarks/finetune_minilm.py): benchmarks.common from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import accelerator, slice_beir, trainer_options, write_report  # noqa: E402
+from boltir import BiEncoderModule, DataModule, DocDataset, QueryDataset, Trainer  # noqa: E402
+from boltir.cli.main import main as boltir_cli  # noqa: E402
+from boltir.index.dense_exact import TorchIndexConfig  # noqa: E402
 
 MEASURES = ["nDCG@10", "RR@10", "R@100"]
 CONFIG_DATA = "../../shared/data/scifact"  # as the config writes them: relative to configs/
@@ -44,33 +49,8 @@ CONFIG_RUN = "../runs/scifact-minilm-train.run"
 CONFIG_OUTPUT = "../outputs/scifact-minilm-fit"
 
 
-def slice_beir(source: Path, target: Path, max_docs: int, max_queries: int) -> Path:
-    """A small BEIR folder: the first ``max_queries`` train and test queries, their relevant documents and the
-    first ``max_docs`` documents of the corpus (for a quick CPU check of this script, not for figures)."""
-    (target / "qrels").mkdir(parents=True, exist_ok=True)
-    keep_queries: set[str] = set()
-    keep_docs: set[str] = set()
-    for split in ("train", "test"):
-        qrels = dict(list(read_qrels(source / "qrels" / f"{split}.tsv").items())[:max_queries])
-        keep_queries |= set(qrels)
-        keep_docs |= {d for docs in qrels.values() for d in docs}
-        with open(target / "qrels" / f"{split}.tsv", "w") as f:
-            f.write("query-id\tcorpus-id\tscore\n")
-            f.writelines(f"{q}\t{d}\t{r}\n" for q, docs in qrels.items() for d, r in docs.items())
-    with open(source / "corpus.jsonl") as f, open(target / "corpus.jsonl", "w") as out:
-        for position, line in enumerate(f):
-            if position < max_docs or json.loads(line)["_id"] in keep_docs:
-                out.write(line)
-    with open(source / "queries.jsonl") as f, open(target / "queries.jsonl", "w") as out:
-        out.writelines(line for line in f if json.loads(line)["_id"] in keep_queries)
-    return target
-
-
 def inference_trainer(device: str) -> Trainer:
-    return Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu", devices=1, precision="32-true",
-        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-    )
+    return Trainer(**trainer_options(device))
 
 
 def index_and_search(module: BiEncoderModule, data: Path, work: Path, name: str, device: str, batch_size: int,
@@ -103,7 +83,7 @@ def fit(config: Path, data: Path, model: str, train_run: Path, work: Path, devic
     work.mkdir(parents=True, exist_ok=True)
     fit_config = work / "fit.yaml"
     fit_config.write_text(text)
-    args = ["fit", "--config", str(fit_config), "--trainer.accelerator", "gpu" if device == "cuda" else "cpu"]
+    args = ["fit", "--config", str(fit_config), "--trainer.accelerator", accelerator(device)]
     args += ["--trainer.precision", precision, "--trainer.enable_progress_bar", "false", *extra_args]
     if max_steps is not None:
         args += ["--trainer.max_steps", str(max_steps)]
@@ -150,8 +130,6 @@ def fine_tune_ranks(args: argparse.Namespace, data: Path, work: Path, precision:
 
 
 def write_lora_results(out: Path, results: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "finetune_minilm_lora.json").write_text(json.dumps(results, indent=2) + "\n")
     zero = results["zero_shot"]["test"]
     lines = [
         f"| SciFact test ({results['test_queries']} queries) | " + " | ".join(MEASURES) + " | trained params | peak GPU MiB | fit s | steps |",
@@ -168,12 +146,10 @@ def write_lora_results(out: Path, results: dict) -> None:
     lines += [f"- r={arm['lora_r']}: `{' '.join(arm['fit']['args'])}`" for arm in results["arms"]]
     if results.get("slice"):
         lines.append(f"Data slice (smoke test, not a figure): {results['slice']}.")
-    (out / "finetune_minilm_lora.md").write_text("\n".join(lines) + "\n")
+    write_report(out, "finetune_minilm_lora", results, "\n".join(lines))
 
 
 def write_results(out: Path, results: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "finetune_minilm.json").write_text(json.dumps(results, indent=2) + "\n")
     zero, tuned = results["zero_shot"]["test"], results["fine_tuned"]["test"]
     lines = [
         f"| SciFact test ({results['test_queries']} queries) | " + " | ".join(MEASURES) + " | index+search s |",
@@ -186,7 +162,7 @@ def write_results(out: Path, results: dict) -> None:
     ]
     if results.get("slice"):
         lines.append(f"Data slice (smoke test, not a figure): {results['slice']}.")
-    (out / "finetune_minilm.md").write_text("\n".join(lines) + "\n")
+    write_report(out, "finetune_minilm", results, "\n".join(lines))
 
 
 def main() -> None:

@@ -17,9 +17,11 @@ import tempfile
 from pathlib import Path
 
 from .common import (
+    add_system_arguments,
     dtype_of,
     emit,
     lightning_precision,
+    minilm_config,
     padded_rows,
     peak_memory_mib,
     reset_peak_memory,
@@ -27,6 +29,7 @@ from .common import (
     scifact_texts,
     sweep_then_repeat,
     timed,
+    trainer_options,
     versions,
 )
 
@@ -53,8 +56,8 @@ def _boltir_encode(args: argparse.Namespace, corpus: Path):
     from boltir import BiEncoderModule
 
     _, texts = scifact_texts(corpus)
-    module = padded_rows(BiEncoderModule(args.model, config=_config(args)).to(args.device, dtype_of(args.precision)).eval(),
-                         args.padded)
+    module = padded_rows(BiEncoderModule(args.model, config=minilm_config(args.doc_length)).to(
+        args.device, dtype_of(args.precision)).eval(), args.padded)
 
     def run(batch_size: int, subset: list[str] | None = None) -> float:
         return timed(lambda: module.encode_docs(subset or texts, batch_size=batch_size).cpu(), args.device)
@@ -68,32 +71,19 @@ def _boltir_index(args: argparse.Namespace, corpus: Path):
     from boltir import BiEncoderModule, DataModule, DocDataset, FaissIndexConfig, Trainer
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    module = padded_rows(BiEncoderModule(args.model, config=_config(args)), args.padded)
+    module = padded_rows(BiEncoderModule(args.model, config=minilm_config(args.doc_length)), args.padded)
     # the same folder in every rank: under DDP rank 0 launches the others, which inherit its environment
     out = Path(os.environ.setdefault("BOLTIR_BENCH_INDEX_DIR", tempfile.mkdtemp(prefix="bench-index-")))
     count = len(scifact_texts(corpus)[1])
 
     def run(batch_size: int, subset: list[str] | None = None) -> float:
         source = scifact_corpus(args.data, limit=len(subset)) if subset else corpus
-        trainer = Trainer(
-            accelerator="gpu" if args.device.startswith("cuda") else "cpu",
-            devices=args.devices,
-            strategy="ddp" if args.devices > 1 else "auto",
-            precision=lightning_precision(args.precision),
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-        )
+        trainer = Trainer(**trainer_options(args.device, lightning_precision(args.precision), args.devices,
+                                            strategy="ddp" if args.devices > 1 else "auto"))
         data = DataModule(DocDataset(source), inference_batch_size=batch_size, num_workers=args.num_workers)
         return timed(lambda: trainer.index(module, data, out / "index", FaissIndexConfig()), args.device)
 
     return run, count, {}
-
-
-def _config(args: argparse.Namespace) -> dict:
-    """all-MiniLM-L6-v2 as sentence-transformers runs it: mean pooling, normalised, cosine, 256 tokens."""
-    return {"doc_pooling": "mean", "query_pooling": "mean", "similarity": "cosine", "normalize": True, "doc_length": args.doc_length}
 
 
 SYSTEMS = {"st": _st, "boltir-encode": _boltir_encode, "boltir-index": _boltir_index}
@@ -101,11 +91,7 @@ SYSTEMS = {"st": _st, "boltir-encode": _boltir_encode, "boltir-index": _boltir_i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--system", choices=sorted(SYSTEMS), required=True)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--model", required=True, help="model directory (all-MiniLM-L6-v2 or its random-weights copy)")
-    parser.add_argument("--data", required=True, help="SciFact BEIR folder")
+    add_system_arguments(parser, sorted(SYSTEMS))
     parser.add_argument("--limit", type=int, default=None, help="first N documents only")
     parser.add_argument("--repeat-corpus", type=int, default=1, help="repeat the (limited) corpus this many times")
     parser.add_argument("--batch-sizes", default="64,256")

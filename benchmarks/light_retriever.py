@@ -18,15 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from boltir import LightRetrieverModule, QueryDataset
-from boltir.models import LightRetrieverModel, resolve_model_dir
-from boltir.models.light_retriever.model import CACHE_NAME
+if __package__ in (None, ""):  # run as a file (python benchmarks/light_retriever.py): benchmarks.common from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import write_report  # noqa: E402
+from boltir import LightRetrieverModule, QueryDataset  # noqa: E402
+from boltir.models import LightRetrieverModel, resolve_model_dir  # noqa: E402
+from boltir.models.light_retriever.model import CACHE_NAME  # noqa: E402
 
 
 def _sync(device: str) -> None:
@@ -138,10 +143,7 @@ def main() -> None:
         "cache_build_seconds": cache_seconds,
         "results": rows,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     suffix = "cuda" if gpu else "cpu"
-    (out / f"light_retriever_{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"Query encoding, {args.model} ({args.dtype}) on {device_name}"
         + (" — EmbeddingBag filled with random vectors of the real shape" if args.random_cache else "")
@@ -154,7 +156,7 @@ def main() -> None:
         f"| {r['encoder']} | {r['batch_size']} | {r['latency_ms']:.3f} | {r['queries_per_s']:,.0f} | {r['speedup_vs_llm']:,.0f}x |"
         for r in rows
     ]
-    (out / f"light_retriever_{suffix}.md").write_text("\n".join(lines) + "\n")
+    write_report(args.out, f"light_retriever_{suffix}", report, "\n".join(lines))
     print("\n".join(lines))
 
 

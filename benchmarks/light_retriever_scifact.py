@@ -16,13 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from boltir import (
+if __package__ in (None, ""):  # run as a file (python benchmarks/light_retriever_scifact.py): benchmarks.common from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import trainer_options, write_report  # noqa: E402
+from boltir import (  # noqa: E402
     DataModule,
     DocDataset,
     FaissIndexConfig,
@@ -36,7 +41,7 @@ from boltir import (
     fuse_runs,
     open_searcher,
 )
-from boltir.data import read_qrels
+from boltir.data import read_qrels  # noqa: E402
 
 VARIANTS = {
     "symmetric dense": {"symmetric": True},
@@ -69,17 +74,7 @@ def train_tuples(data: Path, work: Path, max_queries: int | None) -> TupleDatase
 
 
 def trainer(args: argparse.Namespace, **kwargs) -> Trainer:
-    gpu = args.device.startswith("cuda")
-    return Trainer(
-        accelerator="gpu" if gpu else "cpu",
-        devices=1,
-        precision=args.precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **kwargs,
-    )
+    return Trainer(**trainer_options(args.device, args.precision, **kwargs))
 
 
 def fine_tune(name: str, args: argparse.Namespace, tuples: TupleDataset, work: Path) -> tuple[Path, float]:
@@ -211,15 +206,12 @@ def main() -> None:
         metrics = evaluate(result["run"], qrels, MEASURES)
         rows.append({"variant": name, **metrics, "queries_per_s": len(queries) / result["search_seconds"],
                      **{k: v for k, v in result.items() if k not in ("run",)}})
-    write_report(rows, args, len(queries), len(docs))
+    report(rows, args, len(queries), len(docs))
 
 
-def write_report(rows: list[dict], args: argparse.Namespace, num_queries: int, num_docs: int) -> None:
+def report(rows: list[dict], args: argparse.Namespace, num_queries: int, num_docs: int) -> None:
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
-    (out / "light_retriever_scifact.json").write_text(json.dumps({"device": device, "settings": settings, "results": rows}, indent=2) + "\n")
     lines = [
         f"SciFact test ({num_queries} queries, {num_docs} documents), {args.model} + LoRA r={args.lora_r}, "
         f"{args.steps} steps × {args.batch_size} queries, on {device}",
@@ -232,7 +224,7 @@ def write_report(rows: list[dict], args: argparse.Namespace, num_queries: int, n
             f"| {r['variant']} | {r['nDCG@10']:.4f} | {r['R@100']:.4f} | {r['queries_per_s']:,.0f} | "
             f"{r.get('train_seconds', 0):.0f} | {r.get('doc_encode_seconds', 0):.1f} | {r.get('cache_seconds', 0):.1f} |"
         )
-    (out / "light_retriever_scifact.md").write_text("\n".join(lines) + "\n")
+    write_report(args.out, "light_retriever_scifact", {"device": device, "settings": settings, "results": rows}, "\n".join(lines))
     print("\n".join(lines))
 
 

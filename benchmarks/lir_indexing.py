@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from .common import (
+    add_system_arguments,
     dtype_of,
     emit,
     lightning_precision,
@@ -27,6 +28,7 @@ from .common import (
     scifact_texts,
     sweep_then_repeat,
     timed,
+    trainer_options,
     versions,
 )
 
@@ -87,16 +89,7 @@ def _lir_index(args: argparse.Namespace, corpus: Path):
 
     def run(batch_size: int, subset: list[str] | None = None) -> float:
         callback = IndexCallback(index_config=_index_config(), index_dir=out / "index", overwrite=True)
-        trainer = LightningIRTrainer(
-            callbacks=[callback],
-            accelerator="gpu" if args.device.startswith("cuda") else "cpu",
-            devices=1,
-            precision=lightning_precision(args.precision),
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-        )
+        trainer = LightningIRTrainer(callbacks=[callback], **trainer_options(args.device, lightning_precision(args.precision)))
         data = LightningIRDataModule(
             inference_datasets=[DocDataset(dataset_id(len(subset) if subset else None))],
             inference_batch_size=batch_size,
@@ -132,11 +125,7 @@ SYSTEMS = {"lir-index": _lir_index, "lir-encode": _lir_encode}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--system", choices=sorted(SYSTEMS), required=True)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True)
+    add_system_arguments(parser, sorted(SYSTEMS))
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch-sizes", default="64,256")
     parser.add_argument("--repeats", type=int, default=3)

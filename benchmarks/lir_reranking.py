@@ -18,7 +18,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from .common import dtype_of, lightning_precision, timed, versions
+from .common import dtype_of, lightning_precision, timed, trainer_options, versions
 from .reranking import add_arguments, measure, query_length
 
 
@@ -65,11 +65,7 @@ def _lir_re_rank(args: argparse.Namespace, lists: list):
 
     def run(batch_size: int, part: list | None = None) -> float:
         callback = ReRankCallback(save_dir=work / "out", overwrite=True)
-        trainer = LightningIRTrainer(
-            callbacks=[callback], accelerator="gpu" if args.device.startswith("cuda") else "cpu", devices=1,
-            precision=lightning_precision(args.precision), logger=False, enable_progress_bar=False,
-            enable_model_summary=False, enable_checkpointing=False,
-        )
+        trainer = LightningIRTrainer(callbacks=[callback], **trainer_options(args.device, lightning_precision(args.precision)))
         data = LightningIRDataModule(
             inference_datasets=[RunDataset(run_path(lists if part is None else part), depth=args.depth)],
             inference_batch_size=_queries_per_batch(args, batch_size), num_workers=args.num_workers,

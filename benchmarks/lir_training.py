@@ -17,8 +17,19 @@ import os
 import tempfile
 from pathlib import Path
 
-from .common import emit, peak_memory_mib, reset_peak_memory, versions
+from .common import emit, lightning_precision, peak_memory_mib, reset_peak_memory, trainer_options, versions
 from .training import StepClock, training_samples
+
+
+def train_run(data: str, count: int, directory: Path) -> Path:
+    """``count`` training samples as the JSONL run Lightning IR's RunDataset reads: one (query, relevant document)
+    row each, under distinct query ids (so that each row is one sample)."""
+    path = directory / "bench-train.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        for i, (_, query, doc_id, doc) in enumerate(training_samples(data, count)):
+            handle.write(json.dumps({"query_id": f"q{i}", "query": query, "doc_id": doc_id, "text": doc, "rank": 1,
+                                     "score": 1.0, "relevance": 1}) + "\n")
+    return path
 
 
 def main() -> None:
@@ -42,12 +53,7 @@ def main() -> None:
     from lightning_ir.models import DprConfig
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    # distinct query ids per line: the run holds one (query, positive) row per training sample
-    path = Path(tempfile.mkdtemp(prefix="bench-lir-train-")) / "bench-train.jsonl"
-    with open(path, "w", encoding="utf-8") as handle:
-        for i, (_, query, doc_id, doc) in enumerate(training_samples(args.data, args.batch_size * args.steps)):
-            handle.write(json.dumps({"query_id": f"q{i}", "query": query, "doc_id": doc_id, "text": doc, "rank": 1,
-                                     "score": 1.0, "relevance": 1}) + "\n")
+    path = train_run(args.data, args.batch_size * args.steps, Path(tempfile.mkdtemp(prefix="bench-lir-train-")))
     clock = StepClock(args.device, args.warmup_steps)
 
     class Clock(pl.Callback):
@@ -58,12 +64,8 @@ def main() -> None:
                        query_pooling_strategy="mean", doc_pooling_strategy="mean", projection=None)
     module = BiEncoderModule(model_name_or_path=args.model, config=config, loss_functions=[InBatchCrossEntropy("first", "all")])
     module.configure_optimizers = lambda: torch.optim.AdamW(module.parameters(), lr=2e-5)  # type: ignore[method-assign]
-    trainer = LightningIRTrainer(
-        accelerator="gpu" if args.device.startswith("cuda") else "cpu", devices=1,
-        precision={"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}[args.precision], max_steps=args.steps,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[Clock()], num_sanity_val_steps=0,
-    )
+    trainer = LightningIRTrainer(**trainer_options(args.device, lightning_precision(args.precision, mixed=True),
+                                                   max_steps=args.steps, callbacks=[Clock()], num_sanity_val_steps=0))
     data = LightningIRDataModule(train_dataset=RunDataset(path, sample_size=1, targets="relevance"),
                                  train_batch_size=args.batch_size, num_workers=args.num_workers)
     reset_peak_memory(args.device)

@@ -13,7 +13,6 @@ Run: ``python -m benchmarks.parity_scifact --model MINILM_DIR --data SCIFACT_DIR
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import sys
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import lightning_precision, machine, versions
+from .common import lightning_precision, machine, minilm_config, trainer_options, versions, write_report
 
 
 def fp32_copy(model_dir: str) -> Path:
@@ -57,7 +56,7 @@ def sentence_transformers_run(model_dir: Path, data: Path, device: str, batch_si
     encode_s = time.perf_counter() - started
     query_vectors = model.encode([q.text for q in queries.queries], batch_size=batch_size, convert_to_tensor=True)
     scores = torch.nn.functional.normalize(query_vectors.float(), dim=-1) @ torch.nn.functional.normalize(doc_vectors.float(), dim=-1).T
-    top = scores.topk(100, dim=1)
+    top = scores.topk(min(100, len(docs)), dim=1)  # a test collection may hold fewer
     run = Run(name="sentence-transformers")
     for query, values, positions in zip(queries.queries, top.values.tolist(), top.indices.tolist()):
         run.add(query.query_id, [docs[p].doc_id for p in positions], values)
@@ -69,12 +68,9 @@ def boltir_ndcg(model_dir: Path, data: Path, device: str, precision: str, batch_
     from boltir import BiEncoderModule, DataModule, DocDataset, FaissIndexConfig, QueryDataset, Trainer
 
     def trainer() -> Trainer:
-        return Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1,
-                       precision=lightning_precision(precision), logger=False, enable_progress_bar=False,
-                       enable_model_summary=False, enable_checkpointing=False)
+        return Trainer(**trainer_options(device, lightning_precision(precision)))
 
-    config = {"doc_pooling": "mean", "query_pooling": "mean", "similarity": "cosine", "normalize": True, "doc_length": 256}
-    module = BiEncoderModule(model_dir, config=config)
+    module = BiEncoderModule(model_dir, config=minilm_config())
     index_dir = workdir / f"index-{precision}"
     started = time.perf_counter()
     trainer().index(module, DataModule(DocDataset(data), inference_batch_size=batch_size, num_workers=4), index_dir,
@@ -121,9 +117,7 @@ def main() -> None:
         "max_abs_difference": worst,
         "within_tolerance": worst <= args.tolerance,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "parity.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_report(args.out, "parity", result)
     for r in runs:
         print(f"{r['system']:<40} {r['precision']:<5} nDCG@10 {r['ndcg@10']:.4f} ({r['ndcg@10'] - reference:+.4f})  {r['encode_s']:.2f}s")
     print(f"max |difference| {worst:.4f} -> {'PASS' if worst <= args.tolerance else 'FAIL'} (tolerance {args.tolerance})")

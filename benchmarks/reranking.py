@@ -16,14 +16,15 @@ Run: ``python -m benchmarks.reranking --system boltir-score --device cuda --prec
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from .common import (
+    add_system_arguments,
     allow_cudnn_attention,
+    beir_queries,
     dtype_of,
     emit,
     lightning_precision,
@@ -33,6 +34,7 @@ from .common import (
     scifact_texts,
     sweep_then_repeat,
     timed,
+    trainer_options,
     versions,
 )
 
@@ -46,11 +48,7 @@ def query_length(args: argparse.Namespace) -> int:
 
 def rerank_lists(data: str, run_path: str, depth: int, queries: int | None = None) -> list[tuple[str, str, list[str], list[str]]]:
     """(query id, query text, doc ids, doc texts) for every query of the run, in the run's order, top ``depth``."""
-    query_texts = {}
-    for line in (Path(data) / "queries.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            query_texts[str(record["_id"])] = record["text"]
+    query_texts = beir_queries(data)
     docs = dict(zip(*scifact_texts(Path(data) / "corpus.jsonl")))
     ranked: dict[str, list[tuple[float, str]]] = {}
     for line in Path(run_path).read_text(encoding="utf-8").splitlines():
@@ -80,7 +78,7 @@ def make_run(data: str, path: str, depth: int) -> None:
     from boltir import BM25IndexConfig, BM25Module, DataModule, DocDataset, QueryDataset, Trainer
 
     work = Path(tempfile.mkdtemp(prefix="bench-bm25-"))
-    trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = Trainer(**trainer_options("cpu"))
     trainer.index(BM25Module(), DataModule(DocDataset(data), inference_batch_size=1024), work / "bm25", BM25IndexConfig())
     trainer.search(BM25Module(), DataModule(QueryDataset(data, split="test"), inference_batch_size=1024), work / "bm25",
                    k=depth, run_path=path)
@@ -148,11 +146,7 @@ def _boltir_re_rank(args: argparse.Namespace, lists: list):
 
     def run(batch_size: int, part: list | None = None) -> float:
         module.encode_batch_size = batch_size
-        trainer = Trainer(
-            accelerator="gpu" if args.device.startswith("cuda") else "cpu", devices=1,
-            precision=lightning_precision(args.precision), logger=False, enable_progress_bar=False,
-            enable_model_summary=False, enable_checkpointing=False,
-        )
+        trainer = Trainer(**trainer_options(args.device, lightning_precision(args.precision)))
         data = DataModule(full if part is None else dataset(part), inference_batch_size=args.queries_per_batch,
                           num_workers=args.num_workers)
         return timed(lambda: trainer.re_rank(module, data, run_path=out / "re-ranked.run", measures=[]), args.device)
@@ -165,11 +159,7 @@ SYSTEMS = {"st": _st, "boltir-score": _boltir_score, "boltir-re-rank": _boltir_r
 
 def add_arguments(parser: argparse.ArgumentParser, systems: list[str]) -> None:
     """The options every re-ranking system takes (this script's and Lightning IR's)."""
-    parser.add_argument("--system", choices=systems, required=True)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--model", required=True, help="cross-encoder directory (BertForSequenceClassification)")
-    parser.add_argument("--data", required=True, help="SciFact BEIR folder")
+    add_system_arguments(parser, systems)  # --model: a cross-encoder directory (BertForSequenceClassification)
     parser.add_argument("--run", required=True, help="first-stage TREC run of the test queries")
     parser.add_argument("--depth", type=int, default=100, help="candidates per query")
     parser.add_argument("--queries", type=int, default=None, help="first N queries of the run only (CPU)")

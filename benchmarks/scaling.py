@@ -28,7 +28,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path | None:
     left.set(xscale="log", yscale="log", xlabel="documents (SciFact, repeated)", ylabel="indexing time (s)",
              title="Indexing time")
     left.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=8)
+    if scaling:
+        left.legend(fontsize=8)
     for kind in sorted({_kind(r) for r in search}):
         points = sorted((r["docs"], r["boltir_latency_ms"], r["raw_latency_ms"]) for r in search if _kind(r) == kind)
         line = right.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"boltir {kind}")[0]
@@ -36,7 +37,8 @@ def plot(results: list[dict[str, Any]], path: Path) -> Path | None:
     right.set(xscale="log", yscale="log", xlabel="documents (synthetic)", ylabel="latency per query (ms)",
               title="Search latency (k=100, one query at a time)")
     right.grid(True, which="both", alpha=0.3)
-    right.legend(fontsize=8)
+    if search:  # no search rows: an empty panel, without a legend of nothing
+        right.legend(fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

@@ -22,6 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as a file (python benchmarks/sedr_encoding.py): benchmarks.common from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import write_report  # noqa: E402
+
 VARIANTS = {  # name: (segments per document, tokens per segment, aggregation)
     "long": (1, 2048, None),
     "maxp": (4, 512, "maxp"),
@@ -184,15 +189,13 @@ def main(argv: list[str] | None = None) -> None:
                 row["peak_mib"] = cpu_peak_in_fresh_process(row["variant"], args.docs, mode == "train", args.tiny)
             print(json.dumps(row), flush=True)
             rows.append(row)
-    args.out.mkdir(parents=True, exist_ok=True)
     import torch
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     meta = {"device": args.device, "device_name": device_name, "torch": torch.__version__, "threads": torch.get_num_threads()}
     stem = f"sedr_encoding_{args.device.split(':')[0]}_{args.modes.replace(',', '-')}" + ("_tiny" if args.tiny else "")
-    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     markdown = f"{meta}\n\n{table(rows)}\n"
-    (args.out / f"{stem}.md").write_text(markdown)
+    write_report(args.out, stem, {"meta": meta, "rows": rows}, markdown)
     print(markdown)
 
 

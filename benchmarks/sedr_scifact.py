@@ -16,46 +16,25 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as a file (python benchmarks/sedr_scifact.py): benchmarks.common from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import lightning_precision, slice_beir, trainer_options, write_report  # noqa: E402
+
 DEFAULT_DATA = ("/work/shared/data/scifact", ".carry/scifact")
-
-
-def slice_beir(source: Path, target: Path, train_queries: int, test_queries: int, extra_docs: int) -> Path:
-    """A small BEIR folder: the first queries of each split, their relevant documents and some others."""
-    qrels: dict[str, dict[str, list[str]]] = {}
-    for split, keep in (("train", train_queries), ("test", test_queries)):
-        lines = (source / "qrels" / f"{split}.tsv").read_text().splitlines()
-        kept: dict[str, list[str]] = {}
-        for line in lines[1:]:
-            query_id, doc_id, score = line.split("\t")
-            if int(score) > 0 and (query_id in kept or len(kept) < keep):
-                kept.setdefault(query_id, []).append(doc_id)
-        qrels[split] = kept
-    wanted = {d for split in qrels.values() for docs in split.values() for d in docs}
-    (target / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(source / "corpus.jsonl") as corpus, open(target / "corpus.jsonl", "w") as out:
-        for position, line in enumerate(corpus):
-            if json.loads(line)["_id"] in wanted or position < extra_docs:
-                out.write(line)
-    query_ids = {q for split in qrels.values() for q in split}
-    with open(source / "queries.jsonl") as queries, open(target / "queries.jsonl", "w") as out:
-        out.writelines(line for line in queries if json.loads(line)["_id"] in query_ids)
-    for split, kept in qrels.items():
-        rows = [f"{q}\t{d}\t1" for q, docs in kept.items() for d in docs]
-        (target / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
-    return target
 
 
 def trainer(args: argparse.Namespace, **options: Any):
     from boltir import Trainer
 
-    precision = "bf16-mixed" if args.device == "cuda" else "32-true"
-    return Trainer(accelerator=args.device, devices=1, precision=precision, logger=False, enable_checkpointing=False,
-                   enable_progress_bar=False, enable_model_summary=False, **options)
+    precision = lightning_precision("bf16" if args.device == "cuda" else "fp32", mixed=True)
+    return Trainer(**trainer_options(args.device, precision, **options))
 
 
 def index_and_search(module: Any, args: argparse.Namespace, work: Path, name: str) -> dict[str, Any]:
@@ -159,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--data: no SciFact folder found; pass the BEIR folder")
     work = Path(tempfile.mkdtemp(prefix="sedr-scifact-"))
     if args.tiny:
-        args.data = slice_beir(args.data, work / "scifact-slice", train_queries=24, test_queries=16, extra_docs=120)
+        args.data = slice_beir(args.data, work / "scifact-slice", max_docs=120, queries=24, test_queries=16)
         args.epochs, args.batch_size, args.list_size, args.inference_batch_size = 1, 8, 2, 32
         args.late_cache = min(args.late_cache, 16)
     rows: list[dict[str, Any]] = []
@@ -183,11 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = {k: str(v) for k, v in vars(args).items()}
     meta = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu", "torch": torch.__version__,
             "total_s": time.perf_counter() - started, "settings": settings}
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "sedr_scifact" + ("_tiny" if args.tiny else "") + f"_{args.device}"
-    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     markdown = f"{json.dumps(meta)}\n\n{table(rows)}\n"
-    (args.out / f"{stem}.md").write_text(markdown)
+    write_report(args.out, stem, {"meta": meta, "rows": rows}, markdown)
     print(markdown)
 
 

@@ -30,6 +30,11 @@ import sys
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file (python benchmarks/sparse_attention.py): benchmarks.common from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import write_report  # noqa: E402
+
 QUERY_TOKENS = 32
 
 
@@ -130,14 +135,11 @@ def main() -> None:
                 raise SystemExit(f"{length} tokens, {attention} failed:\n{result.stderr[-3000:]}")
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     keys = ("device", "hidden", "layers", "heads", "batch_tokens", "repeats", "threads", "attention_dropout")
     settings = {k: getattr(args, k) for k in keys}
     name = f"sparse_attention_{args.device}_dropout{args.attention_dropout:g}"
-    (out / f"{name}.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
     markdown = f"Settings: {settings}, query segment {QUERY_TOKENS} tokens.\n\n{table(rows)}\n"
-    (out / f"{name}.md").write_text(markdown)
+    write_report(args.out, name, {"settings": settings, "rows": rows}, markdown)
     print(markdown)
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # engine_check (it puts the repository root there too)
 
 from engine_check import (  # noqa: E402
     colbert_backbone,
@@ -50,6 +50,7 @@ from engine_check import (  # noqa: E402
     search_one_by_one,
 )
 
+from benchmarks.common import slice_beir, write_report  # noqa: E402
 from boltir import (  # noqa: E402
     BiEncoderModule,
     ColBERTConfig,
@@ -61,7 +62,6 @@ from boltir import (  # noqa: E402
     SeismicIndexConfig,
     SparseExactIndexConfig,
     SpladeModule,
-    read_qrels,
 )
 from boltir.cli.main import main as boltir_cli  # noqa: E402
 from boltir.index import open_searcher  # noqa: E402
@@ -81,23 +81,6 @@ FAMILIES: dict[str, dict[str, Any]] = {
 
 def label(family: str) -> str:
     return FAMILIES[family]["model"].split("/")[-1]
-
-
-def slice_beir(source: Path, target: Path, max_docs: int, max_queries: int) -> Path:
-    """A small BEIR folder: the first train and test queries, their relevant documents and the first documents."""
-    (target / "qrels").mkdir(parents=True, exist_ok=True)
-    keep_queries, keep_docs = set(), set()
-    for split in ("train", "test"):
-        qrels = dict(list(read_qrels(source / "qrels" / f"{split}.tsv").items())[:max_queries])
-        keep_queries |= set(qrels)
-        keep_docs |= {d for docs in qrels.values() for d in docs}
-        lines = [f"{q}\t{d}\t{r}\n" for q, docs in qrels.items() for d, r in docs.items()]
-        (target / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(lines))
-    with open(source / "corpus.jsonl") as f, open(target / "corpus.jsonl", "w") as out:
-        out.writelines(line for i, line in enumerate(f) if i < max_docs or json.loads(line)["_id"] in keep_docs)
-    with open(source / "queries.jsonl") as f, open(target / "queries.jsonl", "w") as out:
-        out.writelines(line for line in f if json.loads(line)["_id"] in keep_queries)
-    return target
 
 
 def engines(family: str, args: Any) -> tuple[dict[str, Any], list[Variant]]:
@@ -200,8 +183,6 @@ def report(out: Path, name: str, setup: dict[str, Any], rows: list[dict[str, Any
     columns = ["family", "model", "searcher", *MEASURES, "nDCG@10_minus_exact", "recall@10_vs_exact", "latency_ms_mean",
                "latency_ms_p95", "latency_k", "index_mb", "query_encode_ms"]
     engines_table = [{c: r.get(c, "-") for c in columns} for r in rows]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps({"setup": setup, "fits": fits, "rows": rows}, indent=2, default=str) + "\n")
     text = (f"## Fine-tuned SPLADE and ColBERT vs dense on SciFact test ({setup['test_queries']} queries, {setup['device']})\n\n"
             "Each model on its engine (dense: Faiss Flat; SPLADE: Seismic; ColBERT: PLAID where fast-plaid is installed). "
             "Latency: per query, one at a time, encoding excluded (query encoding is its own column).\n\n"
@@ -212,7 +193,7 @@ def report(out: Path, name: str, setup: dict[str, Any], rows: list[dict[str, Any
             + (markdown_table(engines_table) if engines_table else "(no rows)") + "\n\n"
             + "\n".join(f"- fit {k}: {v}" for k, v in fits.items()) + "\n"
             + f"- setup: {json.dumps({k: v for k, v in setup.items() if k != 'fits'}, default=str)}\n")
-    (out / f"{name}.md").write_text(text)
+    write_report(out, name, {"setup": setup, "fits": fits, "rows": rows}, text)
     print(text, flush=True)
     return out / f"{name}.md"
 

@@ -20,24 +20,31 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import allow_cudnn_attention, emit, peak_memory_mib, reset_peak_memory, scifact_texts, synchronize, versions
+from .common import (
+    add_system_arguments,
+    allow_cudnn_attention,
+    beir_judged,
+    beir_queries,
+    emit,
+    lightning_precision,
+    minilm_config,
+    peak_memory_mib,
+    reset_peak_memory,
+    scifact_texts,
+    synchronize,
+    trainer_options,
+    versions,
+)
 
 
 def training_samples(data: str, count: int) -> list[tuple[str, str, str, str]]:
     """``count`` (query id, query, document id, relevant document) of SciFact's train split, cycled as needed
     (read without boltir, so Lightning IR's environment can use it too)."""
-    judged: dict[str, list[str]] = {}
-    for line in (Path(data) / "qrels" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]:
-        query_id, doc_id, relevance = line.split("\t")[:3]
-        if int(relevance) > 0:
-            judged.setdefault(query_id, []).append(doc_id)
+    judged = beir_judged(data, "train")
     docs = dict(zip(*scifact_texts(Path(data) / "corpus.jsonl")))
     samples = []
-    for line in (Path(data) / "queries.jsonl").read_text(encoding="utf-8").splitlines():
-        record = json.loads(line) if line.strip() else None
-        if record is not None and str(record["_id"]) in judged:
-            query_id = str(record["_id"])
-            samples += [(query_id, record["text"], d, docs[d]) for d in sorted(judged[query_id]) if d in docs]
+    for query_id, query in beir_queries(data).items():
+        samples += [(query_id, query, d, docs[d]) for d in sorted(judged.get(query_id, ())) if d in docs]
     return [samples[i % len(samples)] for i in range(count)]
 
 
@@ -86,17 +93,11 @@ def _boltir(args: argparse.Namespace, clock: StepClock) -> None:
         callbacks.append(phase_clock(args.device, args.warmup_steps))
     if args.profile:
         callbacks.append(op_profile(args))
-    config = {"doc_pooling": "mean", "query_pooling": "mean", "similarity": "cosine", "normalize": True,
-              "doc_length": 256, "query_length": 256}
-    module = BiEncoderModule(args.model, config=config, loss_functions=None,
+    module = BiEncoderModule(args.model, config=minilm_config(256, query_length=256), loss_functions=None,
                              in_batch_loss={"name": "infonce", "temperature": 0.05})
-    trainer = Trainer(
-        accelerator="gpu" if args.device.startswith("cuda") else "cpu", devices=args.devices,
-        strategy="ddp" if args.devices > 1 else "auto",
-        precision={"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}[args.precision],
-        max_steps=args.steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=callbacks, num_sanity_val_steps=0,
-    )
+    trainer = Trainer(**trainer_options(args.device, lightning_precision(args.precision, mixed=True), args.devices,
+                                        strategy="ddp" if args.devices > 1 else "auto", max_steps=args.steps,
+                                        callbacks=callbacks, num_sanity_val_steps=0))
     data = DataModule(train_dataset=TupleDataset(path, list_size=1), batch_size=args.batch_size, num_workers=args.num_workers)
     trainer.fit(module, data)
 
@@ -209,11 +210,7 @@ SYSTEMS = {"boltir": _boltir, "st": _st}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--system", choices=sorted(SYSTEMS), required=True)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", required=True, help="SciFact BEIR folder (train split)")
+    add_system_arguments(parser, sorted(SYSTEMS), data_help="SciFact BEIR folder (train split)")
     parser.add_argument("--batch-size", type=int, default=64, help="queries per step (each with its positive)")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup-steps", type=int, default=5)

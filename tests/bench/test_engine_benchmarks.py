@@ -65,3 +65,23 @@ def test_sparse_multivector_engines_put_exact_first_and_the_engine_last(monkeypa
     configs, variants = sparse_multivector_scifact.engines("splade", args)
     assert list(configs) == ["exact", "seismic"] and [v.nested for v in variants] == [True, False]
     assert list(sparse_multivector_scifact.engines("splade", argparse.Namespace(**{**vars(args), "without": ["seismic"]}))[0]) == ["exact"]
+
+
+def test_sparse_multivector_fits_and_measures_a_family(tiny_bert_dir, tiny_bert_mlm_dir, tiny_train_beir, quiet_temp,
+                                                       monkeypatch):
+    # the measuring path end to end on a slice: zero-shot dense negatives, `boltir fit` of SPLADE, exact vs Seismic
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the fit configs are named from the repository root
+    out = quiet_temp / "out"
+    sparse_multivector_scifact.main([
+        "--data", str(tiny_train_beir), "--minilm", str(tiny_bert_dir), "--splade", str(tiny_bert_mlm_dir),
+        "--families", "splade", "--zero-shot", "--limit-docs", "4", "--limit-queries", "2", "--max-steps", "2",
+        "--train-batch-size", "2", "--batch-size", "4", "--work", str(quiet_temp / "work"), "--out", str(out)])
+    result = json.loads((out / "sparse_multivector_scifact.json").read_text())
+    assert result["fits"]["splade"]["steps"] == 2 and result["setup"]["slice"] == {"docs": 4, "queries": 2}
+    assert result["setup"]["test_queries"] == 2 and result["setup"]["negatives"].endswith(".run")
+    rows = result["rows"]
+    assert [(r["searcher"], r.get("engine", False)) for r in rows] == [("exact inverted index", False), ("seismic", True)]
+    assert rows[0]["recall@10_vs_exact"] == 1.0 and rows[0]["nDCG@10_minus_exact"] == 0.0
+    assert all(0 <= r["nDCG@10"] <= 1 and 0 <= r["recall@10_vs_exact"] <= 1 and r["latency_ms_mean"] > 0 for r in rows)
+    summary = (out / "sparse_multivector_scifact.md").read_text().split("### Every searcher")[0]
+    assert "| splade | splade-tiny fine-tuned | seismic |" in summary and "2 steps" in summary

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks.common import RESULT_PREFIX, random_weights_copy
+from benchmarks.common import RESULT_PREFIX
 from benchmarks.report import render
 from benchmarks.reranking import SYSTEMS, add_arguments, measure, rerank_lists
 
@@ -28,8 +28,8 @@ def test_rerank_lists_follow_the_run(tiny_beir, bm25_run):
 
 
 @pytest.mark.parametrize("system", sorted(SYSTEMS))
-def test_each_reranking_system_times_every_pair(system, tiny_bert_dir, tiny_beir, bm25_run, capsys):
-    model = random_weights_copy(tiny_bert_dir, classifier=True)
+def test_each_reranking_system_times_every_pair(system, tiny_cross_encoder_dir, tiny_beir, bm25_run, capsys):
+    model = tiny_cross_encoder_dir
     assert json.loads((model / "config.json").read_text())["architectures"] == ["BertForSequenceClassification"]
     parser = argparse.ArgumentParser()
     add_arguments(parser, sorted(SYSTEMS))
@@ -42,14 +42,14 @@ def test_each_reranking_system_times_every_pair(system, tiny_bert_dir, tiny_beir
     assert row["pairs"] == 18 and row["pairs_per_s"] > 0 and row["batch_size"] in (4, 8)
 
 
-def test_first_pass_is_timed_and_cudnn_attention_can_be_allowed_again(tiny_bert_dir, tiny_beir, bm25_run, capsys,
-                                                                      monkeypatch):
+def test_first_pass_is_timed_and_cudnn_attention_can_be_allowed_again(tiny_cross_encoder_dir, tiny_beir, bm25_run,
+                                                                      capsys, monkeypatch):
     from boltir.models import model as base
 
     monkeypatch.setattr(base, "SDPA_BACKENDS", base.SDPA_BACKENDS)  # the flag changes it: restored after the test
     parser = argparse.ArgumentParser()
     add_arguments(parser, sorted(SYSTEMS))
-    args = parser.parse_args(["--system", "boltir-score", "--model", str(random_weights_copy(tiny_bert_dir, classifier=True)),
+    args = parser.parse_args(["--system", "boltir-score", "--model", str(tiny_cross_encoder_dir),
                               "--data", str(tiny_beir), "--run", str(bm25_run), "--batch-sizes", "8", "--repeats", "1",
                               "--max-length", "64", "--warmup-pairs", "6", "--first-pass", "--cudnn-attention"])
     measure(args, SYSTEMS)
@@ -99,11 +99,11 @@ def test_padded_flag_keeps_boltir_from_packing(tiny_bert_dir, tiny_beir, bm25_ru
     assert not _module(parser.parse_args([*base, "--padded"])).eval().packs_sequences()
 
 
-def test_packed_parity_compares_each_setting_with_fp32(tiny_bert_dir, tiny_beir, bm25_run, capsys, monkeypatch):
+def test_packed_parity_compares_each_setting_with_fp32(tiny_cross_encoder_dir, tiny_beir, bm25_run, capsys, monkeypatch):
     from benchmarks import packed_parity
 
     _fake_varlen_kernel(monkeypatch)
-    model = random_weights_copy(tiny_bert_dir, classifier=True)
+    model = tiny_cross_encoder_dir
     packed_parity.main(["--data", str(tiny_beir), "--run", str(bm25_run), "--model", str(model), "--device", "cpu",
                         "--batch-size", "4"])
     rows = [json.loads(x[len(RESULT_PREFIX):]) for x in capsys.readouterr().out.splitlines() if x.startswith(RESULT_PREFIX)]
