@@ -102,7 +102,7 @@ class BoltirModule(pl.LightningModule):
         elif config_overrides:
             model.config = model.config.replace(**config_overrides)
         self.model = model
-        self.backend = "onnx" if isinstance(model.backbone, OnnxBackbone) else backend
+        self.backend = "onnx" if isinstance(getattr(model, "backbone", None), OnnxBackbone) else backend
         # backend="auto": (the weights' state it was made for, the ONNX Runtime copy or None where it cannot be
         # made); a tuple, so the copy is no submodule (not in state_dict, parameters or device moves)
         self._cpu_runtime: tuple[tuple[tuple[int, int], ...], BoltirModel | None] | None = None
