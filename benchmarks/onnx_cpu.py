@@ -219,9 +219,10 @@ def st_onnx_part(args: argparse.Namespace, data: dict[str, Any], work: Path) -> 
     from boltir.models import resolve_model_dir
 
     local = work / "st-minilm"
-    shutil.copytree(resolve_model_dir(BI_MODEL), local, dirs_exist_ok=True)
-    SentenceTransformer(str(local), backend="onnx", device="cpu").save_pretrained(str(local))
-    export_dynamic_quantized_onnx_model(SentenceTransformer(str(local), backend="onnx", device="cpu"), "avx512_vnni", str(local))
+    if not (local / "onnx").is_dir():  # exported by an earlier run in this --work folder (saving over it fails)
+        shutil.copytree(resolve_model_dir(BI_MODEL), local, dirs_exist_ok=True)
+        SentenceTransformer(str(local), backend="onnx", device="cpu").save_pretrained(str(local))
+        export_dynamic_quantized_onnx_model(SentenceTransformer(str(local), backend="onnx", device="cpu"), "avx512_vnni", str(local))
     models = {"st-torch": SentenceTransformer(str(local), device="cpu"),
               "st-onnx-fp32": SentenceTransformer(str(local), backend="onnx", device="cpu"),
               "st-onnx-int8": SentenceTransformer(str(local), backend="onnx", device="cpu",
@@ -229,8 +230,9 @@ def st_onnx_part(args: argparse.Namespace, data: dict[str, Any], work: Path) -> 
     encoders = {name: (lambda texts, m=m: m.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True))
                 for name, m in models.items()}
     cross_dir = work / "st-cross"
-    shutil.copytree(resolve_model_dir(CROSS_MODEL), cross_dir, dirs_exist_ok=True)
-    CrossEncoder(str(cross_dir), backend="onnx", device="cpu", max_length=512).save_pretrained(str(cross_dir))
+    if not (cross_dir / "onnx").is_dir():
+        shutil.copytree(resolve_model_dir(CROSS_MODEL), cross_dir, dirs_exist_ok=True)
+        CrossEncoder(str(cross_dir), backend="onnx", device="cpu", max_length=512).save_pretrained(str(cross_dir))
     scorers = {"st-torch": st_cross_scores(CrossEncoder(str(cross_dir), device="cpu", max_length=512)),
                "st-onnx-fp32": st_cross_scores(CrossEncoder(str(cross_dir), backend="onnx", device="cpu", max_length=512))}
     return measure(args, data, work, encoders, scorers, first_stage=Run.from_trec(work / "boltir-torch.run"))
