@@ -21,9 +21,9 @@ import torch
 from safetensors.torch import save_file
 
 from .._io import atomic_dir
-from ..errors import ConfigError, require
+from ..errors import ConfigError
 from ..index.base import boltir_version
-from ..models import MODEL_FAMILIES, BiEncoderModel, BoltirModel, CrossEncoderModel, SpladeModel, load_model
+from ..models import MODEL_FAMILIES, BoltirModel, load_model
 from ..models.model import HEADS_NAME
 from ..models.onnx_backbone import EXPORT_INFO, ONNX_DIR
 from ..models.onnx_export import OPSET, export_backbone, graph_outputs, quantize_int8
