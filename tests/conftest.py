@@ -18,6 +18,9 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# backend="auto" would export every tiny model to ONNX at its first CPU inference: the suite runs PyTorch, and
+# tests/integrations/test_onnx_default.py switches the default back on where it tests it
+os.environ.setdefault("BOLTIR_BACKEND", "torch")
 
 WORDS = (
     "the a of is in and to what who how capital germany france berlin paris city country river bank money "

@@ -12,92 +12,26 @@ segments, attention layouts (sparse, Set-Encoder), monoT5 and decoder LLMs need 
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import save_file
-from torch import Tensor, nn
 
 from .._io import atomic_dir
-from ..errors import ConfigError, require
+from ..errors import ConfigError
 from ..index.base import boltir_version
-from ..models import MODEL_FAMILIES, BiEncoderModel, BoltirModel, CrossEncoderModel, SpladeModel, load_model
-from ..models.model import HEADS_NAME, is_decoder
-from ..models.onnx_backbone import EXPORT_INFO, ONNX_DIR, OnnxBackbone
+from ..models import MODEL_FAMILIES, BoltirModel, load_model
+from ..models.model import HEADS_NAME
+from ..models.onnx_backbone import EXPORT_INFO, ONNX_DIR
+from ..models.onnx_export import OPSET, export_backbone, graph_outputs, quantize_int8
 from ..modules import BoltirModule
 
 QUANTIZATIONS = ("int8",)
-OPSET = 18
 
 __all__ = ["QUANTIZATIONS", "export_onnx"]
-
-
-class _BackboneGraph(nn.Module):
-    """The backbone's forward with positional inputs and the named outputs the family reads, as a tuple."""
-
-    def __init__(self, backbone: nn.Module, outputs: list[str]) -> None:
-        super().__init__()
-        self.backbone, self.outputs = backbone, outputs
-
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> tuple[Tensor, ...]:
-        given = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        result = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **given)
-        return tuple(getattr(result, name) for name in self.outputs)
-
-
-def _graph_outputs(model: BoltirModel) -> list[str]:
-    """The backbone outputs the family's layers read; other models are refused with what to use instead."""
-    if isinstance(model.backbone, OnnxBackbone):
-        raise ConfigError(f"{model.name_or_path} runs on ONNX already: export the PyTorch model directory it came from.")
-    if isinstance(model, CrossEncoderModel):
-        if model.config.attention != "full" or model.seq2seq or is_decoder(model.backbone.config):
-            raise ConfigError(f"only pointwise cross-encoders with an encoder backbone and attention='full' export to "
-                              f"ONNX (this one: attention='{model.config.attention}', {type(model.backbone).__name__}).")
-        return ["pooler_output"] if model.pooling is None else ["last_hidden_state"]
-    if isinstance(model, SpladeModel):
-        return ["logits"]
-    if type(model) is BiEncoderModel:
-        if model.segments is not None or is_decoder(model.backbone.config):
-            raise ConfigError("bi-encoders with multi-vector segments or decoder backbones do not export to ONNX yet; "
-                              "export a plain dense bi-encoder (or run this one with backend='torch').")
-        return ["last_hidden_state"]
-    raise ConfigError(f"{type(model).__name__} does not export to ONNX: dense bi-encoders, SPLADE and cross-encoders do.")
-
-
-def _example(model: BoltirModel) -> dict[str, Tensor]:
-    """Two texts of different lengths, tokenised as the model tokenises (a batch of 1 would fix the batch axis)."""
-    texts = ["what causes ocean tides and how high do they rise", "tides"]
-    if isinstance(model, CrossEncoderModel):
-        return model.tokenize_pairs(texts, texts[::-1]).inputs
-    return model.tokenize_docs(texts)
-
-
-def _export_graph(backbone: nn.Module, example: dict[str, Tensor], outputs: list[str], path: Path) -> None:
-    require("onnxscript", "onnxscript", "ONNX export (torch.onnx's dynamo exporter)", extra="onnx")
-    backbone = copy.deepcopy(backbone).float().eval()
-    if hasattr(backbone, "set_attn_implementation"):
-        backbone.set_attn_implementation("sdpa")  # boltir's attention (packed layouts) is PyTorch-only
-    inputs = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in example]
-    batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's own notices (opset conversions, deprecations)
-        torch.onnx.export(_BackboneGraph(backbone, outputs), tuple(example[n] for n in inputs), str(path),
-                          input_names=inputs, output_names=outputs, opset_version=OPSET, dynamo=True,
-                          external_data=False, dynamic_shapes={n: {0: batch, 1: length} for n in inputs})
-
-
-def _quantize(path: Path) -> None:
-    """ONNX Runtime's dynamic int8 quantisation of the graph's weights (activations quantised at run time)."""
-    quantization = require("onnxruntime.quantization", "onnxruntime", "int8 quantisation", extra="onnx")
-    float_path = path.with_suffix(".fp32.onnx")
-    os.replace(path, float_path)
-    quantization.quantize_dynamic(str(float_path), str(path), weight_type=quantization.QuantType.QInt8)
-    float_path.unlink()
 
 
 def export_onnx(model: BoltirModel | BoltirModule | str | os.PathLike[str], out_dir: str | os.PathLike[str],
@@ -115,16 +49,15 @@ def export_onnx(model: BoltirModel | BoltirModule | str | os.PathLike[str], out_
         if family is not None and family not in MODEL_FAMILIES:
             raise ConfigError(f"family '{family}' does not exist; choose one of {sorted(MODEL_FAMILIES)}.")
         model = load_model(model, default=MODEL_FAMILIES[family] if family else None)
-    outputs = _graph_outputs(model)
-    example = _example(model)
+    outputs = graph_outputs(model)
     graphs: dict[str, str] = {}
     with atomic_dir(out_dir) as tmp:
         (tmp / ONNX_DIR).mkdir()
-        for name, backbone in model.backbones().items():
+        for name in model.backbones():
             graphs[name] = f"{name}.onnx"
-            _export_graph(backbone, example, outputs, tmp / ONNX_DIR / graphs[name])
+            export_backbone(model, name, tmp / ONNX_DIR / graphs[name])
             if quantize == "int8":
-                _quantize(tmp / ONNX_DIR / graphs[name])
+                quantize_int8(tmp / ONNX_DIR / graphs[name])
         model.tokenizer.save_pretrained(tmp)
         model.backbone.config.save_pretrained(tmp)
         model.config.save(tmp)

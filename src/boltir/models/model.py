@@ -8,6 +8,7 @@ with ``transformers.AutoModel``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from .layers.attention import register_boltir_attention
 from .layers.lora import is_lora, save_merged
 from .layers.packing import PackedTokens
 from .layers.tokenize import tokenize_texts
-from .onnx_backbone import check_backend, onnx_backbones, read_export_info
+from .onnx_backbone import check_backend, is_onnx_export, onnx_backbones, read_export_info
 from .resolve import resolve_model_dir
 from .weights import check_weights, record_weight_hashes
 
@@ -118,7 +119,7 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         cls: type[ModelT],
         name_or_path: str | os.PathLike[str],
         config: BoltirConfig | dict | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         *,
         verify: bool = False,
         **overrides: Any,
@@ -126,14 +127,15 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
         """Load a saved boltir model, or wrap a plain HF / sentence-transformers directory or hub name.
 
         ``config`` replaces the saved config; a dict (like ``overrides``) changes only the options it names.
-        ``backend="onnx"`` loads a directory written by ``boltir export onnx``: its backbones run on ONNX Runtime. A
+        ``backend="onnx"`` loads a directory written by ``boltir export onnx``: its backbones run on ONNX Runtime
+        (``"auto"`` does too for such a directory, and loads PyTorch weights otherwise). A
         truncated or garbled weight file raises :class:`DamagedFileError` naming it; ``verify=True`` also checks
         each weight file against the SHA-256 boltir recorded when it saved the model (reads every byte once).
         """
         check_backend(backend)
-        if backend == "onnx":
-            return cls._from_onnx_export(resolve_model_dir(name_or_path), config, overrides)
         directory = resolve_model_dir(name_or_path)
+        if backend == "onnx" or (backend == "auto" and is_onnx_export(directory)):
+            return cls._from_onnx_export(directory, config, overrides)
         check_weights(directory, verify)
         saved = (directory / "boltir_config.json").is_file()
         if not saved and lightning_ir.family(directory) is not None:
@@ -254,6 +256,14 @@ class BoltirModel(nn.Module, Generic[ConfigT]):
     def backbones(self) -> dict[str, nn.Module]:
         """The model's transformer backbones by attribute name (what ``boltir export onnx`` exports)."""
         return {"backbone": self.backbone}
+
+    def with_backbones(self: ModelT, backbones: dict[str, nn.Module]) -> ModelT:
+        """A copy of this model that runs ``backbones`` (by attribute name) in place of its own and shares every
+        other layer with it (pooling, projections, heads: their weights stay one set)."""
+        clone = copy.copy(self)
+        clone._modules = dict(self._modules)  # its own table of submodules; the layers in it stay shared
+        clone._modules.update(backbones)
+        return clone
 
     def describe(self) -> dict[str, Any]:
         """What an index manifest records about the model that built it."""

@@ -21,7 +21,8 @@ from ..errors import ConfigError, require
 
 ONNX_DIR = "onnx"
 EXPORT_INFO = "export.json"
-BACKENDS = ("torch", "onnx")
+# "auto" (the modules' default): PyTorch weights, run on ONNX Runtime for inference on a CPU (see onnx_cache)
+BACKENDS = ("auto", "torch", "onnx")
 
 
 @dataclass
@@ -36,6 +37,11 @@ class OnnxOutput:
 def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise ConfigError(f"backend='{backend}' does not exist; choose one of {list(BACKENDS)}.")
+
+
+def is_onnx_export(directory: Path) -> bool:
+    """Whether ``directory`` was written by ``boltir export onnx``."""
+    return (Path(directory) / ONNX_DIR / EXPORT_INFO).is_file()
 
 
 def read_export_info(directory: Path) -> dict[str, Any]:
@@ -59,6 +65,7 @@ class OnnxBackbone(nn.Module):
         ort = require("onnxruntime", "onnxruntime", "backend='onnx'", extra="onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1  # one graph at a time: every core goes to its operators (sequential mode)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -90,4 +97,4 @@ def onnx_backbones(directory: Path, config: Any, names: list[str]) -> dict[str, 
     return {name: OnnxBackbone(directory / ONNX_DIR / info["graphs"][name], config) for name in names}
 
 
-__all__ = ["BACKENDS", "ONNX_DIR", "OnnxBackbone", "OnnxOutput", "check_backend", "onnx_backbones", "read_export_info"]
+__all__ = ["BACKENDS", "ONNX_DIR", "OnnxBackbone", "OnnxOutput", "check_backend", "is_onnx_export", "onnx_backbones", "read_export_info"]

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from transformers import PreTrainedModel
 
@@ -22,13 +23,27 @@ from ..loss import build_loss
 from ..models import MODEL_FAMILIES, BoltirConfig, BoltirModel, read_family, resolve_model_dir
 from ..models.card import TrainingSummary
 from ..models.hub import push_directory
+from ..models.onnx_backbone import OnnxBackbone, check_backend
+from ..models.onnx_cache import onnx_runtime_model
 from ..types import EncodeOutput, ScoreOutput, SingleScoreOutput
 from .device import default_batch_size, packs_sequences
 
 log = logging.getLogger(__name__)
 
+# Set to "torch" to make backend="auto" run PyTorch everywhere (boltir's own test suite does, for speed).
+BACKEND_ENV = "BOLTIR_BACKEND"
+
 # What ``loss_functions`` accepts in YAML: a name, {name: ..., option: ...}, or a list of those with weights.
 LossConfig = str | dict[str, Any] | list[str | dict[str, Any]]
+
+
+def default_backend(backend: str) -> str:
+    """``backend``, or ``torch`` for ``auto`` where ``$BOLTIR_BACKEND`` says so."""
+    check_backend(backend)
+    chosen = os.environ.get(BACKEND_ENV, "auto") or "auto"
+    if chosen not in ("auto", "torch"):
+        raise ConfigError(f"{BACKEND_ENV}={chosen} is not a default backend: set it to 'torch' or 'auto' (or unset it).")
+    return chosen if backend == "auto" else backend
 
 
 class BoltirModule(pl.LightningModule):
@@ -52,8 +67,11 @@ class BoltirModule(pl.LightningModule):
             a dict under ``config:`` would become a whole config with defaults for every other option.
         encode_batch_size: texts (bi-encoders) or query-document pairs (cross-encoders) per forward pass when
             encoding or scoring; by default 256 on a GPU and 64 on a CPU.
-        backend: ``"torch"``, or ``"onnx"`` for a directory written by ``boltir export onnx``: the backbones then
-            run on ONNX Runtime (CPU) and everything else stays the same (inference only, no ``fit``).
+        backend: ``"auto"`` (the default) runs inference on a CPU on ONNX Runtime: the backbones are exported once
+            into boltir's cache (keyed by their weights' hash; a one-line notice says so) and everything else stays
+            the same; training, gradients, GPUs and families that do not export run PyTorch. ``"torch"`` always
+            runs PyTorch (so does ``auto`` where the environment sets ``BOLTIR_BACKEND=torch``); ``"onnx"`` loads
+            a directory written by ``boltir export onnx`` (inference only, no ``fit``).
     """
 
     model_class: ClassVar[type[BoltirModel]] = BoltirModel
@@ -68,13 +86,13 @@ class BoltirModule(pl.LightningModule):
         gradient_checkpointing: bool = False,
         config_overrides: dict[str, Any] | None = None,
         encode_batch_size: int | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
     ) -> None:
         super().__init__()
         if encode_batch_size is not None:
             check_positive("model.encode_batch_size", encode_batch_size)
         self.encode_batch_size = encode_batch_size
-        self.backend = backend
+        backend = default_backend(backend)
         if model is None:
             if model_name_or_path is None:
                 raise ConfigError("pass model_name_or_path (a model directory or hub name) or a model.")
@@ -84,6 +102,10 @@ class BoltirModule(pl.LightningModule):
         elif config_overrides:
             model.config = model.config.replace(**config_overrides)
         self.model = model
+        self.backend = "onnx" if isinstance(getattr(model, "backbone", None), OnnxBackbone) else backend
+        # backend="auto": (the weights' state it was made for, the ONNX Runtime copy or None where it cannot be
+        # made); a tuple, so the copy is no submodule (not in state_dict, parameters or device moves)
+        self._cpu_runtime: tuple[tuple[tuple[int, int], ...], BoltirModel | None] | None = None
         self.loss_functions = loss_functions
         # told how many texts or pairs each forward pass finished: boltir's progress bar sets it while indexing,
         # searching or re-ranking, so a batch of thousands of pairs moves the bar as it goes, not at its end
@@ -103,9 +125,31 @@ class BoltirModule(pl.LightningModule):
         found = MODEL_FAMILIES.get(family) if family else None
         return found if found is not None and issubclass(found, cls.model_class) else cls.model_class
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        return {**state, "_cpu_runtime": None}  # ONNX Runtime sessions do not pickle; a copy makes its own
+
     @property
     def config(self) -> BoltirConfig:
         return self.model.config
+
+    def runtime_model(self) -> BoltirModel:
+        """The model that inference runs: with ``backend="auto"`` on a CPU, outside training and without
+        gradients, ``model`` with its backbones on ONNX Runtime (see :mod:`boltir.models.onnx_cache`); ``model``
+        itself otherwise, and where the model cannot be exported (that is logged at debug level)."""
+        if (self.backend != "auto" or self.training or torch.is_grad_enabled() or self.device.type != "cpu"
+                or (self._trainer is not None and self._trainer.state.fn == TrainerFn.FITTING)):
+            return self.model
+        # a weight changed in place (optimizer step, load_state_dict) bumps its version; a new layer has a new id
+        state = tuple((id(p), p._version) for p in self.model.parameters())
+        if self._cpu_runtime is None or self._cpu_runtime[0] != state:
+            try:
+                runtime = onnx_runtime_model(self.model)
+            except Exception as exc:  # noqa: BLE001 - any export failure leaves inference on PyTorch, which is right
+                log.debug("running %s on PyTorch: no ONNX Runtime copy (%s)", type(self.model).__name__, exc)
+                runtime = None
+            self._cpu_runtime = (state, runtime)
+        return self._cpu_runtime[1] or self.model
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
         """Save model, tokenizer, boltir config and model card as one HF directory (atomically); after ``fit`` the

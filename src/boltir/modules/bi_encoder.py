@@ -85,7 +85,7 @@ class BiEncoderModule(BoltirModule):
         config_overrides: dict[str, Any] | None = None,
         late_cache_size: int = 0,
         encode_batch_size: int | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
     ) -> None:
         super().__init__(
             model_name_or_path, config, model, loss_functions, val_measures, gradient_checkpointing, config_overrides,
@@ -190,7 +190,8 @@ class BiEncoderModule(BoltirModule):
         """
         if batch_size is not None:
             check_positive("batch_size", batch_size)
-        encode = self.model.encode_queries if side == "query" else self.model.encode_docs
+        model = self.runtime_model()
+        encode = model.encode_queries if side == "query" else model.encode_docs
         pack, on_gpu = self.packs_sequences(), self.device.type == "cuda"
 
         def prepare(tokens: Encoding) -> Encoding | PackedTokens:

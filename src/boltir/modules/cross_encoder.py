@@ -60,6 +60,7 @@ class CrossEncoderModule(BoltirModule):
         left = self.model.tokenizer.padding_side == "left"
         cache: dict[str, Any] = {}  # each distinct query and document is tokenised once per call
         pack = self.packs_sequences()
+        model = self.runtime_model()
 
         def prepare(part: list[int]) -> list[tuple[Tensor, PairBatch | PackedTokens]]:
             batch = self.model.tokenize_pairs([queries[i] for i in part], [docs[i] for i in part], cache=cache)
@@ -69,7 +70,7 @@ class CrossEncoderModule(BoltirModule):
         def compute(pieces: list[tuple[Tensor, PairBatch | PackedTokens]]) -> Tensor:
             parts_scores = []
             for rows, piece in pieces:
-                parts_scores.append(self.model(piece.to(self.device)))
+                parts_scores.append(model(piece.to(self.device)))
                 self.report_progress(len(rows))  # a batch of queries holds thousands of pairs: report each pass
             rows = torch.cat([rows for rows, _ in pieces])
             return in_input_order(torch.cat(parts_scores), rows, self.device)  # back to the window's order

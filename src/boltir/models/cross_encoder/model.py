@@ -193,7 +193,7 @@ class CrossEncoderModel(BoltirModel[CrossEncoderConfig]):
         return cls(_backbone_class(backbone_config).from_config(backbone_config), tokenizer, config)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike[str], config: Any = None, backend: str = "torch",
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str], config: Any = None, backend: str = "auto",
                         **overrides: Any) -> CrossEncoderModel:
         """Load a saved boltir cross-encoder, an HF/sentence-transformers cross-encoder, or a plain backbone."""
         model = super().from_pretrained(name_or_path, config=config, backend=backend, **overrides)
