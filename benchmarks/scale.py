@@ -6,11 +6,17 @@ document ``d = i mod 5183``'s title and first half of its words and takes the se
 make recall against exact search meaningless: ties) while lengths and vocabulary stay SciFact's.
 
 Per corpus size it records: ``Trainer.index`` time and docs/s (encoding + the flat index written from the shards),
-host memory (RSS and PSS summed over the process and its DataLoader workers) and GPU memory sampled over time,
-then for each engine (Flat, IVF-PQ, HNSW, built from the same shards with ``build_index``) build time, size on
-disk, search latency (1,000 SciFact queries in one batch, and one query at a time) and recall@10 against the
-flat (exact) index. ``--sizes 1000000,auto``: ``auto`` is the largest size that fits the rest of ``--budget-s``
-at the measured rate. Results: ``results.json``, ``memory-N.csv`` per size and ``scale.png`` in ``--out``.
+host memory (RSS and PSS summed over the process and its DataLoader workers), GPU memory and utilisation sampled
+over time, then for each engine (Flat, IVF-PQ with and without refinement, HNSW, built from the same shards with
+``build_index``) build time, size on disk, search latency and recall@10 against exact search. Exact top-10s come
+from the shards by a brute-force matrix product on the device (no Flat search needed at 10M). Search latency:
+``single`` is one query per ``search`` call, timed alone (median and p99 of ``--single-queries``; Faiss parallelises
+over the queries of a call, so one query runs on one core); ``batch`` is all 1,000 queries in one call on every
+core, divided by 1,000 (throughput, not latency). ``--ceilings`` first measures the two limits of the indexing
+pipeline apart: host tokenisation (``--num-workers`` processes tokenising and packing batches, nothing else) and
+the GPU forward pass alone (pre-tokenised batches). ``--sizes 1000000,auto``: ``auto`` is the largest size that
+fits the rest of ``--budget-s`` at the measured rate. Results: ``results.json``, ``memory-N.csv`` per size and
+``scale.png`` in ``--out``.
 
 Run: ``python -m benchmarks.scale --model DIR --data SCIFACT_DIR --sizes 1000000,auto --device cuda --out OUT``
 """
@@ -72,6 +78,7 @@ class MemorySampler(threading.Thread):
         self.process, self.interval, self.cuda = psutil.Process(), interval, device.startswith("cuda")
         self.rows: list[dict[str, Any]] = []
         self.phase = "start"
+        self.csv_path: Path | None = None
         self.started = time.perf_counter()
         self._halt = threading.Event()
 
@@ -88,15 +95,21 @@ class MemorySampler(threading.Thread):
                 continue
             rss, pss = rss + info.rss, pss + getattr(info, "pss", info.rss)
         row = {"t": round(time.perf_counter() - self.started, 2), "phase": self.phase, "processes": len(processes),
-               "rss_mib": rss / 2**20, "pss_mib": pss / 2**20, "gpu_allocated_mib": 0.0, "gpu_used_mib": 0.0}
+               "rss_mib": rss / 2**20, "pss_mib": pss / 2**20, "gpu_allocated_mib": 0.0, "gpu_used_mib": 0.0, "gpu_util_pct": -1}
         if self.cuda:
             free, total = torch.cuda.mem_get_info()
             row.update(gpu_allocated_mib=torch.cuda.memory_allocated() / 2**20, gpu_used_mib=(total - free) / 2**20)
+            try:
+                row["gpu_util_pct"] = torch.cuda.utilization()  # the driver's busy share over its last sample period
+            except Exception:  # no NVML
+                row["gpu_util_pct"] = -1
         return row
 
     def run(self) -> None:
         while not self._halt.wait(self.interval):
             self.rows.append(self.sample())
+            if self.csv_path is not None and len(self.rows) % 30 == 0:  # a run stopped at its time limit keeps these
+                self.write_csv(self.csv_path)
 
     def stop(self) -> None:
         self._halt.set()
@@ -142,14 +155,42 @@ def _progress_callback(sampler: MemorySampler, every_s: float = 15.0):
 # -- engines ---------------------------------------------------------------------------------------
 def engine_specs(args: argparse.Namespace, names: str) -> dict[str, dict[str, Any]]:
     """Engine name → Faiss config fields and the search settings swept. ``np``: no polysemous training (codes
-    ordered for Hamming filtering we do not use; it costs about 2 s per sub-quantizer on one core)."""
+    ordered for Hamming filtering we do not use; it costs about 2 s per sub-quantizer on one core). ``-sq8`` /
+    ``-fp16`` / ``-rflat``: the PQ candidates re-ranked with 1-byte, 2-byte or float32 codes (``refine``)."""
     lists = args.ivf_lists
-    specs = {
-        "ivf-pq96": {"factory": f"IVF{lists},PQ96np", "sweep": [{"nprobe": p} for p in (16, 32, 64, 128)]},
-        "ivf-pq192": {"factory": f"IVF{lists},PQ192np", "sweep": [{"nprobe": p} for p in (16, 32, 64, 128)]},
-        "hnsw32": {"factory": "HNSW32", "sweep": [{"ef_search": e} for e in (64, 128, 256)]},
-    }
+    probes = [{"nprobe": p} for p in (16, 32, 64, 128)]
+    refined = [{"nprobe": p, "k_factor": k} for p in (32, 64, 128, 256, 512) for k in (2, 8)]  # probing limits recall, not PQ (CPU sweep)
+    specs: dict[str, dict[str, Any]] = {"hnsw32": {"factory": "HNSW32", "sweep": [{"ef_search": e} for e in (64, 128, 256, 512)]}}
+    for m in (48, 96, 192):
+        specs[f"ivf-pq{m}"] = {"factory": f"IVF{lists},PQ{m}np", "sweep": probes}
+        for suffix, refine in (("sq8", "SQ8"), ("fp16", "SQfp16"), ("rflat", "Flat")):
+            specs[f"ivf-pq{m}-{suffix}"] = {"factory": f"IVF{lists},PQ{m}np", "refine": refine, "sweep": refined}
     return {name: specs[name] for name in names.split(",") if name}
+
+
+def exact_top_k(shard_dir: Path, queries: Any, k: int, device: str) -> tuple[list[list[str]], float]:
+    """Every query's exact top-k document ids (inner product: the vectors are normalised) by a matrix product over
+    the shards on ``device``, and the seconds it took."""
+    import torch
+
+    from boltir.index.shards import complete_shards
+
+    started = time.perf_counter()
+    q = torch.as_tensor(queries, dtype=torch.float32, device=device)
+    best_scores = torch.full((len(q), k), -float("inf"), device=device)
+    best_rows = torch.zeros((len(q), k), dtype=torch.long, device=device)
+    ids: list[str] = []
+    for shard in complete_shards(shard_dir):
+        vectors = torch.from_numpy(np.array(shard.vectors(), dtype=np.float32)).to(device)  # a copy: the map is read-only
+        scores = q @ vectors.T
+        top = scores.topk(min(k, scores.shape[1]), dim=1)
+        merged_scores = torch.cat([best_scores, top.values], 1)
+        merged_rows = torch.cat([best_rows, top.indices + len(ids)], 1)
+        order = merged_scores.topk(k, dim=1).indices
+        best_scores, best_rows = merged_scores.gather(1, order), merged_rows.gather(1, order)
+        ids.extend(shard.ids())
+    rows = best_rows.cpu().tolist()
+    return [[ids[r] for r in row] for row in rows], time.perf_counter() - started
 
 
 def directory_mib(path: Path) -> float:
@@ -167,10 +208,71 @@ def search_figures(searcher: Any, queries: Any, exact: list[list[str]] | None, k
         searcher.search_arrays(queries[row : row + 1], k)
         times.append(time.perf_counter() - started)
     figures: dict[str, Any] = {"batch_s": batched, "batch_ms_per_query": 1000 * batched / len(queries), "single_query_ms_median": 1000 * statistics.median(times),
-                               "single_query_ms_p99": 1000 * float(np.percentile(times, 99)), "single_queries": len(times)}
+                               "single_query_ms_p99": 1000 * float(np.percentile(times, 99)), "single_queries": len(times),
+                               "latency": "single: one query per search call, alone (one core); batch: 1,000 queries in one call, all cores, / 1,000"}
     if exact is not None:
         figures["recall_at_10"] = float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(ids, exact)]))
     return figures, ids
+
+
+# -- the pipeline's two limits, measured apart ------------------------------------------------------
+_TOKENIZE: Any = None  # the forked pool's batch transform (inherited, not pickled)
+
+
+def _tokenize_count(texts: list[str]) -> int:
+    from boltir.data.batches import DocBatch
+
+    _TOKENIZE(DocBatch([str(i) for i in range(len(texts))], texts))
+    return len(texts)
+
+
+def ceilings(args: argparse.Namespace, module: Any, corpus: Path, docs: int = 61_440) -> dict[str, Any]:
+    """Host tokenisation alone (``workers`` forked processes running the DataLoader workers' batch transform,
+    results dropped) and the GPU forward pass alone (pre-tokenised batches, timed to the last kernel)."""
+    import multiprocessing
+    from itertools import islice
+
+    import torch
+
+    from boltir import DocDataset
+    from boltir.data.batches import DocBatch
+    from boltir.modules.bi_encoder import TokenizeBatch
+    from boltir.modules.device import runs_packed
+
+    global _TOKENIZE
+    texts = [doc.text for doc in islice(iter(DocDataset(corpus)), docs)]
+    texts.sort(key=len, reverse=True)  # as the loader's length-sorted windows give them
+    batches = [texts[i : i + args.batch_size] for i in range(0, len(texts), args.batch_size)]
+    device = torch.device(args.device)
+    pack = runs_packed(module.model, device, next(module.parameters()).dtype)
+    _TOKENIZE = TokenizeBatch(module.model, args.batch_size, pack=pack)
+    workers = args.num_workers or max(1, min(16, (os.cpu_count() or 2) - 1))
+    out: dict[str, Any] = {"docs": len(texts), "workers": workers, "packed": pack}
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        pool.map(_tokenize_count, batches[:workers])  # warm-up: every worker's first batch
+        started = time.perf_counter()
+        done = sum(pool.imap_unordered(_tokenize_count, batches))
+        out["host_tokenize_docs_per_s"] = done / (time.perf_counter() - started)
+    started = time.perf_counter()
+    _TOKENIZE(DocBatch(["x"] * len(batches[0]), batches[0]))
+    out["one_core_tokenize_docs_per_s"] = len(batches[0]) / (time.perf_counter() - started)
+    encoded = [_TOKENIZE(DocBatch([str(i) for i in range(len(b))], b)).encoding for b in batches[:24]]
+    if device.type == "cuda":
+        encoded = [e.pin_memory() if hasattr(e, "pin_memory") else {k: v.pin_memory() for k, v in e.items()} for e in encoded]
+        with torch.inference_mode():
+            for tokens in encoded[:3]:  # warm-up
+                module.embed_docs([], encoding=tokens)
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            for tokens in encoded:
+                module.embed_docs([], encoding=tokens)
+            torch.cuda.synchronize()
+        out["gpu_forward_docs_per_s"] = sum(len(b) for b in batches[:24]) / (time.perf_counter() - started)
+    print(f"ceilings: host tokenisation {out['host_tokenize_docs_per_s']:,.0f} docs/s with {workers} processes "
+          f"({out['one_core_tokenize_docs_per_s']:,.0f} on one), GPU forward alone {out.get('gpu_forward_docs_per_s', 0):,.0f} docs/s "
+          f"(packed: {pack})", flush=True)
+    return out
 
 
 # -- one corpus size -------------------------------------------------------------------------------
@@ -189,8 +291,12 @@ def run_size(args: argparse.Namespace, size: int, module: Any, queries: Any, wor
     result: dict[str, Any] = {"docs": size, "corpus_write_s": write_corpus(args.data, size, corpus),
                               "corpus_mib": corpus.stat().st_size / 2**20}
     print(f"[{size:,}] corpus written in {result['corpus_write_s']:.1f} s ({result['corpus_mib']:,.0f} MiB)", flush=True)
+    if args.ceilings and not getattr(args, "_ceilings_done", False):
+        result["ceilings"] = ceilings(args, module, corpus)
+        args._ceilings_done = True
 
     sampler = MemorySampler(args.sample_s, args.device)
+    sampler.csv_path = Path(args.out) / f"memory-{size}.csv"
     sampler.start()
     progress = _progress_callback(sampler)
     if args.device.startswith("cuda"):
@@ -214,16 +320,23 @@ def run_size(args: argparse.Namespace, size: int, module: Any, queries: Any, wor
         peak_gpu_allocated_mib=torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda") else None,
         shards_mib=directory_mib(callback.shard_dir),
     )
+    utilisation = [row["gpu_util_pct"] for row in sampler.rows if row["phase"] == "encode" and row["gpu_util_pct"] >= 0]
+    result["mean_encode_gpu_util_pct"] = statistics.mean(utilisation) if utilisation else -1
     print(f"[{size:,}] Trainer.index {index_s:.1f} s = {result['docs_per_s']:,.0f} docs/s (encoding {result['encode_docs_per_s']:,.0f} docs/s, "
           f"{result['workers']} workers); peak host RSS while encoding {result['peak_encode_rss_mib']:,.0f} MiB, "
           f"PSS {result['peak_encode_pss_mib']:,.0f} MiB", flush=True)
     corpus.unlink()  # disk: the shards and indexes are what follow
+    sampler.write_csv(Path(args.out) / f"memory-{size}.csv")  # what a run stopped at its time limit keeps
+    args.checkpoint(result)
 
-    engines: dict[str, Any] = {}
-    flat = open_searcher(flat_dir)
-    figures, exact = search_figures(flat, queries, None, 10, args.single_queries_flat)
-    engines["flat"] = {"factory": "Flat", "build_s": result["flat_build_s"], "disk_mib": directory_mib(flat_dir), "search": [{"settings": {}, **figures, "recall_at_10": 1.0}]}
-    del flat
+    sampler.phase = "exact"
+    exact, result["exact_s"] = exact_top_k(callback.shard_dir, queries, 10, args.device)
+    print(f"[{size:,}] exact top-10 of {len(exact)} queries from the shards on {args.device} in {result['exact_s']:.1f} s", flush=True)
+    engines: dict[str, Any] = {"flat": {"factory": "Flat", "build_s": result["flat_build_s"], "disk_mib": directory_mib(flat_dir), "search": []}}
+    if size <= args.flat_search_max_docs:
+        figures, _ = search_figures(open_searcher(flat_dir), queries, exact, 10, args.single_queries_flat)
+        engines["flat"]["search"].append({"settings": {}, **figures})
+    shutil.rmtree(flat_dir, ignore_errors=True)  # disk: 4 bytes a dimension, as the shards
     for name, spec in engine_specs(args, engine_names).items():
         left = deadline - time.perf_counter()
         if name.startswith("hnsw") and size > args.hnsw_max_docs:
@@ -233,7 +346,7 @@ def run_size(args: argparse.Namespace, size: int, module: Any, queries: Any, wor
             engines[name] = {"factory": spec["factory"], "skipped": f"{left:.0f} s of the budget left"}
             continue
         sampler.phase = f"build-{name}"
-        config = FaissIndexConfig(factory=spec["factory"], train_size=args.train_size)
+        config = FaissIndexConfig(factory=spec["factory"], train_size=args.train_size, refine=spec.get("refine"))
         started = time.perf_counter()
         index_dir = build_index(callback.shard_dir, work / name, config, module.model)
         build_s = time.perf_counter() - started
@@ -244,7 +357,8 @@ def run_size(args: argparse.Namespace, size: int, module: Any, queries: Any, wor
             rows.append({"settings": settings, **figures})
             print(f"[{size:,}] {name} {settings}: recall@10 {figures['recall_at_10']:.4f}, {figures['single_query_ms_median']:.2f} ms/query "
                   f"(batched {figures['batch_ms_per_query']:.3f})", flush=True)
-        engines[name] = {"factory": spec["factory"], "build_s": build_s, "disk_mib": directory_mib(index_dir), "search": rows}
+        engines[name] = {"factory": spec["factory"], "refine": spec.get("refine"), "build_s": build_s, "disk_mib": directory_mib(index_dir), "search": rows}
+        args.checkpoint({**result, "engines": engines})
         print(f"[{size:,}] {name} built in {build_s:.1f} s, {engines[name]['disk_mib']:,.0f} MiB on disk", flush=True)
         shutil.rmtree(index_dir, ignore_errors=True)
     sampler.stop()
@@ -278,7 +392,7 @@ def plot(results: list[dict[str, Any]], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    figure, axes = plt.subplots(1, 3, figsize=(17, 4.2))
     for result in results:
         rows = list(csv.DictReader(open(out / f"memory-{result['docs']}.csv")))
         if not rows:
@@ -288,11 +402,13 @@ def plot(results: list[dict[str, Any]], out: Path) -> None:
         axes[0].plot(t, [float(r["pss_mib"]) / 1024 for r in rows], label=f"{label} (PSS)")
         axes[0].plot(t, [float(r["rss_mib"]) / 1024 for r in rows], linestyle=":", label=f"{label} (RSS)")
         axes[1].plot(t, [float(r["gpu_used_mib"]) / 1024 for r in rows], label=label)
+        axes[2].plot(t, [float(r.get("gpu_util_pct", -1)) for r in rows], label=label, linewidth=0.8)
         encode_end = next((float(r["t"]) for r in rows if r["phase"] not in ("start", "encode")), None)
         if encode_end is not None:
             axes[0].axvline(encode_end, color="grey", linewidth=0.6)
     axes[0].set(title="host memory: process + DataLoader workers (GiB)", xlabel="seconds (line: encoding ends)")
     axes[1].set(title="GPU memory in use (GiB)", xlabel="seconds")
+    axes[2].set(title="GPU utilisation (%, NVML)", xlabel="seconds", ylim=(0, 105))
     for axis in axes:
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
@@ -315,8 +431,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: DataModule's)")
     parser.add_argument("--shard-size", type=int, default=65_536)
-    parser.add_argument("--engines", default="ivf-pq96,ivf-pq192,hnsw32")
-    parser.add_argument("--auto-engines", default="ivf-pq192", help="engines built at the 'auto' size")
+    parser.add_argument("--engines", default="ivf-pq96-sq8,ivf-pq96-fp16", help="see engine_specs: ivf-pq{48,96,192}[-sq8|-fp16|-rflat], hnsw32")
+    parser.add_argument("--auto-engines", default="ivf-pq96-sq8", help="engines built at the 'auto' size")
+    parser.add_argument("--ceilings", action="store_true", help="first measure host tokenisation and the GPU forward pass apart")
+    parser.add_argument("--flat-search-max-docs", type=int, default=2_500_000, help="Flat search is timed up to this size (exact top-10s come from the shards)")
     parser.add_argument("--ivf-lists", type=int, default=4096)
     parser.add_argument("--train-size", type=int, default=163_840, help="IVF/PQ training vectors (40 per list of 4,096)")
     parser.add_argument("--hnsw-max-docs", type=int, default=1_000_000, help="HNSW is built up to this size only (its build is slow)")
@@ -343,8 +461,12 @@ def main() -> None:
                                                  "normalize": True, "doc_length": args.doc_length})
     module = module.to(args.device, dtype_of(args.precision)).eval()
     queries = module.encode_queries(read_queries(args.data, args.queries)).float().cpu()
-    summary: dict[str, Any] = {"machine": machine(args.device), "versions": versions(), "args": vars(args),
+    summary: dict[str, Any] = {"machine": machine(args.device), "versions": versions(), "args": dict(vars(args)),
                                "faiss_threads": faiss.omp_get_max_threads(), "sizes": []}
+    def checkpoint(partial: dict[str, Any]) -> None:
+        (out / "results.json").write_text(json.dumps({**summary, "sizes": [*summary["sizes"], {**partial, "partial": True}]}, indent=1))
+
+    args.checkpoint = checkpoint
     for word in args.sizes.split(","):
         if word == "auto":
             if not summary["sizes"]:
@@ -365,21 +487,29 @@ def main() -> None:
 
 
 def print_table(summary: dict[str, Any]) -> None:
-    print("\n| docs | Trainer.index s | docs/s | encode docs/s | peak host PSS / RSS while encoding (MiB) | peak GPU allocated (MiB) |")
-    print("|---|---|---|---|---|---|")
+    for size in summary["sizes"]:
+        c = size.get("ceilings")
+        if c:
+            print(f"\nceilings ({c['docs']:,} docs): host tokenisation {c['host_tokenize_docs_per_s']:,.0f} docs/s with {c['workers']} processes "
+                  f"({c['one_core_tokenize_docs_per_s']:,.0f} on one); GPU forward alone {c.get('gpu_forward_docs_per_s', 0):,.0f} docs/s")
+    print("\n| docs | Trainer.index s | docs/s | encode docs/s | peak host PSS / RSS while encoding (MiB) | peak GPU allocated (MiB) | mean GPU util while encoding |")
+    print("|---|---|---|---|---|---|---|")
     for s in summary["sizes"]:
         print(f"| {s['docs']:,} | {s['index_s']:.1f} | {s['docs_per_s']:,.0f} | {s['encode_docs_per_s']:,.0f} | "
-              f"{s['peak_encode_pss_mib']:,.0f} / {s['peak_encode_rss_mib']:,.0f} | {s['peak_gpu_allocated_mib'] or 0:,.0f} |")
-    print("\n| docs | engine | build s | disk MiB | settings | recall@10 | ms/query (one at a time, median) | ms/query (batch of 1,000) |")
+              f"{s['peak_encode_pss_mib']:,.0f} / {s['peak_encode_rss_mib']:,.0f} | {s['peak_gpu_allocated_mib'] or 0:,.0f} | {s.get('mean_encode_gpu_util_pct', -1):.0f}% |")
+    print("\n| docs | engine | build s | disk MiB | settings | recall@10 | ms/query, one query per call (median / p99) | ms/query, batch of 1,000 |")
     print("|---|---|---|---|---|---|---|---|")
     for s in summary["sizes"]:
         for name, engine in s["engines"].items():
+            label = f"{name} ({engine['factory']}{', refine ' + engine['refine'] if engine.get('refine') else ''})"
             if "skipped" in engine:
-                print(f"| {s['docs']:,} | {name} ({engine['factory']}) | skipped: {engine['skipped']} | | | | | |")
+                print(f"| {s['docs']:,} | {label} | skipped: {engine['skipped']} | | | | | |")
                 continue
+            if not engine["search"]:
+                print(f"| {s['docs']:,} | {label} | {engine['build_s']:.1f} | {engine['disk_mib']:,.0f} | not searched | | | |")
             for row in engine["search"]:
-                print(f"| {s['docs']:,} | {name} ({engine['factory']}) | {engine['build_s']:.1f} | {engine['disk_mib']:,.0f} | {row['settings'] or '-'} | "
-                      f"{row['recall_at_10']:.4f} | {row['single_query_ms_median']:.2f} | {row['batch_ms_per_query']:.3f} |")
+                print(f"| {s['docs']:,} | {label} | {engine['build_s']:.1f} | {engine['disk_mib']:,.0f} | {row['settings'] or '-'} | "
+                      f"{row['recall_at_10']:.4f} | {row['single_query_ms_median']:.2f} / {row['single_query_ms_p99']:.2f} | {row['batch_ms_per_query']:.3f} |")
 
 
 if __name__ == "__main__":

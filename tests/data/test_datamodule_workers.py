@@ -28,3 +28,23 @@ def test_set_options_win():
     data.trainer = _on("cuda")
     assert data._worker_options()["num_workers"] == 3 and data._worker_options()["prefetch_factor"] == 2
     assert not data._pin_memory() and "prefetch_factor" not in DataModule(num_workers=0)._worker_options()
+
+
+def test_worker_init_freezes_what_the_worker_inherited():
+    """A garbage collection in a worker must not traverse (and so copy) the main process's objects."""
+    import gc
+    import multiprocessing
+
+    from boltir.data.datamodule import init_worker
+
+    def child(queue):
+        gc.unfreeze()  # whatever this test process froze before (the serve tests do): count the worker's own freeze
+        init_worker(0)
+        queue.put(gc.get_freeze_count())
+
+    queue = multiprocessing.get_context("fork").Queue()
+    process = multiprocessing.get_context("fork").Process(target=child, args=(queue,))
+    process.start()
+    frozen = queue.get(timeout=30)
+    process.join()
+    assert frozen > 1000  # the worker froze the objects it inherited

@@ -224,3 +224,39 @@ def test_judged_documents_outside_the_corpus_warn_once_with_a_count(tiny_beir, t
     assert "first: 'gone1'" in warnings[0].getMessage()
     assert len(dataset) == 2  # trec_eval's behaviour stays: they count as relevant, never retrieved
 
+
+
+_LAYOUTS = {  # how a record names its id: the fast "_id"-first path, and lines that need the JSON parse
+    "leading": lambda i, t: json.dumps({"_id": i, "text": t}),
+    "later": lambda i, t: json.dumps({"text": t, "_id": i}),
+    "other_key": lambda i, t: json.dumps({"id": i, "text": t}),
+    "escaped": lambda i, t: json.dumps({"_id": i, "text": t}).replace(f'"{i}"', '"' + "".join(f"\\u{ord(c):04x}" for c in i) + '"', 1),
+    "spaced": lambda i, t: '  {  "_id" :"' + i + '",  "text": ' + json.dumps(t) + "}",
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d-1", "e_2"]), st.sampled_from(sorted(_LAYOUTS))), min_size=1, max_size=12),
+       st.sampled_from(["error", "first", "last"]))
+def test_id_check_finds_every_repeat_whatever_the_line_layout(tmp_path_factory, records, policy):
+    """The hash-based id check (fast path for "_id"-first lines) keeps what one dict of ids over parsed records keeps."""
+    path = tmp_path_factory.mktemp("ids") / "corpus.jsonl"
+    path.write_text("".join(_LAYOUTS[layout](doc_id, f"text {n}") + "\n" for n, (doc_id, layout) in enumerate(records)))
+    where: dict[str, int] = {}
+    for n, (doc_id, _) in enumerate(records):
+        if policy != "first" or doc_id not in where:
+            where[doc_id] = n
+    if policy == "error" and len(where) < len(records):
+        with pytest.raises(DataFormatError, match="repeats the one at"):
+            len(DocDataset(path, duplicate_ids=policy))
+        return
+    dataset = DocDataset(path, duplicate_ids=policy)
+    assert len(dataset) == len(where)
+    assert sorted((d.doc_id, d.text) for d in dataset) == sorted((i, f"text {n}") for i, n in where.items())
+
+
+def test_a_line_naming_its_id_twice_takes_the_id_json_takes(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"_id": "a", "text": "x", "_id": "b"}\n{"_id": "b", "text": "y"}\n')
+    with pytest.raises(DataFormatError, match="document id 'b' repeats"):  # json.loads keeps the later "_id"
+        len(DocDataset(path))

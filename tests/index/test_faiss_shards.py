@@ -66,3 +66,47 @@ def test_on_disk_ivf_pq_keeps_codes_on_disk(module, shards, tmp_path):
     assert (live / "index.faiss").stat().st_size < (live / "index.ivfdata").stat().st_size
     _, ids = open_searcher(index_dir, nprobe=4).search_arrays(shards[1][:20], 10)
     assert sum(f"d{i}" in row for i, row in enumerate(ids)) >= 15  # PQ: most documents find themselves
+
+
+@pytest.mark.parametrize("layout", [{}, {"sharded": True}, {"on_disk": True}], ids=str)
+@pytest.mark.parametrize("refine,factory", [("Flat", "IVF8,PQ4x4np"), (None, "IVF8,PQ4x4np,Refine(Flat)")], ids=["option", "factory"])
+def test_refined_pq_finds_what_exact_search_finds_in_every_layout(module, shards, tmp_path, layout, refine, factory):
+    """PQ4x4 codes alone rank 32-dim vectors badly; re-ranking enough candidates with the float32 vectors is exact."""
+    shard_dir, vectors = shards
+    config = FaissIndexConfig(factory=factory, refine=refine, train_size=400, **layout)
+    index_dir = build_index(shard_dir, tmp_path / "index", config, module.model)
+    queries = torch.randn(5, 32)
+    exact = (queries @ vectors.T).topk(10)
+    expected = [[f"d{i}" for i in row] for row in exact.indices.tolist()]
+    scores, ids = open_searcher(index_dir, nprobe=8, k_factor=40).search_arrays(queries, 10)  # 400 candidates: all
+    assert ids == expected
+    np.testing.assert_allclose(scores, exact.values.numpy(), rtol=1e-4, atol=1e-4)
+    _, coarse = open_searcher(index_dir, nprobe=8, k_factor=1).search_arrays(queries, 10)  # no room to re-rank
+    assert coarse != expected
+
+
+def test_sq8_refinement_is_a_quarter_of_the_vectors_and_beats_pq_alone(module, shards, tmp_path):
+    shard_dir, vectors = shards
+    queries = torch.randn(20, 32)
+    exact = (queries @ vectors.T).topk(10).indices.tolist()
+
+    def recall(**options):
+        index_dir = build_index(shard_dir, tmp_path / str(len(options)), FaissIndexConfig(factory="IVF8,PQ4x4np", train_size=400, **options), module.model)
+        _, ids = open_searcher(index_dir, nprobe=8, **({"k_factor": 10} if options else {})).search_arrays(queries, 10)
+        sizes = {p.name: p.stat().st_size for p in resolve_index(index_dir).iterdir()}
+        return np.mean([len({f"d{i}" for i in e} & set(found)) / 10 for e, found in zip(exact, ids)]), sizes["index.faiss"]
+
+    alone, pq_bytes = recall()
+    refined, refined_bytes = recall(refine="SQ8")
+    assert refined > alone + 0.2 and refined > 0.9
+    assert 400 * 32 <= refined_bytes - pq_bytes < 400 * 32 * 1.2  # one byte a dimension, not four
+
+
+def test_refine_options_are_checked(module, shards, tmp_path):
+    with pytest.raises(ConfigError, match="already refines"):
+        FaissIndexConfig(factory="IVF8,PQ4x4,Refine(SQ8)", refine="SQ8").indexer(tmp_path / "a", module.model)
+    with pytest.raises(ConfigError, match="factory / refine"):
+        FaissIndexConfig(factory="IVF8,PQ4x4", refine="SQ3000").indexer(tmp_path / "b", module.model)
+    index_dir = build_index(shards[0], tmp_path / "flat", FaissIndexConfig(), module.model)
+    with pytest.raises(ConfigError, match="needs a refined index"):
+        open_searcher(index_dir, k_factor=4)

@@ -183,10 +183,12 @@ def test_trainer_runs_packed_batches_like_padded_ones(tiny_bert_dir, tiny_beir, 
         pack = model.pack
         return lambda inputs: packed_calls.append(type(model).__name__) or pack(inputs)
 
-    for model in (bi_encoder.model, cross_encoder.model):
-        monkeypatch.setattr(model, "pack", counting(model))
+    monkeypatch.setattr(cross_encoder.model, "pack", counting(cross_encoder.model))
+    arrived: list[str] = []  # the bi-encoder's batches are packed in the DataLoader's worker, before they arrive
+    encode_docs = bi_encoder.model.encode_docs
+    monkeypatch.setattr(bi_encoder.model, "encode_docs", lambda tokens: arrived.append(type(tokens).__name__) or encode_docs(tokens))
     packed = run_both("packed")
-    assert set(packed_calls) == {"BiEncoderModel", "CrossEncoderModel"}  # both families ran packed batches
+    assert set(packed_calls) == {"CrossEncoderModel"} and set(arrived) == {"PackedTokens"}  # both families ran packed
     queries = bi_encoder.encode_queries([q.text for q in QueryDataset(tiny_beir)])
     padded_scores, padded_ids = open_searcher(tmp_path / "padded-index").search_arrays(queries, 6)
     packed_scores, packed_ids = open_searcher(tmp_path / "packed-index").search_arrays(queries, 6)
@@ -197,3 +199,23 @@ def test_trainer_runs_packed_batches_like_padded_ones(tiny_bert_dir, tiny_beir, 
         torch.testing.assert_close(torch.tensor([s for _, s in packed[query_id]]),
                                    torch.tensor([s for _, s in padded[query_id]]), atol=1e-5, rtol=1e-4)
     assert isinstance(bi_encoder.model.pack(bi_encoder.model.tokenize_docs(TEXTS)), PackedTokens)
+
+
+def test_batches_packed_in_workers_encode_like_padded_ones_where_the_module_runs_padded(tiny_bert_dir):
+    """Workers pack when the module will run packed; a module that then runs padded unpacks the batch exactly."""
+    from boltir.models.layers.packing import PackedTokens
+    from boltir.modules.bi_encoder import TokenizeBatch
+
+    module = BiEncoderModule(tiny_bert_dir).eval()
+    packed = TokenizeBatch(module.model, 8, pack=True)(DocBatch(["a", "b", "c"], TEXTS))
+    assert isinstance(packed.encoding, PackedTokens) and len(packed.encoding) == 3
+    padded = module.model.tokenize_docs(TEXTS)
+    unpacked = packed.encoding.padded()
+    assert unpacked.keys() == padded.keys()
+    for name, values in padded.items():
+        assert torch.equal(unpacked[name][padded["attention_mask"].bool()], values[padded["attention_mask"].bool()])
+        assert torch.equal(unpacked["attention_mask"], padded["attention_mask"])
+    with torch.inference_mode():
+        from_packed = module.predict_step(packed).embeddings
+        from_texts = module.predict_step(DocBatch(["a", "b", "c"], TEXTS)).embeddings
+    torch.testing.assert_close(from_packed, from_texts, atol=1e-5, rtol=1e-4)

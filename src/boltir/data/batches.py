@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -41,9 +42,12 @@ def pin_tensor(tensor: Tensor) -> Tensor:
     return tensor.pin_memory() if tensor.device.type == "cpu" else tensor
 
 
-def pin_encoding(encoding: Encoding | None) -> Encoding | None:
-    """Page-locked copies of a tokenised batch (see :func:`pin_tensor`)."""
-    return None if encoding is None else {k: pin_tensor(v) for k, v in encoding.items()}
+def pin_encoding(encoding: Any) -> Any:
+    """Page-locked copies of a tokenised batch (see :func:`pin_tensor`): a dict of tensors, or an object with its
+    own ``pin_memory`` (sequences packed by the DataLoader's workers)."""
+    if encoding is None or not isinstance(encoding, dict):
+        return None if encoding is None else encoding.pin_memory()
+    return {k: pin_tensor(v) for k, v in encoding.items()}
 
 
 @dataclass
@@ -74,11 +78,12 @@ class TrainSample:
 
 @dataclass
 class DocBatch:
-    """Documents to encode; ``encoding`` holds their tokens when the DataLoader's workers tokenised them."""
+    """Documents to encode; ``encoding`` holds their tokens when the DataLoader's workers tokenised them (padded,
+    or packed end to end where the module runs packed)."""
 
     doc_ids: list[str]
     texts: list[str]
-    encoding: Encoding | None = None
+    encoding: Any = None
 
     def pin_memory(self) -> DocBatch:
         return replace(self, encoding=pin_encoding(self.encoding))
@@ -90,7 +95,7 @@ class QueryBatch:
 
     query_ids: list[str]
     texts: list[str]
-    encoding: Encoding | None = None
+    encoding: Any = None
 
     def pin_memory(self) -> QueryBatch:
         return replace(self, encoding=pin_encoding(self.encoding))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -65,9 +66,16 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def single_threaded_tokenizers(worker_id: int) -> None:
-    """Workers are the parallelism: each tokenises on one core (and HF tokenizers stop warning about forks)."""
+def init_worker(worker_id: int) -> None:
+    """Workers are the parallelism: each tokenises on one core (and HF tokenizers stop warning about forks).
+
+    ``gc.freeze()``: a forked worker shares the main process's memory until it writes to it, and a full garbage
+    collection writes to every object it traverses, inherited ones too (measured: one collection made a worker copy
+    126 MiB of MiniLM's process; 15 workers on an H200 machine stepped up by ~2 GiB at once). Frozen objects are
+    never traversed; what the worker allocates itself is collected as usual.
+    """
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    gc.freeze()
 
 
 class TransformedCollate:
@@ -152,7 +160,7 @@ class DataModule(pl.LightningDataModule):
         workers = self._workers()
         options: dict[str, Any] = {"num_workers": workers, "pin_memory": self._pin_memory()}
         if workers:
-            options.update(worker_init_fn=single_threaded_tokenizers, prefetch_factor=self.prefetch_factor)
+            options.update(worker_init_fn=init_worker, prefetch_factor=self.prefetch_factor)
         return options
 
     def _collate(self, dataset: Dataset) -> Callable[[list], Any]:

@@ -81,16 +81,21 @@ def read_jsonl(
         position += 1
         if position % count != index:
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"not valid JSON ({exc.msg} at column {exc.colno})", path, number) from None
-        if not isinstance(record, dict):
-            raise DataFormatError("expected a JSON object", path, number)
-        missing = [key for key in required if key not in record]
-        if missing:
-            raise DataFormatError(f"missing field(s) {missing}", path, number)
-        yield number, record
+        yield number, parse_json_object(line, path, number, required)
+
+
+def parse_json_object(line: str, path: str | os.PathLike[str], number: int, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One JSONL line's object; invalid JSON, another value or a missing ``required`` key raises naming the line."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"not valid JSON ({exc.msg} at column {exc.colno})", path, number) from None
+    if not isinstance(record, dict):
+        raise DataFormatError("expected a JSON object", path, number)
+    missing = [key for key in required if key not in record]
+    if missing:
+        raise DataFormatError(f"missing field(s) {missing}", path, number)
+    return record
 
 
 def read_tsv(

@@ -4,6 +4,12 @@ Built from shards (see :mod:`boltir.index.shards`), an index is trained on a sam
 then receives the shards one by one. Two options keep large collections out of memory: ``sharded`` writes one
 sub-index per shard (searched together, top-k merged by ``faiss.IndexShards``) and ``on_disk`` merges the
 shards' inverted lists into one file on disk (Faiss's ``OnDiskInvertedLists``) that searches memory-map.
+
+Compressed codes (PQ) rank approximately; ``refine`` keeps a second, finer code of every vector (Faiss's
+``IndexRefine``: ``SQ8`` is one byte a dimension, ``SQfp16`` two, ``Flat`` the float32 vector) with which the
+``k_factor * k`` best candidates of the first stage are scored again. It works with every layout: shard by shard,
+``sharded`` (each sub-index re-ranks its own candidates before the merge) and ``on_disk`` (the inverted lists on
+disk, the refinement codes in memory).
 """
 
 from __future__ import annotations
@@ -36,6 +42,24 @@ def faiss_contrib_ondisk():
     return require("faiss.contrib.ondisk", "faiss-cpu", "the on-disk Faiss index")
 
 
+DEFAULT_K_FACTOR = 4  # refined indexes: candidates re-ranked per hit asked for when k_factor is not set
+
+
+def _refined(factory: str, refine: str | None) -> str:
+    """The factory string with ``refine`` as Faiss's ``Refine(...)`` stage (``factory`` itself when None)."""
+    if refine is None:
+        return factory
+    if "Refine(" in factory or factory.endswith(",RFlat"):
+        raise ConfigError(f"index_config: factory='{factory}' already refines; leave refine unset or drop the factory's Refine.")
+    return f"{factory},Refine({refine})"
+
+
+def _first_stage(index: Any) -> Any:
+    """The index that finds candidates: the base of an ``IndexRefine``, else ``index`` itself."""
+    faiss = _faiss()
+    return faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+
+
 def _as_float32(vectors: Tensor | np.ndarray, normalize: bool) -> np.ndarray:
     """A contiguous float32 array for Faiss; normalised in a copy, never in the caller's memory."""
     array = vectors.detach().float().cpu().numpy() if isinstance(vectors, Tensor) else np.asarray(vectors, np.float32)
@@ -58,10 +82,12 @@ class FaissIndexer(Indexer):
         # euclidean ranks as l2 does; its score is the unsquared distance (taken at search time)
         self.metric = faiss.METRIC_L2 if similarity in ("l2", "euclidean") else faiss.METRIC_INNER_PRODUCT
         self.dim = int(self.fingerprint["dim"])
+        factory = _refined(config.factory, config.refine)
         try:
-            self.index = faiss.index_factory(self.dim, config.factory, self.metric)
+            self.index = faiss.index_factory(self.dim, factory, self.metric)
         except RuntimeError as exc:
-            raise ConfigError(f"index_config.factory='{config.factory}' is not a valid Faiss factory string: {exc}") from None
+            option = "factory" if config.refine is None else "factory / refine"
+            raise ConfigError(f"index_config.{option}: '{factory}' is not a valid Faiss factory string: {exc}") from None
         if config.sharded and config.on_disk:
             raise ConfigError("index_config: choose one of sharded (one sub-index per shard) and on_disk (one merged index on disk), not both.")
         if config.on_disk and faiss.try_extract_index_ivf(self.index) is None:
@@ -132,6 +158,17 @@ class FaissIndexer(Indexer):
         self.index.add(sample)
         self._pending, self._pending_count = [], 0
 
+    def _merge_refinement(self, parts: list[str]) -> None:
+        """Append every part's refinement codes to the merged index's (``merge_ondisk`` merges only the IVF)."""
+        faiss = _faiss()
+        refinement = faiss.downcast_index(self.index.refine_index)
+        for path in parts:  # one part in memory at a time; its codes are copied as they are (a read-back index's
+            part = faiss.read_index(path)  # type differs, so merge_from refuses it)
+            codes = faiss.downcast_index(part.refine_index)  # a view into `part`, which must outlive it
+            refinement.add_sa_codes(faiss.vector_to_array(codes.codes).reshape(codes.ntotal, codes.code_size))
+            del codes, part
+        self.index.ntotal = refinement.ntotal
+
     def _write(self, directory: Path) -> dict[str, Any]:
         faiss = _faiss()
         fields: dict[str, Any] = {"dim": self.dim, "metric": "l2" if self.metric == faiss.METRIC_L2 else "ip"}
@@ -140,6 +177,8 @@ class FaissIndexer(Indexer):
         if self._parts:  # on_disk: the parts' inverted lists merged into one file, then the parts go
             parts = [str(directory / PARTS_DIR / f"{number:06d}.faiss") for number in range(self._parts)]
             faiss_contrib_ondisk().merge_ondisk(self.index, parts, str(directory / IVF_DATA_FILE), shift_ids=True)
+            if isinstance(self.index, faiss.IndexRefine):  # the refinement codes, in part order (= merged id order)
+                self._merge_refinement(parts)
             faiss.write_index(self.index, str(directory / INDEX_FILE))
             shutil.rmtree(directory / PARTS_DIR)
             return {**fields, "on_disk": True}
@@ -173,11 +212,17 @@ class FaissSearcher(Searcher):
 
     @staticmethod
     def _set_search_parameters(index: Any, config: FaissIndexConfig) -> None:
-        ivf = _faiss().try_extract_index_ivf(index)
+        faiss = _faiss()
+        ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None:
             ivf.nprobe = config.nprobe or max(ivf.nprobe, 32)
-        if config.ef_search is not None and hasattr(index, "hnsw"):
-            index.hnsw.efSearch = config.ef_search
+        first = _first_stage(index)
+        if config.ef_search is not None and hasattr(first, "hnsw"):
+            first.hnsw.efSearch = config.ef_search
+        if isinstance(index, faiss.IndexRefine):
+            index.k_factor = float(config.k_factor or DEFAULT_K_FACTOR)
+        elif config.k_factor is not None:
+            raise ConfigError(f"k_factor={config.k_factor} needs a refined index (built with refine, e.g. 'SQ8'); this one ranks by its codes alone.")
 
     def search_arrays(self, query_embeddings: Tensor, k: int) -> tuple[np.ndarray, list[list[str]]]:
         queries = _as_float32(query_embeddings, self.normalize)
@@ -205,7 +250,12 @@ class FaissIndexConfig(IndexConfig):
         ef_search: HNSW candidate list size at search time.
         sharded: built from shards, keep one sub-index per shard (any factory) instead of one index.
         on_disk: built from shards, merge the shards' inverted lists into ``index.ivfdata`` on disk, which
-            searching memory-maps (IVF factories only): memory then holds neither vectors nor codes.
+            searching memory-maps (IVF factories only): memory then holds neither vectors nor IVF codes.
+        refine: a second code of every vector that re-scores the first stage's candidates (Faiss's
+            ``Refine(...)``): ``"SQ8"`` (1 byte a dimension, 4x smaller than float32), ``"SQfp16"`` (2 bytes),
+            ``"Flat"`` (the float32 vectors). None: rank by the factory's codes alone. The same as appending
+            ``,Refine(SQ8)`` to ``factory``; the refinement codes are held in memory at search time.
+        k_factor: refined indexes only, at search time: re-rank ``k_factor * k`` candidates (None: 4).
     """
 
     engine: ClassVar[str] = "faiss"
@@ -218,6 +268,8 @@ class FaissIndexConfig(IndexConfig):
     ef_search: int | None = None
     sharded: bool = False
     on_disk: bool = False
+    refine: str | None = None
+    k_factor: int | None = None
 
 
 __all__ = ["FaissIndexConfig", "FaissIndexer", "FaissSearcher"]

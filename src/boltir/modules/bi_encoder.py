@@ -16,8 +16,12 @@ from ..models import BiEncoderConfig, BiEncoderModel, ColBERTModel, SpladeModel
 from ..models.layers.packing import PackedTokens
 from ..types import SegmentedVectors, TokenVectors, cat_batches
 from .base import BoltirModule, LossConfig, loss_label
-from .device import in_input_order, overlapped, to_device
+from .device import in_input_order, overlapped, runs_packed, to_device
 from .late_cache import LateCache, stable_keys
+
+
+# Lightning precisions that cast the weights (or autocast) to a half type: a module is packed in it
+PRECISION_DTYPES = {"bf16-true": torch.bfloat16, "16-true": torch.float16, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 def length_chunks(texts: list[str], size: int) -> tuple[list[int], list[list[str]]]:
@@ -28,21 +32,29 @@ def length_chunks(texts: list[str], size: int) -> tuple[list[int], list[list[str
 
 class TokenizeBatch:
     """Tokenises query, document and training batches with the model's own tokenize methods (in DataLoader
-    workers); a training batch's texts in length-sorted chunks of ``chunk_size``, as the step would cut them."""
+    workers); a training batch's texts in length-sorted chunks of ``chunk_size``, as the step would cut them.
 
-    def __init__(self, model: BiEncoderModel, chunk_size: int) -> None:
+    With ``pack``, query and document batches are also packed there, end to end (:class:`PackedTokens`): packing
+    reads the lengths, and packing on the GPU would make the host wait for the GPU's queued work every batch.
+    """
+
+    def __init__(self, model: BiEncoderModel, chunk_size: int, pack: bool = False) -> None:
         self.tokenize_queries, self.tokenize_docs = model.tokenize_queries, model.tokenize_docs
+        self.pack = model.pack if pack else None
         self.chunk_size = chunk_size
 
     def __call__(self, batch: Any) -> Any:
         if isinstance(batch, DocBatch) and batch.encoding is None:
-            batch.encoding = self.tokenize_docs(batch.texts)
+            batch.encoding = self._packed(self.tokenize_docs(batch.texts))
         elif isinstance(batch, QueryBatch) and batch.encoding is None:
-            batch.encoding = self.tokenize_queries(batch.texts)
+            batch.encoding = self._packed(self.tokenize_queries(batch.texts))
         elif isinstance(batch, TrainBatch) and batch.doc_tokens is None:
             batch.query_tokens = self._chunks(self.tokenize_queries, batch.queries)
             batch.doc_tokens = self._chunks(self.tokenize_docs, [d for docs in batch.docs for d in docs])
         return batch
+
+    def _packed(self, encoding: Encoding) -> Encoding | PackedTokens:
+        return self.pack(encoding) if self.pack is not None and "segment_mask" not in encoding else encoding
 
     def _chunks(self, tokenize: Callable[[list[str]], Encoding], texts: list[str]) -> TokenChunks:
         order, chunks = length_chunks(texts, self.chunk_size)
@@ -170,7 +182,16 @@ class BiEncoderModule(BoltirModule):
         return scores, targets
 
     def batch_transform(self) -> Callable[[Any], Any]:
-        return TokenizeBatch(self.model, self.batch_size_on(self._run_device()))
+        trainer = self._trainer
+        predicting = trainer is not None and trainer.predicting  # index / search: the loop that packs
+        return TokenizeBatch(self.model, self.batch_size_on(self._run_device()), pack=predicting and self._will_pack())
+
+    def _will_pack(self) -> bool:
+        """:meth:`packs_sequences` on the device and in the precision the Trainer will run this module with (its
+        ``setup``, where this is asked, comes before the module is moved and cast)."""
+        precision = str(getattr(self._trainer, "precision", ""))
+        dtype = PRECISION_DTYPES.get(precision, next(self.model.parameters()).dtype)
+        return runs_packed(self.model, self._run_device(), dtype)
 
     def _run_device(self) -> torch.device:
         """The device this module runs on: the Trainer's, before Lightning has moved the module there."""
@@ -194,8 +215,11 @@ class BiEncoderModule(BoltirModule):
         encode = model.encode_queries if side == "query" else model.encode_docs
         pack, on_gpu = self.packs_sequences(), self.device.type == "cuda"
 
-        def prepare(tokens: Encoding) -> Encoding | PackedTokens:
+        def prepare(tokens: Encoding | PackedTokens) -> Encoding | PackedTokens:
             """Packed where the module packs; page-locked on a GPU."""
+            if isinstance(tokens, PackedTokens):  # packed by the DataLoader's workers
+                tokens = tokens if pack else tokens.padded()
+                return tokens.pin_memory() if on_gpu and isinstance(tokens, PackedTokens) else tokens
             if pack:  # on the GPU already where Lightning moved the DataLoader's batch there: packed there
                 packed = self.model.pack(tokens)
                 return packed.pin_memory() if on_gpu else packed

@@ -48,11 +48,16 @@ def packs_sequences(model: nn.Module, device: torch.device, training: bool) -> b
     """Whether batches run packed, end to end without padding: where PyTorch's variable-length flash kernel runs
     them (a recent GPU, fp16/bf16 weights or autocast, torch 2.10+), in inference (the kernel has no attention
     dropout), for a model that can (``model.packable``)."""
-    if not getattr(model, "packable", False) or training:
+    if training:
         return False
     autocast = device.type == "cuda" and torch.is_autocast_enabled("cuda")
     dtype = torch.get_autocast_dtype("cuda") if autocast else next(model.parameters()).dtype
-    return varlen_runs(device, dtype)
+    return runs_packed(model, device, dtype)
+
+
+def runs_packed(model: nn.Module, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``model`` runs packed batches on ``device`` in ``dtype`` (see :func:`packs_sequences`)."""
+    return bool(getattr(model, "packable", False)) and varlen_runs(device, dtype)
 
 
 def overlapped(batches: Sequence[Any], prepare: Callable[[Any], Any], compute: Callable[[Any], Tensor], helper: bool) -> list[Tensor]:

@@ -51,6 +51,22 @@ class PackedTokens:
         return PackedTokens({k: pin_tensor(v) for k, v in self.inputs.items()}, pin_tensor(self.cu_seqlens),
                             self.max_length)
 
+    def padded(self) -> dict[str, Tensor]:
+        """The padded batch (right padding) these sequences were packed from: ``input_ids``, ``attention_mask``
+        and, where packed, ``token_type_ids`` (for a model that turns out not to run packed)."""
+        lengths = (self.cu_seqlens[1:] - self.cu_seqlens[:-1]).long()
+        width = int(self.max_length)
+        mask = torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
+        out: dict[str, Tensor] = {}
+        for name, values in self.inputs.items():
+            if name == "position_ids":
+                continue
+            grid = values.new_zeros(len(lengths), width)
+            grid[mask] = values[0]
+            out[name] = grid
+        out["attention_mask"] = mask.long()
+        return out
+
     def __len__(self) -> int:
         return len(self.cu_seqlens) - 1
 
