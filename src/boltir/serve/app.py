@@ -208,8 +208,8 @@ def create_app(service: SearchService) -> FastAPI:
     async def run_queries(queries: list[str], k: int, rerank: bool | None) -> tuple[list[list[Hit]], float]:
         started = time.perf_counter()
         rerank_flag = wants_rerank(rerank)
-        jobs = [batcher.submit(SearchRequest(q, k, rerank_flag)) for q in queries]
-        hits = await asyncio.gather(*jobs)
+        answers = [batcher.submit(SearchRequest(q, k, rerank_flag)) for q in queries]
+        hits = [await answers[0]] if len(answers) == 1 else await asyncio.gather(*answers)
         return hits, round((time.perf_counter() - started) * 1000, 2)
 
     def hit_list(hits: list[Hit]) -> list[Hit]:
@@ -238,7 +238,7 @@ def create_app(service: SearchService) -> FastAPI:
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        return JSONResponse(service.health())
+        return JSONResponse({**service.health(), "batching": {"batches": batcher.batches, "queries": batcher.items}})
 
     @app.get("/search")
     async def search_get(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Generic, TypeVar
@@ -19,6 +21,10 @@ class DynamicBatcher(Generic[Item, Result]):
     new items queue up; under load their wait is over by the time the batch ends, so the next batch starts at
     once with what is there instead of leaving the model idle for another ``max_wait_ms``. ``max_batch_size=1``
     answers items one at a time, in arrival order.
+
+    An item costs the event loop a deque append and a future; the serving task is woken once per batch (when the
+    first item arrives, when the batch is full, or at its deadline), not once per item as an ``asyncio.Queue``
+    with a timed ``get`` per item did (a task and a timer for every item, under load a tenth of a request's cost).
     """
 
     def __init__(
@@ -28,45 +34,57 @@ class DynamicBatcher(Generic[Item, Result]):
         self.executor = executor
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
-        self.queue: asyncio.Queue[tuple[Item, asyncio.Future[Result], float]] | None = None
+        self.pending: deque[tuple[Item, asyncio.Future[Result], float]] = deque()
         self.task: asyncio.Task[None] | None = None
-        self.batch_sizes: list[int] = []  # every batch's size, for tests and the benchmark's report
+        self.batches = 0  # batches run and items answered so far (GET /health reports them)
+        self.items = 0
+        self._wakeup: asyncio.Future[None] | None = None  # the serving task waits on it for ``_wanted`` items
+        self._wanted = 1
 
-    async def submit(self, item: Item) -> Result:
-        """``process([..., item, ...])``'s answer for ``item``; an exception of ``process`` is raised here."""
-        if self.task is None or self.task.done():
-            self.queue = asyncio.Queue()
-            self.task = asyncio.get_running_loop().create_task(self._serve())
-        assert self.queue is not None
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait((item, future, asyncio.get_running_loop().time()))
-        return await future
-
-    async def _collect(self) -> list[tuple[Item, asyncio.Future[Result], float]]:
-        assert self.queue is not None
-        batch = [await self.queue.get()]
+    def submit(self, item: Item) -> asyncio.Future[Result]:
+        """A future of ``process([..., item, ...])``'s answer for ``item``; an exception of ``process`` is raised
+        when it is awaited. Call it from the event loop; cancelling the future drops the item if it has not run."""
         loop = asyncio.get_running_loop()
-        deadline = batch[0][2] + self.max_wait  # from its arrival: time spent queued behind a batch counts
-        while len(batch) < self.max_batch_size:
-            if not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-                continue
-            remaining = deadline - loop.time()
+        if self.task is None or self.task.done():
+            self.task = loop.create_task(self._serve())
+        future: asyncio.Future[Result] = loop.create_future()
+        self.pending.append((item, future, time.monotonic()))
+        if len(self.pending) >= self._wanted and self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+        return future
+
+    async def _wait(self, wanted: int, timeout: float | None) -> None:
+        """Until ``wanted`` items are pending, or ``timeout`` seconds have passed."""
+        loop = asyncio.get_running_loop()
+        self._wanted, self._wakeup = wanted, loop.create_future()
+        timer = loop.call_later(timeout, _wake, self._wakeup) if timeout is not None else None
+        try:
+            await self._wakeup
+        finally:
+            self._wakeup = None
+            if timer is not None:
+                timer.cancel()
+
+    async def _collect(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+        if not self.pending:
+            await self._wait(1, None)
+        deadline = self.pending[0][2] + self.max_wait  # from its arrival: time spent queued behind a batch counts
+        while len(self.pending) < self.max_batch_size:
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            try:
-                batch.append(await asyncio.wait_for(self.queue.get(), remaining))
-            except TimeoutError:
-                break
-        return batch
+            await self._wait(self.max_batch_size, remaining)
+        taken = [self.pending.popleft() for _ in range(min(len(self.pending), self.max_batch_size))]
+        return [(item, future) for item, future, _ in taken if not future.done()]  # done: the client left
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [(item, future) for item, future, _ in await self._collect() if not future.done()]  # done: client left
+            batch = await self._collect()
             if not batch:
                 continue
-            self.batch_sizes.append(len(batch))
+            self.batches += 1
+            self.items += len(batch)
             try:
                 results = await loop.run_in_executor(self.executor, self.process, [item for item, _ in batch])
             except Exception as exc:  # the batch's requests fail; the batcher, and the server, go on
@@ -85,3 +103,8 @@ class DynamicBatcher(Generic[Item, Result]):
                 await self.task
             except asyncio.CancelledError:
                 pass
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

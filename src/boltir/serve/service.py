@@ -73,17 +73,13 @@ class Corpus:
             )
 
 
-def snippet(text: str, query: str, length: int, words: re.Pattern[str] | None = None) -> str:
+def snippet(text: str, query: str, length: int, words: tuple[str, ...] | None = None) -> str:
     """``length`` characters of ``text`` from a little before the first query word it contains (its start if none).
 
-    ``words`` is :func:`query_words` of ``query``, made once for all of a query's hits: one case-blind scan of the
-    text finds the first of them (lower-casing each text and searching it once per word cost more than the
-    forward pass on a GPU)."""
+    ``words`` is :func:`query_words` of ``query``, made once for all of a query's hits."""
     if len(text) <= length:
         return text
-    words = words if words is not None else query_words(query)
-    found = words.search(text) if words is not None else None
-    first = found.start() if found else 0
+    first = first_word(text, query_words(query) if words is None else words)
     start = max(0, min(first - length // 5, len(text) - length))
     if start:
         start = text.find(" ", start) + 1 or start  # begin at a word
@@ -91,10 +87,25 @@ def snippet(text: str, query: str, length: int, words: re.Pattern[str] | None = 
     return ("…" if start else "") + cut + ("…" if start + length < len(text) else "")
 
 
-def query_words(query: str) -> re.Pattern[str] | None:
-    """A case-blind pattern matching any word of three letters or more of ``query``; None when it has none."""
-    words = sorted(set(_WORD.findall(query.lower())), key=len, reverse=True)
-    return re.compile("|".join(map(re.escape, words)), re.IGNORECASE) if words else None
+def query_words(query: str) -> tuple[str, ...]:
+    """The distinct lower-cased words of three letters or more of ``query`` (none: an empty tuple)."""
+    return tuple(dict.fromkeys(_WORD.findall(query.lower())))
+
+
+def first_word(text: str, words: tuple[str, ...]) -> int:
+    """Where the first of ``words`` (:func:`query_words`) starts in ``text``, case-blind; 0 when none is there.
+
+    Snippets were the server's largest cost under load: a case-blind regex alternation scanned every hit's whole
+    text at ~25 ns a character, holding the GIL ~30 µs a hit. ``str.find`` in the lower-cased text runs at under
+    1 ns a character, and each word searches only up to the best start so far.
+    """
+    lowered = text.lower()
+    best = len(lowered)
+    for word in words:
+        found = lowered.find(word, 0, best + len(word) - 1)
+        if found >= 0:
+            best = found
+    return best if best < len(lowered) else 0
 
 
 def resolve_device(name: str) -> torch.device:
