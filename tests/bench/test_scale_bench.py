@@ -7,13 +7,29 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import sys
 
+import pytest
 
-def test_scale_benchmark_sizes_and_recall(tiny_bert_dir, tiny_beir, tmp_path, monkeypatch, capsys):
+
+@pytest.fixture()
+def varied_beir(tiny_beir):
+    """tiny_beir with 80 more documents of seeded random words: splicing 6 documents into 500 repeats whole texts,
+    and the exact scores of repeated texts tie, so recall against exact search would measure tie-breaking."""
+    words = [w for line in (tiny_beir / "corpus.jsonl").read_text().splitlines() for w in json.loads(line)["text"].split()]
+    rng = random.Random(0)
+    with open(tiny_beir / "corpus.jsonl", "a") as corpus:
+        for i in range(80):
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 20)))
+            corpus.write(json.dumps({"_id": f"r{i}", "title": "", "text": text}) + "\n")
+    return tiny_beir
+
+
+def test_scale_benchmark_sizes_and_recall(tiny_bert_dir, varied_beir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", [
-        "scale", "--model", str(tiny_bert_dir), "--data", str(tiny_beir), "--sizes", "300,auto", "--auto-step", "100",
+        "scale", "--model", str(tiny_bert_dir), "--data", str(varied_beir), "--sizes", "300,auto", "--auto-step", "100",
         "--max-docs", "500", "--engines", "hnsw32", "--auto-engines", "hnsw32", "--queries", "3", "--single-queries", "3",
         "--single-queries-flat", "2", "--batch-size", "64", "--num-workers", "0", "--shard-size", "128",
         "--sample-s", "0.1", "--budget-s", "120", "--doc-length", "32", "--work", str(tmp_path / "work"), "--out", str(out)])
@@ -28,7 +44,7 @@ def test_scale_benchmark_sizes_and_recall(tiny_bert_dir, tiny_beir, tmp_path, mo
         assert size["batch_size"] == 64 and size["shard_size"] == 128 and set(size["engines"]) == {"flat", "hnsw32"}
         assert size["engines"]["flat"]["search"][0]["recall_at_10"] == 1.0  # the reference the others are held to
         rows = size["engines"]["hnsw32"]["search"]
-        assert [r["settings"] for r in rows] == [{"ef_search": e} for e in (64, 128, 256)]
+        assert [r["settings"] for r in rows] == [{"ef_search": e} for e in (64, 128, 256, 512)]
         assert all(0 <= r["recall_at_10"] <= 1 and r["single_query_ms_median"] > 0 and r["batch_ms_per_query"] > 0
                    for r in rows)
         assert (out / f"memory-{size['docs']}.csv").is_file()

@@ -16,7 +16,7 @@ from ..models import BiEncoderConfig, BiEncoderModel, ColBERTModel, SpladeModel
 from ..models.layers.packing import PackedTokens
 from ..types import SegmentedVectors, TokenVectors, cat_batches
 from .base import BoltirModule, LossConfig, loss_label
-from .device import in_input_order, overlapped, runs_packed, to_device
+from .device import in_input_order, overlapped, runs_packed, to_device, weights_dtype
 from .late_cache import LateCache, stable_keys
 
 
@@ -190,7 +190,7 @@ class BiEncoderModule(BoltirModule):
         """:meth:`packs_sequences` on the device and in the precision the Trainer will run this module with (its
         ``setup``, where this is asked, comes before the module is moved and cast)."""
         precision = str(getattr(self._trainer, "precision", ""))
-        dtype = PRECISION_DTYPES.get(precision, next(self.model.parameters()).dtype)
+        dtype = PRECISION_DTYPES.get(precision, weights_dtype(self.model))
         return runs_packed(self.model, self._run_device(), dtype)
 
     def _run_device(self) -> torch.device:

@@ -51,8 +51,14 @@ def packs_sequences(model: nn.Module, device: torch.device, training: bool) -> b
     if training:
         return False
     autocast = device.type == "cuda" and torch.is_autocast_enabled("cuda")
-    dtype = torch.get_autocast_dtype("cuda") if autocast else next(model.parameters()).dtype
+    dtype = torch.get_autocast_dtype("cuda") if autocast else weights_dtype(model)
     return runs_packed(model, device, dtype)
+
+
+def weights_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of ``model``'s weights; float32 for a model that holds none in PyTorch (an ONNX Runtime copy, a
+    query side served from cached embeddings)."""
+    return next((parameter.dtype for parameter in model.parameters()), torch.float32)
 
 
 def runs_packed(model: nn.Module, device: torch.device, dtype: torch.dtype) -> bool:
