@@ -38,7 +38,8 @@
 #   serve          boltir serve under HTTP load, batched vs one at a time (serving)
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   scale          Trainer.index to shards at 1M-10M spliced SciFact documents, engines from the shards (scale, #20);
-#                  arguments pass to benchmarks.scale (--sizes, --engines, --ceilings, --budget-s, --reserve-s)
+#                  arguments pass to benchmarks.scale (--sizes, --engines, --budget-s, --reserve-s; --ceilings hung
+#                  there on 2026-12-05: its fork pool after CUDA start-up)
 #                                                                       .whl .carry/sf .carry/minilm (embedding rows
 #                  of tokens SciFact never uses zeroed before xz: the same vectors, 29 MiB; see below)
 #
