@@ -34,9 +34,10 @@ def approx_ranks(scores: Tensor, mask: Tensor, temperature: float) -> Tensor:
     """
     # [q, i, j] = s_j - s_i
     diff = (scores[:, None, :] - scores[:, :, None]) / temperature
-    not_self = ~torch.eye(scores.shape[-1], dtype=torch.bool, device=scores.device)
-    competes = mask[:, :, None] & mask[:, None, :] & not_self
-    return 1 + torch.sigmoid(diff).where(competes, 0.0).sum(-1)
+    # The self term (sigmoid(0) = 0.5) is summed and taken off rather than masked out: tied entries then sum the same
+    # terms in the same order, so their ranks are bitwise equal and a max over them splits its gradient evenly.
+    competes = mask[:, :, None] & mask[:, None, :]
+    return 1 + (torch.sigmoid(diff).where(competes, 0.0).sum(-1) - 0.5 * mask)
 
 
 def target_ranks(targets: Tensor, mask: Tensor) -> Tensor:
