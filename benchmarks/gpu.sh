@@ -35,7 +35,7 @@
 #   sedr-encoding  2,048-token documents: one sequence vs 4 x 512 segments (long documents)   .whl
 #   sedr           FirstP / MaxP / SeDR fine-tuned on SciFact (long documents)   .whl .carry/sf .carry/minilm
 #   light-retriever  query encoding speed and LoRA fine-tuning on SciFact (LightRetriever)   .whl .carry/sf .carry/smollm2
-#   serve          boltir serve under HTTP load, batched vs one at a time (serving)
+#   serve          boltir serve under HTTP load, batched vs one at a time, 1 / 2 / 4 server processes (serving)
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   scale          Trainer.index to shards at 1M-10M spliced SciFact documents, engines from the shards (scale, #20);
 #                  arguments pass to benchmarks.scale (--sizes, --engines, --budget-s, --reserve-s; --ceilings hung
@@ -210,10 +210,11 @@ case "$subcommand" in
     [ -s "$GGUF" ] || { mkdir -p "$T/gguf" && cat .carry/smollm2/part-* > "$GGUF"; } || exit 1
     timeout 200 $PY benchmarks/light_retriever.py --device cuda --dtype bfloat16 --data "$DATA" --model "$GGUF" --out "$OUT" 2>&1 | quiet 12
     timeout 500 $PY benchmarks/light_retriever_scifact.py --device cuda --data "$DATA" --model "$GGUF" --steps 300 --out "$OUT" 2>&1 | quiet 12 ;;
-  serve)
+  serve)  # every mode at 1, 2 and 4 server processes (--workers); arguments pass to benchmarks.serve
     site serve; data
-    timeout 400 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$SHAPE" --random-weights --data "$DATA" \
-      --seconds 6 --max-requests 20000 --warmup 200 --load-processes 4 --out "$OUT/serve-cuda.json" --plot "$OUT/serve-cuda.png" 2>&1 | quiet 20 ;;
+    timeout 540 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$SHAPE" --random-weights --data "$DATA" \
+      --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1,2,4 --out "$OUT/serve-cuda.json" \
+      --plot "$OUT/serve-cuda.png" "$@" 2>&1 | tee "$OUT/serve-cuda.log" | grep -E "clients|^\||rror" ;;
   scale)  # results.json, memory-N.csv, scale.png and the log under $OUT/scale
     site; data; minilm; mkdir -p "$OUT/scale"
     # unbuffered and line-buffered: a run cut at the call's limit still brings back its log up to the cut

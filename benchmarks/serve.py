@@ -1,7 +1,8 @@
 """``boltir serve`` under load: queries/s and p50/p99 latency at 1, 16 and 64 concurrent HTTP clients, batched
 (dynamic batching) vs one query at a time (``max_batch_size: 1``), dense first stage on SciFact.
 
-The server is the real one (``python -m boltir.cli.serve`` in its own process, on loopback); the load comes from
+The server is the real one (``python -m boltir.cli.serve`` in its own process, or ``--workers N`` processes behind
+one port, on loopback); the load comes from
 separate processes, each running asyncio httpx clients that send the SciFact test queries as
 ``GET /search?q=...&k=10`` back to back (a client sends its next query when the last one is answered). Each
 level runs for ``--seconds`` or ``--max-requests``, whichever ends first, after a short warm-up.
@@ -59,30 +60,43 @@ def build_index(model_dir: str, data: Path, index_dir: Path, device: str) -> Non
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), all its threads: what the server spends per query,
-    a figure that, unlike queries/s, holds up on a machine shared with other jobs."""
+    """User + system CPU time so far (Linux /proc) of a process and its children (the workers of ``--workers``), all
+    their threads: what the server spends per query, a figure that, unlike queries/s, holds up on a machine shared
+    with other jobs."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += process_cpu_seconds(int(child))
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(config: dict[str, Any], max_batch_size: int, workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(config: dict[str, Any], max_batch_size: int, workdir: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
+    """``boltir serve`` with ``workers`` processes; ready once every worker has answered /health (each is its own
+    process behind the port, so fresh connections are tried until as many pids have answered)."""
     port = free_port()
-    path = workdir / f"serve-{max_batch_size}.yaml"
-    path.write_text(yaml.safe_dump({**config, "port": port}))
+    name = f"serve-{max_batch_size}-w{workers}"
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**config, "port": port, "workers": workers}))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    log = open(workdir / f"serve-{max_batch_size}.log", "w")
+    log = open(workdir / f"{name}.log", "w")
     process = subprocess.Popen([sys.executable, "-m", "boltir.cli.serve", "--config", str(path), "--quiet",
                                 "--max-batch-size", str(max_batch_size)], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     import httpx
 
     deadline = time.monotonic() + 300
+    pids: set[int] = set()
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {(workdir / f'serve-{max_batch_size}.log').read_text()[-2000:]}")
+            raise RuntimeError(f"server exited: {(workdir / f'{name}.log').read_text()[-2000:]}")
         try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return process, url
+            response = httpx.get(url + "/health", timeout=2)
+            if response.status_code == 200:
+                pids.add(response.json().get("pid", 0))
+                if len(pids) >= workers:
+                    return process, url
+                time.sleep(0.05)
         except httpx.HTTPError:
             time.sleep(0.5)
     process.kill()
@@ -177,10 +191,11 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 4))
-    for mode, style in (("batched", "o-"), ("one-at-a-time", "s--")):
-        points = sorted((r["clients"], r["qps"]) for r in rows if r["mode"] == mode)
-        if points:
-            axis.plot(*zip(*points), style, label=mode)
+    for workers in sorted({r.get("workers", 1) for r in rows}):
+        for mode, style in (("batched", "o-"), ("one-at-a-time", "s--")):
+            points = sorted((r["clients"], r["qps"]) for r in rows if r["mode"] == mode and r.get("workers", 1) == workers)
+            if points:
+                axis.plot(*zip(*points), style, label=f"{mode}, {workers} worker{'s' if workers > 1 else ''}")
     axis.set_xscale("log", base=2)
     axis.set_xlabel("concurrent clients")
     axis.set_ylabel("queries / s")
@@ -210,6 +225,7 @@ def main() -> None:
     parser.add_argument("--load-processes", type=int, default=1, help="processes generating the load")
     parser.add_argument("--client", default="aiohttp", choices=["aiohttp", "httpx"], help="the load generator's HTTP client")
     parser.add_argument("--modes", default="batched,one-at-a-time")
+    parser.add_argument("--workers", default="1", help="server processes, a comma list: every mode runs at each")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--replot", type=Path, help="only draw --plot from this --out file (e.g. one a GPU machine wrote)")
@@ -233,35 +249,42 @@ def main() -> None:
               "precision": args.precision, "threads": args.threads, "batching": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}}
     command = "python -m benchmarks.serve " + " ".join(sys.argv[1:])
     rows: list[dict[str, Any]] = []
-    for mode in args.modes.split(","):
-        process, url = start_server(config, args.max_batch_size if mode == "batched" else 1, workdir)
+    for mode, workers in ((m, int(w)) for w in args.workers.split(",") for m in args.modes.split(",")):
+        process, url = start_server(config, args.max_batch_size if mode == "batched" else 1, workdir, workers)
         try:
             measure(url, queries, 8, 30, args.warmup, 1, args.client)  # warm-up: first calls, allocator, kernels
             for clients in (int(c) for c in args.clients.split(",")):
                 cpu_before = process_cpu_seconds(process.pid)
-                row = {"mode": mode, "device": args.device, "precision": args.precision,
+                row = {"mode": mode, "workers": workers, "device": args.device, "precision": args.precision,
                        "max_batch_size": args.max_batch_size if mode == "batched" else 1, "max_wait_ms": args.max_wait_ms,
                        "client": args.client, **measure(url, queries, clients, args.seconds, args.max_requests, args.load_processes, args.client)}
                 row["server_cpu_ms_per_query"] = round(1000 * (process_cpu_seconds(process.pid) - cpu_before) / max(1, row["requests"]), 3)
-                print(f"{mode:14s} clients {clients:3d}: {row['qps']:8.1f} q/s  p50 {row['p50_ms']:7.2f} ms  "
+                print(f"{mode:14s} workers {workers} clients {clients:3d}: {row['qps']:8.1f} q/s  p50 {row['p50_ms']:7.2f} ms  "
                       f"p99 {row['p99_ms']:7.2f} ms  server CPU {row['server_cpu_ms_per_query']:.3f} ms/query  ({row['requests']} requests, {row['errors']} errors)", flush=True)
                 rows.append(row)
         finally:
             process.terminate()
             process.wait(30)
+    def one_at_a_time(clients: int, workers: int) -> dict[str, Any] | None:
+        return next((r for r in rows if r["mode"] == "one-at-a-time" and r["clients"] == clients and r["workers"] == workers), None)
+
     for row in rows:
         if row["mode"] == "batched":
-            single = next((r for r in rows if r["mode"] == "one-at-a-time" and r["clients"] == row["clients"]), None)
-            if single:
-                row["speedup_vs_one_at_a_time"] = round(row["qps"] / single["qps"], 2)
+            same, single = one_at_a_time(row["clients"], row["workers"]), one_at_a_time(row["clients"], 1)
+            if same:  # the same number of server processes, one query per forward pass
+                row["speedup_vs_one_at_a_time"] = round(row["qps"] / same["qps"], 2)
+            if single:  # the plain server: one process, one query at a time
+                row["speedup_vs_one_at_a_time_1_worker"] = round(row["qps"] / single["qps"], 2)
     summary = {"benchmark": "serve", "date": date.today().isoformat(), "command": command, "model": args.model,
                "random_weights": args.random_weights, "queries": len(queries), "machine": machine(args.device),
                "load_average": os.getloadavg(), "versions": versions(("torch", "transformers", "fastapi", "uvicorn", "httpx", "aiohttp", "httptools", "uvloop", "orjson", "faiss-cpu")),
                "rows": rows}
     emit(summary)
-    print(f"\n| mode | clients | queries/s | p50 ms | p99 ms | x one-at-a-time |\n|---|---:|---:|---:|---:|---:|")
+    print("\n| mode | workers | clients | queries/s | p50 ms | p99 ms | x one-at-a-time, same workers | x one-at-a-time, 1 worker |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['mode']} | {row['clients']} | {row['qps']} | {row['p50_ms']} | {row['p99_ms']} | {row.get('speedup_vs_one_at_a_time', '')} |")
+        print(f"| {row['mode']} | {row['workers']} | {row['clients']} | {row['qps']} | {row['p50_ms']} | {row['p99_ms']} | "
+              f"{row.get('speedup_vs_one_at_a_time', '')} | {row.get('speedup_vs_one_at_a_time_1_worker', '')} |")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2) + "\n")

@@ -51,3 +51,44 @@ def test_scale_benchmark_sizes_and_recall(tiny_bert_dir, varied_beir, tmp_path, 
     assert summary["total_s"] > 0 and (out / "scale.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "| 300 | hnsw32 (HNSW32) |" in printed and "| 500 | flat (Flat) |" in printed
+
+
+def test_exact_top_k_counts_tied_documents_as_found(tmp_path):
+    """Two bitwise-equal vectors tie at the k-th place: strict recall takes the exact pick only, tie-aware recall
+    either; a document below the k-th score by more than ε counts in neither."""
+    import numpy as np
+    import torch
+
+    from benchmarks.scale import exact_top_k
+    from boltir.index.shards import ShardWriter
+
+    vectors = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.8, 0.6], [0.0, 1.0]])
+    writer = ShardWriter(tmp_path / "shards", shard_size=2)  # the tie spans two shards
+    writer.add(["a", "b"], vectors[:2])
+    writer.add(["c", "d"], vectors[2:])
+    writer.close()
+    exact = exact_top_k(tmp_path / "shards", np.array([[1.0, 0.0]], dtype=np.float32), 2, "cpu")
+    assert exact.ids[0][0] == "a" and exact.ids[0][1] in {"b", "c"} and exact.within == [{"a", "b", "c"}]
+    other = ({"b", "c"} - {exact.ids[0][1]}).pop()
+    assert exact.recall([["a", exact.ids[0][1]]], 2) == (1.0, 1.0)
+    assert exact.recall([["a", other]], 2) == (0.5, 1.0)  # an equally good pick: a miss only when strict
+    assert exact.recall([["a", "d"]], 2) == (0.5, 0.5)
+
+
+def test_spliced_heads_stay_short_and_documents_distinct(tmp_path):
+    from benchmarks.scale import HEAD_WORDS, write_corpus
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with open(data / "corpus.jsonl", "w") as corpus:
+        for d in range(7):
+            corpus.write(json.dumps({"_id": str(d), "title": f"t{d}", "text": " ".join(f"w{d}x{j}" for j in range(40 + 60 * d))}) + "\n")
+    write_corpus(data, 21, tmp_path / "spliced.jsonl")
+    docs = [json.loads(line) for line in (tmp_path / "spliced.jsonl").read_text().splitlines()]
+    assert len(docs) == 21 and len({d["text"] for d in docs}) == 21 and len({d["_id"] for d in docs}) == 21
+    for doc in docs:
+        source, copy = doc["_id"].split("-")
+        if copy == "0":
+            continue  # copy 0 is SciFact itself: partner (d + 0) is d
+        head = [w for w in doc["text"].split() if w.startswith(f"w{source}x")]
+        assert doc["title"] == f"t{source}" and 0 < len(head) <= HEAD_WORDS

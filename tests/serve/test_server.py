@@ -133,3 +133,36 @@ def test_shuts_down_cleanly_on_signal_while_answering(tiny_collection, tmp_path,
     assert "Finished server process" in process.output()
     with pytest.raises(httpx.ConnectError):
         httpx.get(process.url + "/health", timeout=2)
+
+
+def test_workers_share_the_port_answer_alike_and_stop_together(tiny_collection, tmp_path, direct):
+    """--workers 2: two processes behind one port, connections spread over both (SO_REUSEPORT), each answering as
+    the index does; SIGTERM stops both and the command ends with status 0."""
+    process = ServerProcess(serve_config(tiny_collection), tmp_path, ("--workers", "2"))
+    _, search = direct
+    pids: set[int] = set()
+    for _ in range(200):  # a fresh connection each time: the kernel hashes each one to a worker
+        with httpx.Client(base_url=process.url, timeout=30) as client:
+            health = client.get("/health").json()
+            assert health["workers"] == 2 and health["documents"] == 6
+            pids.add(health["pid"])
+            hits = client.get("/search", params={"q": QUERIES[0], "k": 3}).json()["hits"]
+            assert [h["doc_id"] for h in hits] == [doc for doc, _ in search(QUERIES[0], 3)]
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2, f"only worker(s) {pids} answered 200 connections:\n{process.output()}"
+    assert process.process.pid not in pids  # the parent supervises; workers answer
+    code = process.stop(signal.SIGTERM)
+    assert code == 0, process.output()
+    assert process.output().count("Finished server process") == 2
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(process.url + "/health", timeout=2)
+
+
+def test_a_worker_that_cannot_start_stops_the_server_with_one_line(tiny_collection, tmp_path):
+    config = serve_config(tiny_collection, corpus=str(tmp_path / "missing.jsonl"))
+    with pytest.raises(RuntimeError, match="boltir serve exited") as failure:
+        ServerProcess(config, tmp_path, ("--workers", "2"))
+    log = str(failure.value)
+    assert "missing.jsonl: file not found" in log and "exited with status 2" in log
+    assert log.count("Traceback") <= 1  # the workers' error is one line each (only python -m's own traceback remains)

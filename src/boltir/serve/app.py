@@ -12,6 +12,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -238,7 +239,8 @@ def create_app(service: SearchService) -> FastAPI:
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        return JSONResponse({**service.health(), "batching": {"batches": batcher.batches, "queries": batcher.items}})
+        return JSONResponse({**service.health(), "workers": config.workers, "pid": os.getpid(),
+                             "batching": {"batches": batcher.batches, "queries": batcher.items}})
 
     @app.get("/search")
     async def search_get(
@@ -280,3 +282,4 @@ def create_app(service: SearchService) -> FastAPI:
 
     app.add_middleware(RequestGuard, max_body_bytes=limits.max_body_bytes)
     return app
+

@@ -108,6 +108,15 @@ def first_word(text: str, words: tuple[str, ...]) -> int:
     return best if best < len(lowered) else 0
 
 
+def _limit_faiss_threads(threads: int) -> None:
+    """Faiss's OpenMP threads, as torch's: left at one per core, each of several server processes spins that many."""
+    try:
+        import faiss
+    except ImportError:  # an index of another engine: nothing to limit
+        return
+    faiss.omp_set_num_threads(threads)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -142,6 +151,7 @@ class SearchService:
         self.device = resolve_device(config.device)
         if config.threads is not None:
             torch.set_num_threads(config.threads)
+            _limit_faiss_threads(config.threads)
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.precision]
         self.module = first_stage_module(config.model, manifest, config.index_dir)
         self.model_name = str(getattr(self.module.model, "name_or_path", config.model))
