@@ -410,7 +410,7 @@ def run_size(args: argparse.Namespace, size: int, module: Any, queries: Any, wor
         build_s = time.perf_counter() - started
         sampler.phase = f"search-{name}"
         rows = []
-        for settings in spec["sweep"]:
+        for settings in json.loads(args.sweep) if args.sweep else spec["sweep"]:
             figures, _ = search_figures(open_searcher(index_dir, **settings), queries, exact, 10, args.single_queries)
             rows.append({"settings": settings, **figures})
             print(f"[{size:,}] {name} {settings}: recall@10 {figures['recall_at_10']:.4f} (tie-aware {figures['recall_at_10_ties']:.4f}), "
@@ -494,6 +494,7 @@ def main() -> None:
     parser.add_argument("--ceilings", action="store_true", help="first measure host tokenisation and the GPU forward pass apart")
     parser.add_argument("--flat-search-max-docs", type=int, default=2_500_000, help="Flat search is timed up to this size (exact top-10s come from the shards)")
     parser.add_argument("--ivf-lists", type=int, default=4096)
+    parser.add_argument("--sweep", help='search settings for every engine instead of its own sweep, as JSON: \'[{"nprobe": 128, "k_factor": 8}]\'')
     parser.add_argument("--train-size", type=int, default=163_840, help="IVF/PQ training vectors (40 per list of 4,096)")
     parser.add_argument("--hnsw-max-docs", type=int, default=1_000_000, help="HNSW is built up to this size only (its build is slow)")
     parser.add_argument("--queries", type=int, default=1000)
