@@ -16,17 +16,20 @@ def test_serve_benchmark_rows_and_ratio(tiny_bert_dir, tiny_beir, quiet_temp, mo
     monkeypatch.setattr(sys, "argv", [
         "serve", "--data", str(tiny_beir), "--model", str(tiny_bert_dir), "--random-weights", "--threads", "1",
         "--clients", "1,2", "--seconds", "2", "--max-requests", "12", "--warmup", "2", "--max-batch-size", "4",
-        "--client", "httpx", "--out", str(out), "--plot", str(png)])
+        "--client", "httpx", "--workers", "1,2", "--out", str(out), "--plot", str(png)])
     serve.main()
     summary = json.loads(out.read_text())
     assert summary["benchmark"] == "serve" and summary["queries"] == 3 and summary["random_weights"] is True
     rows = summary["rows"]
-    assert [(r["mode"], r["clients"], r["max_batch_size"]) for r in rows] == [
-        ("batched", 1, 4), ("batched", 2, 4), ("one-at-a-time", 1, 1), ("one-at-a-time", 2, 1)]
+    assert [(r["mode"], r["workers"], r["clients"], r["max_batch_size"]) for r in rows] == [
+        (mode, workers, clients, 4 if mode == "batched" else 1)
+        for workers in (1, 2) for mode in ("batched", "one-at-a-time") for clients in (1, 2)]
     for row in rows:
         assert 0 < row["requests"] <= 12 and row["errors"] == 0
         assert row["qps"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"] and row["server_cpu_ms_per_query"] >= 0
-    for batched, single in zip(rows[:2], rows[2:]):
-        assert math.isfinite(batched["speedup_vs_one_at_a_time"]) and batched["speedup_vs_one_at_a_time"] > 0
-        assert batched["speedup_vs_one_at_a_time"] == round(batched["qps"] / single["qps"], 2)
-    assert "| batched | 2 |" in capsys.readouterr().out and png.read_bytes()[:4] == b"\x89PNG"
+    for start in (0, 4):  # per worker count: batched rows, then one-at-a-time rows
+        for batched, single, plain in zip(rows[start : start + 2], rows[start + 2 : start + 4], rows[2:4]):
+            assert math.isfinite(batched["speedup_vs_one_at_a_time"]) and batched["speedup_vs_one_at_a_time"] > 0
+            assert batched["speedup_vs_one_at_a_time"] == round(batched["qps"] / single["qps"], 2)
+            assert batched["speedup_vs_one_at_a_time_1_worker"] == round(batched["qps"] / plain["qps"], 2)
+    assert "| batched | 2 | 2 |" in capsys.readouterr().out and png.read_bytes()[:4] == b"\x89PNG"
