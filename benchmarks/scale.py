@@ -186,8 +186,8 @@ class ExactTopK:
     that cuts two documents to the same text gives equal vectors) the exact top-k is one arbitrary pick of them, and
     strict recall counts an engine's equally good pick as a miss."""
 
-    def __init__(self, ids: list[list[str]], within: list[set[str]], kth_scores: list[float], seconds: float) -> None:
-        self.ids, self.within, self.kth_scores, self.seconds = ids, within, kth_scores, seconds
+    def __init__(self, ids: list[list[str]], within: list[set[str]], seconds: float) -> None:
+        self.ids, self.within, self.seconds = ids, within, seconds
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -204,7 +204,8 @@ TIE_EPSILON = 1e-3  # on cosine scores; bf16 vectors carry ~3 significant digits
 
 def exact_top_k(shard_dir: Path, queries: Any, k: int, device: str, epsilon: float = TIE_EPSILON) -> ExactTopK:
     """Exact top-k by a matrix product over the shards on ``device`` (inner product: the vectors are normalised);
-    a second pass gathers every id within ``epsilon`` of each query's k-th score."""
+    a second pass gathers every id within ``epsilon`` of each query's k-th score (read again rather than kept:
+    the scores of every document for every query do not fit in memory at 10M)."""
     import torch
 
     from boltir.index.shards import complete_shards
@@ -236,7 +237,7 @@ def exact_top_k(shard_dir: Path, queries: Any, k: int, device: str, epsilon: flo
         for query, row in (scores >= threshold).nonzero().tolist():
             within[query].add(ids[offset + row])
     rows = best_rows.cpu().tolist()
-    return ExactTopK([[ids[r] for r in row] for row in rows], within, best_scores[:, -1].cpu().tolist(), time.perf_counter() - started)
+    return ExactTopK([[ids[r] for r in row] for row in rows], within, time.perf_counter() - started)
 
 
 def tie_counts(exact: ExactTopK) -> dict[str, float]:

@@ -38,6 +38,16 @@ def _faiss():
     return require("faiss", "faiss-cpu", "the Faiss index")
 
 
+def set_search_threads(threads: int) -> None:
+    """Faiss's OpenMP threads (one per core by default: several processes on one machine each spin that many);
+    nothing to do where faiss-cpu is not installed."""
+    try:
+        import faiss
+    except ImportError:
+        return
+    faiss.omp_set_num_threads(threads)
+
+
 def faiss_contrib_ondisk():
     return require("faiss.contrib.ondisk", "faiss-cpu", "the on-disk Faiss index")
 

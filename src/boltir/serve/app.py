@@ -282,4 +282,3 @@ def create_app(service: SearchService) -> FastAPI:
 
     app.add_middleware(RequestGuard, max_body_bytes=limits.max_body_bytes)
     return app
-

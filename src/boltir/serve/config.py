@@ -47,10 +47,10 @@ class ServeConfig:
             shared out among them); 1 on a machine shared with other jobs, where threads waiting on busy cores
             slow every forward pass down many times.
         host, port: where to listen; loopback unless ``host`` says otherwise.
-        workers: server processes sharing the port (uvicorn's workers). Each loads its own model, index and corpus
-            and batches its own connections: one Python process tops out where its event loop and GIL do (about
-            1,300 queries/s for MiniLM on an H100), several scale past that on the same GPU, at the memory of one
-            service each.
+        workers: server processes on the port, each on its own SO_REUSEPORT socket. Each loads its own model,
+            index and corpus and batches its own connections: one Python process tops out where its event loop
+            and GIL do (1,300-1,750 queries/s for MiniLM on an H100), several scale past that on the same GPU,
+            at the memory of one service each.
     """
 
     index_dir: str

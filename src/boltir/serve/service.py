@@ -18,6 +18,7 @@ from ..data.datasets import DocDataset, join_title
 from ..data.formats import read_jsonl
 from ..errors import ConfigError
 from ..index import Searcher, open_searcher, read_manifest
+from ..index.faiss import set_search_threads
 from ..models import BiEncoderModel, load_model
 from ..modules import BiEncoderModule, BM25Module, BoltirModule, ColBERTModule, CrossEncoderModule, LightRetrieverModule, SpladeModule
 from .config import ServeConfig
@@ -108,15 +109,6 @@ def first_word(text: str, words: tuple[str, ...]) -> int:
     return best if best < len(lowered) else 0
 
 
-def _limit_faiss_threads(threads: int) -> None:
-    """Faiss's OpenMP threads, as torch's: left at one per core, each of several server processes spins that many."""
-    try:
-        import faiss
-    except ImportError:  # an index of another engine: nothing to limit
-        return
-    faiss.omp_set_num_threads(threads)
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -151,7 +143,7 @@ class SearchService:
         self.device = resolve_device(config.device)
         if config.threads is not None:
             torch.set_num_threads(config.threads)
-            _limit_faiss_threads(config.threads)
+            set_search_threads(config.threads)
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.precision]
         self.module = first_stage_module(config.model, manifest, config.index_dir)
         self.model_name = str(getattr(self.module.model, "name_or_path", config.model))
