@@ -37,6 +37,9 @@
 #   light-retriever  query encoding speed and LoRA fine-tuning on SciFact (LightRetriever)   .whl .carry/sf .carry/smollm2
 #   serve          boltir serve under HTTP load, batched vs one at a time, 1 / 2 / 4 server processes (serving)
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
+#   serve-profile  where a search batch's time goes (benchmarks.serve_stages), then 64-client serve runs: Faiss Flat
+#                  (OpenMP threads spinning, the default, and OMP_WAIT_POLICY=PASSIVE) vs the torch index on the GPU
+#                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   scale          Trainer.index to shards at 1M-10M spliced SciFact documents, engines from the shards (scale, #20);
 #                  arguments pass to benchmarks.scale (--sizes, --engines, --budget-s, --reserve-s; --ceilings hung
 #                  there on 2026-12-05: its fork pool after CUDA start-up)
@@ -215,6 +218,21 @@ case "$subcommand" in
     timeout 540 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$SHAPE" --random-weights --data "$DATA" \
       --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1,2,4 --out "$OUT/serve-cuda.json" \
       --plot "$OUT/serve-cuda.png" "$@" 2>&1 | tee "$OUT/serve-cuda.log" | grep -E "clients|^\||rror" ;;
+  serve-profile)  # stages-*.json and serve-*.json under $OUT; arguments pass to each benchmarks.serve run
+    site serve; data
+    model=$($PY -c "from benchmarks.common import prepare_model as p; print(p('$SHAPE', True))" | tail -1)
+    for engine in faiss torch; do
+      [ -s "$T/serve-$engine/manifest.json" ] || $PY -c "from benchmarks.serve import build_index as b; import sys; b(*sys.argv[1:5], sys.argv[5])" \
+        "$model" "$DATA/corpus.jsonl" "$T/serve-$engine" cuda $engine 2>&1 | quiet 2
+    done
+    stages() { $PY -m benchmarks.serve_stages --index-dir "$T/serve-$1" --corpus "$DATA" --model "$model" --device cuda \
+      --precision bf16 --out "$OUT/stages-$1-$2.json" "${@:3}" 2>&1 | grep -E "^\||engine|rror"; }
+    stages faiss spin; OMP_WAIT_POLICY=PASSIVE stages faiss passive; stages torch spin
+    serve() { timeout 150 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$model" --data "$DATA" \
+      --index-dir "$T/serve-$1" --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1 --clients 16,64 \
+      --out "$OUT/serve-$1-$2.json" "${@:3}" 2>&1 | grep -E "clients|rror"; }
+    # boltir serve sets OMP_WAIT_POLICY=PASSIVE unless it is set: empty is libgomp's default (spin, then sleep)
+    OMP_WAIT_POLICY= serve faiss spin "$@"; serve faiss passive "$@"; serve torch passive "$@" ;;
   scale)  # results.json, memory-N.csv, scale.png and the log under $OUT/scale
     site; data; minilm; mkdir -p "$OUT/scale"
     # unbuffered and line-buffered: a run cut at the call's limit still brings back its log up to the cut

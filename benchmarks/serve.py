@@ -49,13 +49,15 @@ def test_queries(data: Path) -> list[str]:
     return [q["text"] for q in queries if str(q["_id"]) in wanted]
 
 
-def build_index(model_dir: str, data: Path, index_dir: Path, device: str) -> None:
-    from boltir import BiEncoderModule, DataModule, DocDataset, Trainer
+def build_index(model_dir: str, data: Path, index_dir: Path, device: str, engine: str = "faiss") -> None:
+    """``engine`` faiss: a CPU Flat index (the default of ``boltir index``); torch: exact search on the device."""
+    from boltir import BiEncoderModule, DataModule, DocDataset, FaissIndexConfig, TorchIndexConfig, Trainer
 
     started = time.perf_counter()
     trainer = Trainer(logger=False, accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1,
                       precision="bf16-mixed" if device.startswith("cuda") else "32-true")
-    trainer.index(BiEncoderModule(model_dir), DataModule(DocDataset(data), inference_batch_size=256), index_dir)
+    index_config = TorchIndexConfig() if engine == "torch" else FaissIndexConfig()
+    trainer.index(BiEncoderModule(model_dir), DataModule(DocDataset(data), inference_batch_size=256), index_dir, index_config=index_config)
     print(f"indexed {data} into {index_dir} in {time.perf_counter() - started:.0f}s", flush=True)
 
 
@@ -216,6 +218,8 @@ def main() -> None:
     parser.add_argument("--corpus-limit", type=int, help="only the first N documents (to try the script quickly)")
     parser.add_argument("--threads", type=int, help="the server's torch CPU threads (1 on a shared machine)")
     parser.add_argument("--index-dir", help="an index of --data by --model to reuse (built here when absent)")
+    parser.add_argument("--engine", default="faiss", choices=["faiss", "torch"],
+                        help="the index built when --index-dir has none: faiss Flat on the CPU, or torch exact on the device")
     parser.add_argument("--clients", default="1,16,64")
     parser.add_argument("--seconds", type=float, default=20, help="at most this long per level")
     parser.add_argument("--max-requests", type=int, default=5000, help="at most this many requests per level")
@@ -235,6 +239,7 @@ def main() -> None:
         plot(summary["rows"], args.plot, _title(summary))
         return
 
+    from boltir.index import read_manifest
     from boltir.models import resolve_model_dir
 
     data = Path(args.data)
@@ -243,7 +248,7 @@ def main() -> None:
     index_dir = Path(args.index_dir) if args.index_dir else workdir / "index"
     corpus = scifact_corpus(data, args.corpus_limit)
     if not (index_dir / "manifest.json").is_file() and not (index_dir / "CURRENT").is_file():  # flat or versioned
-        build_index(model_dir, corpus, index_dir, args.device)
+        build_index(model_dir, corpus, index_dir, args.device, args.engine)
     queries = test_queries(data)
     config = {"index_dir": str(index_dir), "corpus": str(corpus), "model": model_dir, "device": args.device,
               "precision": args.precision, "threads": args.threads, "batching": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}}
@@ -277,6 +282,8 @@ def main() -> None:
                 row["speedup_vs_one_at_a_time_1_worker"] = round(row["qps"] / single["qps"], 2)
     summary = {"benchmark": "serve", "date": date.today().isoformat(), "command": command, "model": args.model,
                "random_weights": args.random_weights, "queries": len(queries), "machine": machine(args.device),
+               "engine": read_manifest(index_dir).get("engine"),  # boltir serve sets PASSIVE unless the caller set it:
+               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
                "load_average": os.getloadavg(), "versions": versions(("torch", "transformers", "fastapi", "uvicorn", "httpx", "aiohttp", "httptools", "uvloop", "orjson", "faiss-cpu")),
                "rows": rows}
     emit(summary)

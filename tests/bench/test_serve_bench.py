@@ -33,3 +33,23 @@ def test_serve_benchmark_rows_and_ratio(tiny_bert_dir, tiny_beir, quiet_temp, mo
             assert batched["speedup_vs_one_at_a_time"] == round(batched["qps"] / single["qps"], 2)
             assert batched["speedup_vs_one_at_a_time_1_worker"] == round(batched["qps"] / plain["qps"], 2)
     assert "| batched | 2 | 2 |" in capsys.readouterr().out and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_serve_stages_times_each_stage_of_a_search_batch(tiny_bert_dir, tiny_beir, quiet_temp, monkeypatch, capsys):
+    from benchmarks import serve_stages
+    from boltir.index import read_manifest
+
+    index_dir, out = quiet_temp / "index-torch", quiet_temp / "stages.json"
+    serve.build_index(str(tiny_bert_dir), tiny_beir, index_dir, "cpu", "torch")
+    assert read_manifest(index_dir)["engine"] == "torch"
+    monkeypatch.setattr(sys, "argv", ["serve_stages", "--index-dir", str(index_dir), "--corpus", str(tiny_beir),
+                                      "--model", str(tiny_bert_dir), "--threads", "1", "--batches", "1,3",
+                                      "--repeats", "4", "--out", str(out)])
+    serve_stages.main()
+    summary = json.loads(out.read_text())
+    assert summary["engine"] == "torch" and [row["batch"] for row in summary["rows"]] == [1, 3]
+    for row in summary["rows"]:
+        for stage in ("encode", "search", "hits"):
+            assert row[f"{stage}_ms"] > 0 and row[f"{stage}_cpu_ms"] >= 0
+    printed = capsys.readouterr().out
+    assert "engine torch, threads 1" in printed and "| 3 |" in printed

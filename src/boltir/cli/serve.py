@@ -12,11 +12,16 @@ import socket
 import sys
 import threading
 
-import uvicorn
+# Set before torch and faiss load libgomp, which reads it once. By default OpenMP threads spin after each parallel
+# region; a server makes many small Faiss/BLAS calls, so one thread per core keeps spinning between them and takes
+# the cores the event loop, the tokenizer and the other worker processes need (tail latency under load).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ..errors import BoltirError, ConfigError
-from ..index import read_manifest
-from ..serve import SearchService, ServeConfig, create_app
+import uvicorn  # noqa: E402
+
+from ..errors import BoltirError, ConfigError  # noqa: E402
+from ..index import read_manifest  # noqa: E402
+from ..serve import SearchService, ServeConfig, create_app  # noqa: E402
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
