@@ -38,7 +38,8 @@
 #   serve          boltir serve under HTTP load, batched vs one at a time, 1 / 2 / 4 server processes (serving)
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   serve-profile  where a search batch's time goes (benchmarks.serve_stages), then 64-client serve runs: Faiss Flat
-#                  (OpenMP threads spinning, the default, and OMP_WAIT_POLICY=PASSIVE) vs the torch index on the GPU
+#                  as boltir serve runs it (OMP_WAIT_POLICY=PASSIVE, tokenizer threads off), as the 2026-12-06 row ran
+#                  (OpenMP spinning, TOKENIZERS_PARALLELISM=true), each change alone, the torch index on the GPU
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   scale          Trainer.index to shards at 1M-10M spliced SciFact documents, engines from the shards (scale, #20);
 #                  arguments pass to benchmarks.scale (--sizes, --engines, --budget-s, --reserve-s; --ceilings hung
@@ -215,27 +216,28 @@ case "$subcommand" in
     timeout 500 $PY benchmarks/light_retriever_scifact.py --device cuda --data "$DATA" --model "$GGUF" --steps 300 --out "$OUT" 2>&1 | quiet 12 ;;
   serve)  # every mode at 1, 2 and 4 server processes (--workers); arguments pass to benchmarks.serve
     site serve; data
+    unset TOKENIZERS_PARALLELISM  # boltir serve's own default (false) applies, as for a user
     timeout 540 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$SHAPE" --random-weights --data "$DATA" \
       --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1,2,4 --out "$OUT/serve-cuda.json" \
       --plot "$OUT/serve-cuda.png" "$@" 2>&1 | tee "$OUT/serve-cuda.log" | grep -E "clients|^\||rror" ;;
   serve-profile)  # stages-*.json and serve-*.json under $OUT; arguments pass to each benchmarks.serve run
-    site serve; data
+    site serve; data; unset TOKENIZERS_PARALLELISM  # boltir serve's default (false) unless a run sets it
     model=$($PY -c "from benchmarks.common import prepare_model as p; print(p('$SHAPE', True))" | tail -1)
     for engine in faiss torch; do
       [ -s "$T/serve-$engine/manifest.json" ] || $PY -c "from benchmarks.serve import build_index as b; import sys; b(*sys.argv[1:5], sys.argv[5])" \
-        "$model" "$DATA/corpus.jsonl" "$T/serve-$engine" cuda $engine 2>&1 | quiet 2
+        "$model" "$DATA/corpus.jsonl" "$T/serve-$engine" "$DEVICE" $engine 2>&1 | quiet 2
     done
-    stages() { $PY -m benchmarks.serve_stages --index-dir "$T/serve-$1" --corpus "$DATA" --model "$model" --device cuda \
-      --precision bf16 --out "$OUT/stages-$1-$2.json" "${@:3}" 2>&1 | grep -E "^\||engine|rror"; }
-    stages faiss spin; OMP_WAIT_POLICY=PASSIVE stages faiss passive; stages torch spin
-    serve() { timeout 150 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$model" --data "$DATA" \
+    stages() { $PY -m benchmarks.serve_stages --index-dir "$T/serve-$1" --corpus "$DATA" --model "$model" --device $DEVICE \
+      --precision $PRECISION --out "$OUT/stages-$1-$2.json" "${@:3}" 2>&1 | grep -E "^\||engine|rror"; }
+    serve() { timeout 150 $PY -m benchmarks.serve --device $DEVICE --precision $PRECISION --model "$model" --data "$DATA" \
       --index-dir "$T/serve-$1" --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1 --clients 16,64 \
       --out "$OUT/serve-$1-$2.json" "${@:3}" 2>&1 | grep -E "clients|rror"; }
-    # boltir serve sets OMP_WAIT_POLICY=PASSIVE unless it is set: empty is libgomp's default (spin, then sleep)
-    OMP_WAIT_POLICY= serve faiss spin "$@"; serve faiss passive "$@"; serve torch passive "$@"
-    # a 0.5 ms GIL switch interval (Python's default is 5 ms) for the server and load processes: does the tail shrink?
-    mkdir -p "$T/switch"; echo "import sys; sys.setswitchinterval(0.0005)" > "$T/switch/sitecustomize.py"
-    PYTHONPATH=$T/switch:$PYTHONPATH serve torch passive-switch "$@" ;;
+    # most telling first (a run cut at the call's limit keeps what finished): the product's defaults, then the
+    # 2026-12-06 row's setting (OpenMP threads spin: OMP_WAIT_POLICY empty; tokenizer thread pool on), then each alone
+    OMP_WAIT_POLICY=PASSIVE stages faiss default; OMP_WAIT_POLICY= TOKENIZERS_PARALLELISM=true stages faiss dec06
+    serve faiss default "$@"; OMP_WAIT_POLICY= TOKENIZERS_PARALLELISM=true serve faiss dec06 "$@"
+    serve torch default "$@"; TOKENIZERS_PARALLELISM=true serve faiss tokpar "$@"; OMP_WAIT_POLICY= serve faiss spin "$@"
+    OMP_WAIT_POLICY=PASSIVE stages torch default ;;
   scale)  # results.json, memory-N.csv, scale.png and the log under $OUT/scale
     site; data; minilm; mkdir -p "$OUT/scale"
     # unbuffered and line-buffered: a run cut at the call's limit still brings back its log up to the cut

@@ -284,6 +284,7 @@ def main() -> None:
                "random_weights": args.random_weights, "queries": len(queries), "machine": machine(args.device),
                "engine": read_manifest(index_dir).get("engine"),  # boltir serve sets PASSIVE unless the caller set it:
                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+               "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "false"),
                "load_average": os.getloadavg(), "versions": versions(("torch", "transformers", "fastapi", "uvicorn", "httpx", "aiohttp", "httptools", "uvloop", "orjson", "faiss-cpu")),
                "rows": rows}
     emit(summary)
