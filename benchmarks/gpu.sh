@@ -39,7 +39,8 @@
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   serve-profile  where a search batch's time goes (benchmarks.serve_stages), then 64-client serve runs: Faiss Flat
 #                  as boltir serve runs it (OMP_WAIT_POLICY=PASSIVE, tokenizer threads off), as the 2026-12-06 row ran
-#                  (OpenMP spinning, TOKENIZERS_PARALLELISM=true), each change alone, the torch index on the GPU
+#                  (OpenMP spinning, TOKENIZERS_PARALLELISM=true), batches on the event loop (no model thread), a 0.5 ms
+#                  GIL switch interval, the torch index
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   scale          Trainer.index to shards at 1M-10M spliced SciFact documents, engines from the shards (scale, #20);
 #                  arguments pass to benchmarks.scale (--sizes, --engines, --budget-s, --reserve-s; --ceilings hung
@@ -236,7 +237,11 @@ case "$subcommand" in
     # 2026-12-06 row's setting (OpenMP threads spin: OMP_WAIT_POLICY empty; tokenizer thread pool on), then each alone
     OMP_WAIT_POLICY=PASSIVE stages faiss default; OMP_WAIT_POLICY= TOKENIZERS_PARALLELISM=true stages faiss dec06
     serve faiss default "$@"; OMP_WAIT_POLICY= TOKENIZERS_PARALLELISM=true serve faiss dec06 "$@"
-    serve torch default "$@"; TOKENIZERS_PARALLELISM=true serve faiss tokpar "$@"; OMP_WAIT_POLICY= serve faiss spin "$@"
+    # a 0.5 ms GIL switch interval (Python's is 5 ms): torch releases the GIL around every op, and the model thread
+    # can wait up to an interval to get it back from a busy event loop, op after op
+    mkdir -p "$T/switch"; echo "import sys; sys.setswitchinterval(0.0005)" > "$T/switch/sitecustomize.py"
+    serve faiss inline --no-model-thread "$@"  # batches on the event loop: no GIL handbacks between threads
+    PYTHONPATH=$T/switch:$PYTHONPATH serve faiss switch "$@"; serve torch default "$@"
     OMP_WAIT_POLICY=PASSIVE stages torch default ;;
   scale)  # results.json, memory-N.csv, scale.png and the log under $OUT/scale
     site; data; minilm; mkdir -p "$OUT/scale"

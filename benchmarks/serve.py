@@ -226,6 +226,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=64, help="requests before each mode's first level")
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=2)
+    parser.add_argument("--no-model-thread", action="store_true", help="batching.model_thread: false (batches on the event loop)")
     parser.add_argument("--load-processes", type=int, default=1, help="processes generating the load")
     parser.add_argument("--client", default="aiohttp", choices=["aiohttp", "httpx"], help="the load generator's HTTP client")
     parser.add_argument("--modes", default="batched,one-at-a-time")
@@ -251,7 +252,8 @@ def main() -> None:
         build_index(model_dir, corpus, index_dir, args.device, args.engine)
     queries = test_queries(data)
     config = {"index_dir": str(index_dir), "corpus": str(corpus), "model": model_dir, "device": args.device,
-              "precision": args.precision, "threads": args.threads, "batching": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms}}
+              "precision": args.precision, "threads": args.threads, "batching": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,
+                                                                      "model_thread": not args.no_model_thread}}
     command = "python -m benchmarks.serve " + " ".join(sys.argv[1:])
     rows: list[dict[str, Any]] = []
     for mode, workers in ((m, int(w)) for w in args.workers.split(",") for m in args.modes.split(",")):
@@ -285,6 +287,7 @@ def main() -> None:
                "engine": read_manifest(index_dir).get("engine"),  # boltir serve sets PASSIVE unless the caller set it:
                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
                "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "false"),
+               "model_thread": not args.no_model_thread, "switch_interval_s": sys.getswitchinterval(),
                "load_average": os.getloadavg(), "versions": versions(("torch", "transformers", "fastapi", "uvicorn", "httpx", "aiohttp", "httptools", "uvloop", "orjson", "faiss-cpu")),
                "rows": rows}
     emit(summary)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boltir.serve import DynamicBatcher
+from boltir.serve.batching import InlineExecutor
 
 
 def run_batcher(items: list[int], max_batch_size: int, max_wait_ms: float, delay_s: float = 0.0):
@@ -97,3 +98,31 @@ def test_wait_counts_from_arrival_so_a_queued_batch_starts_when_the_model_is_fre
     assert len(starts) == 2
     # their deadline is 400 ms after queued_at; counted from the end of the first batch it would be ~700 ms
     assert starts[1] - queued_at < 0.6
+
+
+def test_inline_executor_runs_batches_on_the_event_loop_thread():
+    """batching.model_thread: false: the batch function runs in the loop's own thread, still one call for items
+    that arrive together, and its errors reach the items' senders."""
+    calls: list[list[int]] = []
+    threads: set[str] = set()
+
+    def process(batch: list[int]) -> list[int]:
+        if -1 in batch:
+            raise ValueError("minus one")
+        calls.append(list(batch))
+        threads.add(threading.current_thread().name)
+        return [item * 10 for item in batch]
+
+    async def main():
+        batcher = DynamicBatcher(process, InlineExecutor(), max_batch_size=64, max_wait_ms=20)
+        answers = await asyncio.gather(*(batcher.submit(item) for item in range(12)))
+        with pytest.raises(ValueError, match="minus one"):
+            await batcher.submit(-1)
+        assert await batcher.submit(5) == 50  # the batcher goes on after a failed batch
+        await batcher.close()
+        return answers, threading.current_thread().name
+
+    answers, loop_thread = asyncio.run(main())
+    assert answers == [i * 10 for i in range(12)]
+    assert calls[0] == list(range(12))
+    assert threads == {loop_thread}

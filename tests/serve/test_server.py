@@ -6,6 +6,7 @@ import asyncio
 import signal
 
 import httpx
+import numpy as np
 import pytest
 import torch
 
@@ -75,6 +76,36 @@ def test_concurrent_queries_get_their_own_answers(server):
     for query, answer in asyncio.run(fire()):
         assert [h["doc_id"] for h in answer["hits"]] == [h["doc_id"] for h in singles[query]]
         assert [h["score"] for h in answer["hits"]] == pytest.approx([h["score"] for h in singles[query]], abs=1e-5)
+
+
+def test_batches_on_the_event_loop_answer_as_the_model_thread_does(tiny_collection, tmp_path, server):
+    """batching.model_thread: false: concurrent queries still share forward passes, each answer goes to its sender
+    and equals the default server's; /rerank and /encode run on the loop too."""
+    config = serve_config(tiny_collection, batching={"max_batch_size": 16, "max_wait_ms": 5, "model_thread": False})
+    process = ServerProcess(config, tmp_path)
+    try:
+        queries = QUERIES * 8
+
+        async def fire(url: str) -> list[dict]:
+            async with httpx.AsyncClient(base_url=url) as client:
+                answers = await asyncio.gather(*(client.get("/search", params={"q": q, "k": 5}) for q in queries))
+                return [a.json()["hits"] for a in answers]
+
+        inline, threaded = asyncio.run(fire(process.url)), asyncio.run(fire(server.url))
+        for hits, expected in zip(inline, threaded):
+            assert [h["doc_id"] for h in hits] == [h["doc_id"] for h in expected]
+            assert [h["score"] for h in hits] == pytest.approx([h["score"] for h in expected], abs=1e-5)
+        batching = httpx.get(process.url + "/health").json()["batching"]
+        assert batching["model_thread"] is False and batching["queries"] == len(queries)
+        assert batching["batches"] < len(queries)  # shared forward passes
+        documents = [{"text": "berlin is the capital of germany"}, {"text": "the moon causes the ocean tide"}]
+        for path, body in (("/rerank", {"query": QUERIES[1], "documents": documents}), ("/encode", {"texts": ["berlin"], "side": "query"})):
+            inline_answer, threaded_answer = (httpx.post(url + path, json=body).json() for url in (process.url, server.url))
+            assert inline_answer.keys() == threaded_answer.keys()
+            key = "scores" if path == "/rerank" else "vectors"
+            assert np.allclose(inline_answer[key], threaded_answer[key], atol=1e-5)
+    finally:
+        process.stop()
 
 
 def test_rerank_scores_and_orders_documents_with_the_model(server, direct):

@@ -1,8 +1,8 @@
 """The FastAPI app: /health, /search, /rerank, /encode and the search page, over one :class:`SearchService`.
 
 Model work runs in one worker thread (torch is never called from two threads at once, and the event loop keeps
-answering while a batch runs); search queries go through a :class:`DynamicBatcher` so that concurrent requests
-share forward passes. Every error a client can cause is answered 4xx with ``{"error": "..."}`` naming the field.
+answering while a batch runs), or with ``batching.model_thread: false`` on the event loop itself; search queries
+go through a :class:`DynamicBatcher` so that concurrent requests share forward passes. Every error a client can cause is answered 4xx with ``{"error": "..."}`` naming the field.
 """
 
 # no `from __future__ import annotations`: FastAPI and pydantic read these annotations at run time, and
@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import BoltirError
-from .batching import DynamicBatcher
+from .batching import DynamicBatcher, InlineExecutor
 from .config import LimitsConfig
 from .page import search_page
 from .service import Hit, SearchRequest, SearchService
@@ -180,7 +180,8 @@ def create_app(service: SearchService) -> FastAPI:
     limits = config.limits
     models = request_models(limits)
     SearchBody, RerankBody, EncodeBody = models["search"], models["rerank"], models["encode"]
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltir-model")
+    executor: Executor = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltir-model")
+                          if config.batching.model_thread else InlineExecutor())
     batcher: DynamicBatcher[SearchRequest, list[Hit]] = DynamicBatcher(
         service.search, executor, config.batching.max_batch_size, config.batching.max_wait_ms
     )
@@ -240,7 +241,8 @@ def create_app(service: SearchService) -> FastAPI:
     @app.get("/health")
     async def health() -> JSONResponse:
         return JSONResponse({**service.health(), "workers": config.workers, "pid": os.getpid(),
-                             "batching": {"batches": batcher.batches, "queries": batcher.items}})
+                             "batching": {"batches": batcher.batches, "queries": batcher.items,
+                                          "model_thread": config.batching.model_thread}})
 
     @app.get("/search")
     async def search_get(

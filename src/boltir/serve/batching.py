@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -103,6 +103,19 @@ class DynamicBatcher(Generic[Item, Result]):
                 await self.task
             except asyncio.CancelledError:
                 pass
+
+
+class InlineExecutor(Executor):
+    """Runs each call at once in the calling thread: a :class:`DynamicBatcher` on it runs its batches on the event
+    loop (``batching.model_thread: false``), and ``run_in_executor`` hands back a finished future."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # the awaiting request sees it, as it would from a thread
+            future.set_exception(exc)
+        return future
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -16,10 +16,17 @@ _PATH_OPTIONS = {"index_dir": PATH, "corpus": DATA, "model": MODEL, "reranker": 
 @dataclasses.dataclass
 class BatchingConfig:
     """Dynamic batching: queries arriving within ``max_wait_ms`` of the first one waiting share one forward pass
-    and one search call, at most ``max_batch_size`` of them. ``max_batch_size: 1`` serves one query at a time."""
+    and one search call, at most ``max_batch_size`` of them. ``max_batch_size: 1`` serves one query at a time.
+
+    ``model_thread``: batches run in a thread of their own, so the event loop goes on reading requests meanwhile
+    (the default). ``false`` runs each batch on the event loop itself, which stops reading while it runs: with
+    a GPU a batch takes a few milliseconds, and no thread then waits for the GIL, which torch lets go of around
+    every operation (beside a busy event loop, each handback can wait out Python's 5 ms switch interval).
+    """
 
     max_batch_size: int = 64
     max_wait_ms: float = 2.0
+    model_thread: bool = True
 
 
 @dataclasses.dataclass
@@ -77,6 +84,7 @@ class ServeConfig:
             ("workers", self.workers >= 1, "must be at least 1"),
             ("batching.max_batch_size", self.batching.max_batch_size >= 1, "must be at least 1"),
             ("batching.max_wait_ms", self.batching.max_wait_ms >= 0, "must not be negative"),
+            ("batching.model_thread", isinstance(self.batching.model_thread, bool), "must be true or false"),
         ]
         checks += [(f"limits.{f.name}", getattr(self.limits, f.name) >= 1, "must be at least 1") for f in dataclasses.fields(LimitsConfig)]
         for option, ok, rule in checks:
