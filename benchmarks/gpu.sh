@@ -224,10 +224,9 @@ case "$subcommand" in
   serve-profile)  # stages-*.json and serve-*.json under $OUT; arguments pass to each benchmarks.serve run
     site serve; data; unset TOKENIZERS_PARALLELISM  # boltir serve's default (false) unless a run sets it
     model=$($PY -c "from benchmarks.common import prepare_model as p; print(p('$SHAPE', True))" | tail -1)
-    for engine in faiss torch; do
-      [ -s "$T/serve-$engine/manifest.json" ] || $PY -c "from benchmarks.serve import build_index as b; import sys; b(*sys.argv[1:5], sys.argv[5])" \
-        "$model" "$DATA/corpus.jsonl" "$T/serve-$engine" "$DEVICE" $engine 2>&1 | quiet 2
-    done
+    index() { [ -s "$T/serve-$1/manifest.json" ] || $PY -c "from benchmarks.serve import build_index as b; import sys; b(*sys.argv[1:5], sys.argv[5])" \
+        "$model" "$DATA/corpus.jsonl" "$T/serve-$1" "$DEVICE" $1 2>&1 | quiet 2; }
+    index faiss
     stages() { $PY -m benchmarks.serve_stages --index-dir "$T/serve-$1" --corpus "$DATA" --model "$model" --device $DEVICE \
       --precision $PRECISION --out "$OUT/stages-$1-$2.json" "${@:3}" 2>&1 | grep -E "^\||engine|rror"; }
     serve() { timeout 150 $PY -m benchmarks.serve --device $DEVICE --precision $PRECISION --model "$model" --data "$DATA" \
@@ -241,7 +240,7 @@ case "$subcommand" in
     # can wait up to an interval to get it back from a busy event loop, op after op
     mkdir -p "$T/switch"; echo "import sys; sys.setswitchinterval(0.0005)" > "$T/switch/sitecustomize.py"
     serve faiss inline --no-model-thread "$@"  # batches on the event loop: no GIL handbacks between threads
-    PYTHONPATH=$T/switch:$PYTHONPATH serve faiss switch "$@"; serve torch default "$@"
+    PYTHONPATH=$T/switch:$PYTHONPATH serve faiss switch "$@"; index torch; serve torch default "$@"
     OMP_WAIT_POLICY= TOKENIZERS_PARALLELISM=true stages faiss dec06; OMP_WAIT_POLICY=PASSIVE stages torch default ;;
   scale)  # results.json, memory-N.csv, scale.png and the log under $OUT/scale
     site; data; minilm; mkdir -p "$OUT/scale"
