@@ -234,12 +234,11 @@ case "$subcommand" in
       --out "$OUT/serve-$1-$2.json" "${@:3}" 2>&1 | grep -E "clients|rror"; }
     # most telling first (a run cut at the call's limit keeps what finished): the product's defaults, then the
     # 2026-12-06 row's setting (OpenMP threads spin: OMP_WAIT_POLICY empty; tokenizer thread pool on), then each alone
-    OMP_WAIT_POLICY=PASSIVE stages faiss default
-    serve faiss default "$@"; OMP_WAIT_POLICY= TOKENIZERS_PARALLELISM=true serve faiss dec06 "$@"
+    serve faiss default "$@"; serve faiss inline --no-model-thread "$@"  # inline: batches on the event loop
+    OMP_WAIT_POLICY= TOKENIZERS_PARALLELISM=true serve faiss dec06 "$@"; OMP_WAIT_POLICY=PASSIVE stages faiss default
     # a 0.5 ms GIL switch interval (Python's is 5 ms): torch releases the GIL around every op, and the model thread
     # can wait up to an interval to get it back from a busy event loop, op after op
     mkdir -p "$T/switch"; echo "import sys; sys.setswitchinterval(0.0005)" > "$T/switch/sitecustomize.py"
-    serve faiss inline --no-model-thread "$@"  # batches on the event loop: no GIL handbacks between threads
     PYTHONPATH=$T/switch:$PYTHONPATH serve faiss switch "$@"; index torch; serve torch default "$@"
     OMP_WAIT_POLICY= TOKENIZERS_PARALLELISM=true stages faiss dec06; OMP_WAIT_POLICY=PASSIVE stages torch default ;;
   scale)  # results.json, memory-N.csv, scale.png and the log under $OUT/scale
