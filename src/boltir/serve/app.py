@@ -2,7 +2,8 @@
 
 Model work runs in one worker thread (torch is never called from two threads at once, and the event loop keeps
 answering while a batch runs), or with ``batching.model_thread: false`` on the event loop itself; search queries
-go through a :class:`DynamicBatcher` so that concurrent requests share forward passes. Every error a client can cause is answered 4xx with ``{"error": "..."}`` naming the field.
+go through a :class:`DynamicBatcher` so that concurrent requests share forward passes. Every error a client can
+cause is answered 4xx with ``{"error": "..."}`` naming the field.
 """
 
 # no `from __future__ import annotations`: FastAPI and pydantic read these annotations at run time, and
