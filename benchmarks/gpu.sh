@@ -37,6 +37,9 @@
 #   light-retriever  query encoding speed and LoRA fine-tuning on SciFact (LightRetriever)   .whl .carry/sf .carry/smollm2
 #   serve          boltir serve under HTTP load, batched vs one at a time, 1 / 2 / 4 server processes (serving)
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
+#   serve-env      one server process at 1 / 16 / 64 clients: boltir serve's thread defaults, the tokenizer's
+#                  thread pool on, and that with OpenMP threads spinning (serving)
+#                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   serve-profile  where a search batch's time goes (benchmarks.serve_stages), then 64-client serve runs: Faiss Flat
 #                  as boltir serve runs it (OMP_WAIT_POLICY=PASSIVE, tokenizer threads off), as the 2026-12-06 row ran
 #                  (OpenMP spinning, TOKENIZERS_PARALLELISM=true), batches on the event loop (no model thread), a 0.5 ms
@@ -221,6 +224,16 @@ case "$subcommand" in
     timeout 540 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$SHAPE" --random-weights --data "$DATA" \
       --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1,2,4 --out "$OUT/serve-cuda.json" \
       --plot "$OUT/serve-cuda.png" "$@" 2>&1 | tee "$OUT/serve-cuda.log" | grep -E "clients|^\||rror" ;;
+  serve-env)  # one server process at 1 / 16 / 64 clients under each thread setting: serve-env-<name>.json and .log
+    site serve; data
+    env_run() { local name=$1; shift
+      env "$@" timeout 170 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$SHAPE" --random-weights \
+        --data "$DATA" --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1 --clients 1,16,64 \
+        --out "$OUT/serve-env-$name.json" 2>&1 | tee "$OUT/serve-env-$name.log" | grep -E "clients|rror"; }
+    # boltir serve's defaults; the tokenizer's thread pool on; that and OpenMP threads spinning (the 2026-12-06 row)
+    env_run default -u TOKENIZERS_PARALLELISM -u OMP_WAIT_POLICY
+    env_run tokenizer-threads -u OMP_WAIT_POLICY TOKENIZERS_PARALLELISM=true
+    env_run spin OMP_WAIT_POLICY= TOKENIZERS_PARALLELISM=true ;;
   serve-profile)  # stages-*.json and serve-*.json under $OUT; arguments pass to each benchmarks.serve run
     site serve; data; unset TOKENIZERS_PARALLELISM  # boltir serve's default (false) unless a run sets it
     model=$($PY -c "from benchmarks.common import prepare_model as p; print(p('$SHAPE', True))" | tail -1)
