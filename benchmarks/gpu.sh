@@ -224,12 +224,14 @@ case "$subcommand" in
     timeout 540 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$SHAPE" --random-weights --data "$DATA" \
       --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1,2,4 --out "$OUT/serve-cuda.json" \
       --plot "$OUT/serve-cuda.png" "$@" 2>&1 | tee "$OUT/serve-cuda.log" | grep -E "clients|^\||rror" ;;
-  serve-env)  # one server process at 1 / 16 / 64 clients under each thread setting: serve-env-<name>.json and .log
+  serve-env)  # one server process at 1 / 16 / 64 clients under each thread setting: serve-env-<name>$SUFFIX.json and .log;
+    # arguments pass to each benchmarks.serve run
     site serve; data
     env_run() { local name=$1; shift
       env "$@" timeout 170 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$SHAPE" --random-weights \
         --data "$DATA" --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1 --clients 1,16,64 \
-        --out "$OUT/serve-env-$name.json" 2>&1 | tee "$OUT/serve-env-$name.log" | grep -E "clients|rror"; }
+        --out "$OUT/serve-env-$name$SUFFIX.json" "${ARGS[@]}" 2>&1 | tee "$OUT/serve-env-$name$SUFFIX.log" | grep -E "clients|rror"; }
+    ARGS=("$@")
     # boltir serve's defaults; the tokenizer's thread pool on; that and OpenMP threads spinning (the 2026-12-06 row)
     env_run default -u TOKENIZERS_PARALLELISM -u OMP_WAIT_POLICY
     env_run tokenizer-threads -u OMP_WAIT_POLICY TOKENIZERS_PARALLELISM=true
