@@ -74,6 +74,7 @@ SLICE=${SLICE:-}; FIT_SLICE=${FIT_SLICE:-}; EPOCHS=${EPOCHS:-4}; FIT_CAP=${FIT_C
 export PYTHONPATH=$ROOT/src:$SITE BOLTIR_CACHE=$T/boltir-cache
 DATA=$T/scifact; MINILM=$T/minilm; SHAPE=$ROOT/.carry/minilm-shape; RUN=$ROOT/.carry/rerank/scifact-test-bm25-top100.run
 LIR="--lir-python $PY --lir-path $LIR_SITE:$SITE"
+SERVE_LOAD=(--seconds 6 --max-requests 20000 --warmup 200 --load-processes 6)  # the load of every serve row
 
 usage() { sed -n '2,/^set -o/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 install() {  # wheels into a --target folder; skipped in a CPU rehearsal (INSTALL=0)
@@ -222,16 +223,15 @@ case "$subcommand" in
     site serve; data
     unset TOKENIZERS_PARALLELISM  # boltir serve's own default (false) applies, as for a user
     timeout 540 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$SHAPE" --random-weights --data "$DATA" \
-      --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1,2,4 --out "$OUT/serve-cuda.json" \
+      "${SERVE_LOAD[@]}" --workers 1,2,4 --out "$OUT/serve-cuda.json" \
       --plot "$OUT/serve-cuda.png" "$@" 2>&1 | tee "$OUT/serve-cuda.log" | grep -E "clients|^\||rror" ;;
   serve-env)  # one server process at 1 / 16 / 64 clients under each thread setting: serve-env-<name>$SUFFIX.json and .log;
     # arguments pass to each benchmarks.serve run
-    site serve; data
+    site serve; data; ARGS=("$@"); SUFFIX=${SUFFIX:-}
     env_run() { local name=$1; shift
-      env "$@" timeout 170 $PY -m benchmarks.serve --device cuda --precision bf16 --model "$SHAPE" --random-weights \
-        --data "$DATA" --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1 --clients 1,16,64 \
+      env "$@" timeout 170 $PY -m benchmarks.serve --device $DEVICE --precision $PRECISION --model "$SHAPE" --random-weights \
+        --data "$DATA" "${SERVE_LOAD[@]}" --workers 1 --clients 1,16,64 \
         --out "$OUT/serve-env-$name$SUFFIX.json" "${ARGS[@]}" 2>&1 | tee "$OUT/serve-env-$name$SUFFIX.log" | grep -E "clients|rror"; }
-    ARGS=("$@")
     # boltir serve's defaults; the tokenizer's thread pool on; that and OpenMP threads spinning (the 2026-12-06 row)
     env_run default -u TOKENIZERS_PARALLELISM -u OMP_WAIT_POLICY
     env_run tokenizer-threads -u OMP_WAIT_POLICY TOKENIZERS_PARALLELISM=true
@@ -245,7 +245,7 @@ case "$subcommand" in
     stages() { $PY -m benchmarks.serve_stages --index-dir "$T/serve-$1" --corpus "$DATA" --model "$model" --device $DEVICE \
       --precision $PRECISION --out "$OUT/stages-$1-$2.json" "${@:3}" 2>&1 | grep -E "^\||engine|rror"; }
     serve() { timeout 150 $PY -m benchmarks.serve --device $DEVICE --precision $PRECISION --model "$model" --data "$DATA" \
-      --index-dir "$T/serve-$1" --seconds 6 --max-requests 20000 --warmup 200 --load-processes 6 --workers 1 --clients 16,64 \
+      --index-dir "$T/serve-$1" "${SERVE_LOAD[@]}" --workers 1 --clients 16,64 \
       --out "$OUT/serve-$1-$2.json" "${@:3}" 2>&1 | grep -E "clients|rror"; }
     # most telling first (a run cut at the call's limit keeps what finished): the product's defaults, then the
     # 2026-12-06 row's setting (OpenMP threads spin: OMP_WAIT_POLICY empty; tokenizer thread pool on), then each alone
