@@ -38,7 +38,7 @@
 #   serve          boltir serve under HTTP load, batched vs one at a time, 1 / 2 / 4 server processes (serving)
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   serve-env      one server process at 1 / 16 / 64 clients: boltir serve's thread defaults, the tokenizer's
-#                  thread pool on, and that with OpenMP threads spinning (serving)
+#                  thread pool on, and that with OpenMP threads spinning (serving); SETTINGS="default default" picks runs
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   serve-profile  where a search batch's time goes (benchmarks.serve_stages), then 64-client serve runs: Faiss Flat
 #                  as boltir serve runs it (OMP_WAIT_POLICY=PASSIVE, tokenizer threads off), as the 2026-12-06 row ran
@@ -228,14 +228,21 @@ case "$subcommand" in
   serve-env)  # one server process at 1 / 16 / 64 clients under each thread setting: serve-env-<name>$SUFFIX.json and .log;
     # arguments pass to each benchmarks.serve run
     site serve; data; ARGS=("$@"); SUFFIX=${SUFFIX:-}
-    env_run() { local name=$1; shift
+    # SETTINGS picks and orders the runs (default: each once); a setting named again gets -2, -3 ... in its file name
+    env_run() { local name=$1 tag=$1$SUFFIX n=1; shift
+      while [ -e "$OUT/serve-env-$tag.json" ] || [ -e "$OUT/serve-env-$tag.log" ]; do n=$((n+1)); tag=$name$SUFFIX-$n; done
+      echo "serve-env $tag"
       env "$@" timeout 170 $PY -m benchmarks.serve --device $DEVICE --precision $PRECISION --model "$SHAPE" --random-weights \
         --data "$DATA" "${SERVE_LOAD[@]}" --workers 1 --clients 1,16,64 \
-        --out "$OUT/serve-env-$name$SUFFIX.json" "${ARGS[@]}" 2>&1 | tee "$OUT/serve-env-$name$SUFFIX.log" | grep -E "clients|rror"; }
-    # boltir serve's defaults; the tokenizer's thread pool on; that and OpenMP threads spinning (the 2026-12-06 row)
-    env_run default -u TOKENIZERS_PARALLELISM -u OMP_WAIT_POLICY
-    env_run tokenizer-threads -u OMP_WAIT_POLICY TOKENIZERS_PARALLELISM=true
-    env_run spin OMP_WAIT_POLICY= TOKENIZERS_PARALLELISM=true ;;
+        --out "$OUT/serve-env-$tag.json" "${ARGS[@]}" 2>&1 | tee "$OUT/serve-env-$tag.log" | grep -E "clients|rror"; }
+    for setting in ${SETTINGS:-default tokenizer-threads spin}; do
+      case $setting in  # boltir serve's defaults; the tokenizer's thread pool on; that and OpenMP threads spinning (2026-12-06)
+        default) env_run default -u TOKENIZERS_PARALLELISM -u OMP_WAIT_POLICY ;;
+        tokenizer-threads) env_run tokenizer-threads -u OMP_WAIT_POLICY TOKENIZERS_PARALLELISM=true ;;
+        spin) env_run spin OMP_WAIT_POLICY= TOKENIZERS_PARALLELISM=true ;;
+        *) echo "SETTINGS: unknown setting $setting (default, tokenizer-threads, spin)" >&2; exit 2 ;;
+      esac
+    done ;;
   serve-profile)  # stages-*.json and serve-*.json under $OUT; arguments pass to each benchmarks.serve run
     site serve; data; unset TOKENIZERS_PARALLELISM  # boltir serve's default (false) unless a run sets it
     model=$($PY -c "from benchmarks.common import prepare_model as p; print(p('$SHAPE', True))" | tail -1)

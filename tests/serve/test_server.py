@@ -63,6 +63,20 @@ def test_post_search_answers_every_query_as_get_does(server):
         assert [h["score"] for h in result["hits"]] == pytest.approx([h["score"] for h in alone["hits"]], abs=1e-5)
 
 
+def test_get_search_reads_its_parameters_as_a_query_string(server):
+    """Percent-encoded UTF-8, a repeated parameter (the last counts, as in Starlette), rerank=false and unknown
+    parameters: GET /search is answered ahead of FastAPI's routing, so it parses the query string itself."""
+    query = "café gènes – tide"
+    posted = httpx.post(server.url + "/search", json={"queries": [query], "k": 2}).json()["results"][0]
+    answer = httpx.get(server.url + "/search", params=[("k", "5"), ("q", query), ("k", "2"), ("rerank", "false"),
+                                                       ("page", "7")]).json()
+    assert answer["query"] == query
+    assert [h["doc_id"] for h in answer["hits"]] == [h["doc_id"] for h in posted["hits"]]
+    raw = httpx.get(server.url + "/search?q=caf%C3%A9+g%C3%A8nes+%E2%80%93+tide&k=2&k=2").json()
+    assert raw["query"] == query and len(raw["hits"]) == 2
+    assert httpx.head(server.url + "/search", params={"q": "tide"}).status_code == 405
+
+
 def test_concurrent_queries_get_their_own_answers(server):
     """Queries batched together (the server's max wait is 5 ms) come back to the request that sent each."""
     singles = {q: httpx.get(server.url + "/search", params={"q": q, "k": 5}).json()["hits"] for q in QUERIES}
