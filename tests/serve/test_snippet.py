@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boltir.serve.service import query_words, snippet
+from boltir.serve.service import first_word, query_words, snippet
 
 WORDS = ["ocean", "tide", "moon", "Vitamin", "bone", "density", "the", "cells", "cancer", "risk", "a", "of", "tides", "oceanic", "mo"]
 
@@ -35,6 +35,17 @@ def test_snippet_matches_the_reference(text_words, query_words_list, length, upp
     expected = reference_snippet(text, query, length)
     assert snippet(text, query, length) == expected
     assert snippet(text, query, length, query_words(query)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=80), st.lists(st.sampled_from(WORDS), max_size=6),
+       st.integers(1, 60), st.booleans(), st.sampled_from([" ", "", "-"]))
+def test_first_word_by_chunks_is_the_first_found_in_the_whole_text(text_words, query_words_list, chunk, upper, separator):
+    """Words across a chunk's start, chunks shorter than a word, and words only past the first chunk."""
+    text = separator.join(w.upper() if upper and i % 3 == 0 else w for i, w in enumerate(text_words))
+    words = query_words(" ".join(query_words_list))
+    found = [p for p in (text.lower().find(word) for word in words) if p >= 0]
+    assert first_word(text, words, chunk) == min(found, default=0)
 
 
 def test_query_without_words_starts_at_the_beginning():

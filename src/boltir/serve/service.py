@@ -93,20 +93,32 @@ def query_words(query: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_WORD.findall(query.lower())))
 
 
-def first_word(text: str, words: tuple[str, ...]) -> int:
+def first_word(text: str, words: tuple[str, ...], chunk: int = 256) -> int:
     """Where the first of ``words`` (:func:`query_words`) starts in ``text``, case-blind; 0 when none is there.
 
     Snippets were the server's largest cost under load: a case-blind regex alternation scanned every hit's whole
     text at ~25 ns a character, holding the GIL ~30 µs a hit. ``str.find`` in the lower-cased text runs at under
-    1 ns a character, and each word searches only up to the best start so far.
+    1 ns a character, and each word searches only up to the best start so far. The text is lower-cased and
+    searched a ``chunk`` at a time (doubling), because in a hit a query word is mostly near the start: lower-casing
+    all of a 1,400-character abstract was 40% of a hit's snippet time.
     """
-    lowered = text.lower()
-    best = len(lowered)
-    for word in words:
-        found = lowered.find(word, 0, best + len(word) - 1)
-        if found >= 0:
-            best = found
-    return best if best < len(lowered) else 0
+    if not words:
+        return 0
+    overlap = max(len(word) for word in words) - 1  # a word across a chunk's start is found in the later chunk
+    start = 0
+    while start < len(text):
+        offset = max(0, start - overlap)
+        lowered = text[offset : start + chunk].lower()
+        best = len(lowered)
+        for word in words:
+            found = lowered.find(word, 0, best + len(word) - 1)
+            if found >= 0:
+                best = found
+        if best < len(lowered):
+            return offset + best
+        start += chunk
+        chunk *= 2
+    return 0
 
 
 def resolve_device(name: str) -> torch.device:
