@@ -73,7 +73,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def error_response(exc: Exception, method: str, path: str) -> JSONResponse:
+def _error_response(exc: Exception, method: str, path: str) -> JSONResponse:
     """The 4xx/5xx answer to an exception raised while answering ``method path``."""
     if isinstance(exc, (RequestValidationError, ValidationError)):
         return _error(*_validation_message(exc))
@@ -255,7 +255,7 @@ def create_app(service: SearchService) -> FastAPI:
         return hits  # orjson writes dataclasses itself (dataclasses.asdict cost more than the rest of the reply)
 
     async def handle_error(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(exc, request.method, request.url.path)
+        return _error_response(exc, request.method, request.url.path)
 
     for caught in (RequestValidationError, ClientError, BoltirError, StarletteHTTPException, Exception):
         app.add_exception_handler(caught, handle_error)
@@ -276,7 +276,7 @@ def create_app(service: SearchService) -> FastAPI:
             (hits,), took = await run_queries([params.q.strip()], params.k, params.rerank)
             response: Response = FastJSONResponse({"query": params.q, "hits": hit_list(hits), "took_ms": took})
         except Exception as exc:  # as FastAPI's handlers answer the other routes
-            response = error_response(exc, "GET", "/search")
+            response = _error_response(exc, "GET", "/search")
         await response(scope, receive, send)
 
     @app.post("/search")
