@@ -2,7 +2,7 @@
 # Builds, on this machine (after `make install`), the git-ignored folders that benchmarks/gpu.sh's calls carry,
 # for a fresh checkout: bash benchmarks/carry.sh [base] [serve] [sf] [minilm-shape] [minilm]   (no argument: all)
 #   base          .whl: boltir's dependencies the GPU image lacks (its package list: the device tool's KINDS.md)
-#   serve         .whl-bench/serve: FastAPI, uvicorn and what they need there
+#   serve         .whl-bench/serve: FastAPI, uvicorn and what they need there; py-spy for gpu.sh serve-gil
 #   sf            .carry/sf: SciFact from ../shared/data (corpus xz-compressed, queries, qrels)
 #   minilm-shape  .carry/minilm-shape: all-MiniLM-L6-v2's config + tokenizer (speed rows use random weights)
 #   minilm        .carry/minilm: the same with model.safetensors.xz (fp16)
@@ -24,7 +24,7 @@ for part in ${@:-base serve sf minilm-shape minilm}; do
             ir-measures==0.4.3 pytrec-eval-terrier==0.5.11 typing-extensions==4.16.0 ;;
     serve) download .whl-bench/serve fastapi==0.165.0 starlette==1.10.0 pydantic==2.14.4 pydantic-core==2.50.5 \
              typing-inspection==0.4.5 annotated-types==0.8.0 opentelemetry-api==1.45.3 uvicorn==0.55.0 \
-             httptools==0.9.0 orjson==3.13.0 ;;
+             httptools==0.9.0 orjson==3.13.0 py-spy==0.4.3 ;;
     sf) mkdir -p .carry/sf && cp -r "$SHARED"/data/scifact/queries.jsonl "$SHARED"/data/scifact/qrels .carry/sf/ \
           && xz -T0 -6 -c "$SHARED"/data/scifact/corpus.jsonl > .carry/sf/corpus.jsonl.xz ;;
     minilm-shape) mkdir -p .carry/minilm-shape; src=$(minilm_dir)

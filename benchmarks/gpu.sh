@@ -40,6 +40,8 @@
 #   serve-env      one server process at 1 / 16 / 64 clients: boltir serve's thread defaults, the tokenizer's
 #                  thread pool on, and that with OpenMP threads spinning (serving); SETTINGS="default default" picks runs
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
+#   serve-gil      py-spy --gil of one server process at 64 clients (which thread holds the GIL, doing what)
+#                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   serve-profile  where a search batch's time goes (benchmarks.serve_stages), then 64-client serve runs: Faiss Flat
 #                  as boltir serve runs it (OMP_WAIT_POLICY=PASSIVE, tokenizer threads off), as the 2026-12-06 row ran
 #                  (OpenMP spinning, TOKENIZERS_PARALLELISM=true), batches on the event loop (no model thread), a 0.5 ms
@@ -243,6 +245,16 @@ case "$subcommand" in
         *) echo "SETTINGS: unknown setting $setting (default, tokenizer-threads, spin)" >&2; exit 2 ;;
       esac
     done ;;
+  serve-gil)  # py-spy --gil (samples that hold the GIL, per thread) of one server process under 64 clients, defaults:
+    # serve-gil.txt (py-spy raw: one stack and its count a line) and serve-gil.json; arguments pass to benchmarks.serve
+    site serve; data; unset TOKENIZERS_PARALLELISM; SPY=${SPY:-$SITE/bin/py-spy}; [ -x "$SPY" ] || { echo "no py-spy at $SPY"; exit 1; }
+    timeout 170 $PY -m benchmarks.serve --device $DEVICE --precision $PRECISION --model "$SHAPE" --random-weights --data "$DATA" \
+      "${SERVE_LOAD[@]}" --workers 1 --clients 64 --modes batched --seconds 30 --max-requests 100000 \
+      --out "$OUT/serve-gil.json" "$@" > "$OUT/serve-gil.log" 2>&1 &
+    for _ in $(seq 300); do P=$(pgrep -f "boltir.cli.serve.*max-batch-size 64" | head -1); [ -n "$P" ] && break; sleep 1; done
+    for _ in $(seq 600); do [ "$(ls -l /proc/$P/fd 2>/dev/null | grep -c socket)" -ge 60 ] && break; sleep 0.5; done  # clients in
+    sleep 3; "$SPY" record --pid "$P" --gil --threads --nonblocking -r 250 -d 10 -f raw -o "$OUT/serve-gil.txt" 2>&1 | tail -1
+    wait; grep -E "^batched|rror" "$OUT/serve-gil.log" ;;
   serve-profile)  # stages-*.json and serve-*.json under $OUT; arguments pass to each benchmarks.serve run
     site serve; data; unset TOKENIZERS_PARALLELISM  # boltir serve's default (false) unless a run sets it
     model=$($PY -c "from benchmarks.common import prepare_model as p; print(p('$SHAPE', True))" | tail -1)
