@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -34,6 +33,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import BoltirError
 from .batching import DynamicBatcher, InlineExecutor
@@ -59,7 +59,8 @@ class ClientError(Exception):
 
 class FastJSONResponse(Response):
     """JSON by orjson (several times faster than the standard library's, and it writes dataclasses such as
-    :class:`Hit` directly); the standard library's where orjson is not installed."""
+    :class:`Hit` directly: ``dataclasses.asdict`` cost more than the rest of a reply); the standard library's
+    where orjson is not installed."""
 
     media_type = "application/json"
 
@@ -139,9 +140,6 @@ def request_models(limits: LimitsConfig) -> dict[str, type[BaseModel]]:
     return {"search_params": SearchParams, "search": SearchBody, "rerank": RerankBody, "encode": EncodeBody}
 
 
-ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
-
-
 class RequestGuard:
     """ASGI middleware: one log line per request (method, path, status, ms) and a bound on body size, also for
     chunked bodies without a Content-Length (read up to the bound, then handed on). ``direct`` maps a
@@ -152,7 +150,7 @@ class RequestGuard:
         self.max_body_bytes = max_body_bytes
         self.direct = direct or {}
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
@@ -186,7 +184,7 @@ class RequestGuard:
             elapsed = (time.perf_counter() - started) * 1000
             log.info("%s %s %d %.1fms", scope["method"], scope["path"], status, elapsed)
 
-    async def _read_body(self, scope: dict, receive: Callable[[], Awaitable[dict]]) -> bytes | None:
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, or None when it is over the bound (by its Content-Length or by what arrived)."""
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
@@ -251,9 +249,6 @@ def create_app(service: SearchService) -> FastAPI:
         hits = [await answers[0]] if len(answers) == 1 else await asyncio.gather(*answers)
         return hits, round((time.perf_counter() - started) * 1000, 2)
 
-    def hit_list(hits: list[Hit]) -> list[Hit]:
-        return hits  # orjson writes dataclasses itself (dataclasses.asdict cost more than the rest of the reply)
-
     async def handle_error(request: Request, exc: Exception) -> JSONResponse:
         return _error_response(exc, request.method, request.url.path)
 
@@ -266,7 +261,7 @@ def create_app(service: SearchService) -> FastAPI:
                              "batching": {"batches": batcher.batches, "queries": batcher.items,
                                           "model_thread": config.batching.model_thread}})
 
-    async def search_get(scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+    async def search_get(scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /search?q=...&k=10&rerank=...``: one query's hits (see the module's docstring for why it is ASGI)."""
         try:
             values = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
@@ -274,7 +269,7 @@ def create_app(service: SearchService) -> FastAPI:
             if not params.q.strip():
                 raise ClientError("q", "the query is empty")
             (hits,), took = await run_queries([params.q.strip()], params.k, params.rerank)
-            response: Response = FastJSONResponse({"query": params.q, "hits": hit_list(hits), "took_ms": took})
+            response: Response = FastJSONResponse({"query": params.q, "hits": hits, "took_ms": took})
         except Exception as exc:  # as FastAPI's handlers answer the other routes
             response = _error_response(exc, "GET", "/search")
         await response(scope, receive, send)
@@ -282,7 +277,7 @@ def create_app(service: SearchService) -> FastAPI:
     @app.post("/search")
     async def search_post(body: SearchBody) -> JSONResponse:  # type: ignore[valid-type]
         all_hits, took = await run_queries(body.queries, body.k, body.rerank)
-        results = [{"query": q, "hits": hit_list(h)} for q, h in zip(body.queries, all_hits)]
+        results = [{"query": q, "hits": h} for q, h in zip(body.queries, all_hits)]
         return FastJSONResponse({"results": results, "took_ms": took})
 
     @app.post("/rerank")
