@@ -40,6 +40,8 @@
 #   serve-env      one server process at 1 / 16 / 64 clients: boltir serve's thread defaults, the tokenizer's
 #                  thread pool on, and that with OpenMP threads spinning (serving); SETTINGS="default default" picks runs
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
+#   serve-ab       this tree's src/boltir/serve files against an earlier revision's (.carry/ab-prev), alternating
+#                                                                       .whl .whl-bench/serve .carry (sf, minilm-shape, ab-prev)
 #   serve-gil      py-spy --gil of one server process at 64 clients (which thread holds the GIL, doing what)
 #                                                                       .whl .whl-bench/serve .carry/sf .carry/minilm-shape
 #   serve-profile  where a search batch's time goes (benchmarks.serve_stages), then 64-client serve runs: Faiss Flat
@@ -245,6 +247,17 @@ case "$subcommand" in
         *) echo "SETTINGS: unknown setting $setting (default, tokenizer-threads, spin)" >&2; exit 2 ;;
       esac
     done ;;
+  serve-ab)  # this tree's serve files (new) against an earlier revision's (prev), alternating new / prev / new / prev on
+    # one machine, boltir serve's defaults: serve-env-default-{new,prev}[-2].json; arguments pass to each serve-env run.
+    # Make prev first: mkdir -p .carry/ab-prev && git show REV:src/boltir/serve/app.py > .carry/ab-prev/app.py (and
+    # any other file of src/boltir/serve/ that differs); only the files there are swapped
+    [ -n "$(ls .carry/ab-prev/*.py 2>/dev/null)" ] || { echo "no .carry/ab-prev/*.py: see gpu.sh serve-ab"; exit 2; }
+    NEW=$T/ab-new; mkdir -p "$NEW"; for f in .carry/ab-prev/*.py; do cp "src/boltir/serve/$(basename "$f")" "$NEW/"; done
+    for v in new prev new prev; do
+      if [ $v = new ]; then cp "$NEW"/*.py src/boltir/serve/; else cp .carry/ab-prev/*.py src/boltir/serve/; fi
+      SETTINGS=default SUFFIX=-$v bash "$0" serve-env "$@"
+    done
+    cp "$NEW"/*.py src/boltir/serve/ ;;
   serve-gil)  # py-spy --gil (samples that hold the GIL, per thread) of one server process under 64 clients, defaults:
     # serve-gil.txt (py-spy raw: one stack and its count a line) and serve-gil.json; arguments pass to benchmarks.serve
     site serve; data; unset TOKENIZERS_PARALLELISM; SPY=${SPY:-$SITE/bin/py-spy}; [ -x "$SPY" ] || { echo "no py-spy at $SPY"; exit 1; }
