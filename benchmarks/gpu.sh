@@ -238,7 +238,7 @@ case "$subcommand" in
       echo "serve-env $tag"
       env "$@" timeout 170 $PY -m benchmarks.serve --device $DEVICE --precision $PRECISION --model "$SHAPE" --random-weights \
         --data "$DATA" "${SERVE_LOAD[@]}" --workers 1 --clients 1,16,64 \
-        --out "$OUT/serve-env-$tag.json" "${ARGS[@]}" 2>&1 | tee "$OUT/serve-env-$tag.log" | grep -E "clients|rror"; }
+        --out "$OUT/serve-env-$tag.json" "${ARGS[@]}" 2>&1 | tee "$OUT/serve-env-$tag.log" | grep -E "clients|inside|rror"; }
     for setting in ${SETTINGS:-default tokenizer-threads spin}; do
       case $setting in  # boltir serve's defaults; the tokenizer's thread pool on; that and OpenMP threads spinning (2026-12-06)
         default) env_run default -u TOKENIZERS_PARALLELISM -u OMP_WAIT_POLICY ;;
@@ -267,7 +267,7 @@ case "$subcommand" in
     for _ in $(seq 300); do P=$(pgrep -f "boltir.cli.serve.*max-batch-size 64" | head -1); [ -n "$P" ] && break; sleep 1; done
     for _ in $(seq 600); do [ "$(ls -l /proc/$P/fd 2>/dev/null | grep -c socket)" -ge 60 ] && break; sleep 0.5; done  # clients in
     sleep 3; "$SPY" record --pid "$P" --gil --threads --nonblocking -r 250 -d 10 -f raw -o "$OUT/serve-gil.txt" 2>&1 | tail -1
-    wait; grep -E "^batched|rror" "$OUT/serve-gil.log" ;;
+    wait; grep -E "^batched|inside|rror" "$OUT/serve-gil.log" ;;
   serve-profile)  # stages-*.json and serve-*.json under $OUT; arguments pass to each benchmarks.serve run
     site serve; data; unset TOKENIZERS_PARALLELISM  # boltir serve's default (false) unless a run sets it
     model=$($PY -c "from benchmarks.common import prepare_model as p; print(p('$SHAPE', True))" | tail -1)

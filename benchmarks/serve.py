@@ -105,12 +105,29 @@ def start_server(config: dict[str, Any], max_batch_size: int, workdir: Path, wor
     raise RuntimeError("server did not start within 300 s")
 
 
+def recent_batches(url: str) -> dict[str, Any]:
+    """The server's timings of the batches it answered in the last 5 s, read right after a level (``GET /health``;
+    with ``--workers`` above 1, of the one worker that answers)."""
+    import httpx
+
+    return httpx.get(url + "/health", timeout=10).json()["batching"].get("recent", {})
+
+
+def _batch_line(batches: dict[str, Any]) -> str:
+    if not batches.get("batches"):
+        return "none in the window"
+    return (f"{batches['batches']} of {batches['mean_size']} queries, model busy {batches['busy']:.0%}, process "
+            f"p50/p99/max {batches['process_ms']['p50']}/{batches['process_ms']['p99']}/{batches['process_ms']['max']} ms, "
+            f"start p99 {batches['start_ms']['p99']} ms, answer p99 {batches['answer_ms']['p99']} ms")
+
+
 async def _clients(url: str, queries: list[str], clients: int, seconds: float, max_requests: int, offset: int,
                    client_library: str = "aiohttp") -> dict[str, Any]:
     """``clients`` concurrent keep-alive connections in this process, each sending its next query when the last one
     is answered. aiohttp by default: its C parser costs about 0.1 ms of CPU a request, httpx's about 1.3 ms here
     (benchmarks/RESULTS.md, Serving), so with httpx the load generator, not the server, can be what is measured."""
     latencies: list[float] = []
+    took: list[float] = []  # the server's took_ms: from the batcher's submit to the hits (queue + batch)
     errors = 0
     stop_at = time.perf_counter() + seconds
     budget = [max_requests]
@@ -125,8 +142,11 @@ async def _clients(url: str, queries: list[str], clients: int, seconds: float, m
             started = time.perf_counter()
             status, body = await get({"q": query, "k": "10"})
             latencies.append(time.perf_counter() - started)
-            if status != 200 or not json.loads(body)["hits"]:
+            answer = json.loads(body) if status == 200 else {}
+            if not answer.get("hits"):
                 errors += 1
+            else:
+                took.append(answer["took_ms"] / 1000)
 
     started = time.perf_counter()
     if client_library == "httpx":
@@ -155,7 +175,7 @@ async def _clients(url: str, queries: list[str], clients: int, seconds: float, m
             started = time.perf_counter()
             await asyncio.gather(*(client(i, get) for i in range(clients)))
             wall = time.perf_counter() - started
-    return {"latencies": latencies, "errors": errors, "wall": wall}
+    return {"latencies": latencies, "took": took, "errors": errors, "wall": wall}
 
 
 def _load_process(args: tuple[str, list[str], int, float, int, int, str]) -> dict[str, Any]:
@@ -176,14 +196,24 @@ def measure(url: str, queries: list[str], clients: int, seconds: float, max_requ
             parts = pool.map(_load_process, jobs)
     wall = max(p["wall"] for p in parts) if parts else time.perf_counter() - started
     latencies = sorted(x for p in parts for x in p["latencies"])
+    took = sorted(x for p in parts for x in p["took"])
     count = len(latencies)
     return {
         "clients": clients, "requests": count, "errors": sum(p["errors"] for p in parts), "seconds": round(wall, 2),
-        "qps": round(count / wall, 1),
-        "p50_ms": round(1000 * statistics.median(latencies), 2),
-        "p99_ms": round(1000 * latencies[min(count - 1, int(0.99 * count))], 2),
+        "qps": round(count / wall, 1), "p50_ms": _percentile_ms(latencies, 0.5), "p99_ms": _percentile_ms(latencies, 0.99),
+        # inside the server, from the batcher's submit to the hits: what the client sees beyond it is HTTP (both
+        # ends), the event loop before submit and after the answer, and the load processes' own scheduling
+        "server_p50_ms": _percentile_ms(took, 0.5), "server_p99_ms": _percentile_ms(took, 0.99),
         "load_processes": processes,
     }
+
+
+def _percentile_ms(ordered: list[float], fraction: float) -> float | None:
+    if not ordered:
+        return None
+    if fraction == 0.5:
+        return round(1000 * statistics.median(ordered), 2)
+    return round(1000 * ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -266,8 +296,10 @@ def main() -> None:
                        "max_batch_size": args.max_batch_size if mode == "batched" else 1, "max_wait_ms": args.max_wait_ms,
                        "client": args.client, **measure(url, queries, clients, args.seconds, args.max_requests, args.load_processes, args.client)}
                 row["server_cpu_ms_per_query"] = round(1000 * (process_cpu_seconds(process.pid) - cpu_before) / max(1, row["requests"]), 3)
+                row["batches"] = recent_batches(url)
                 print(f"{mode:14s} workers {workers} clients {clients:3d}: {row['qps']:8.1f} q/s  p50 {row['p50_ms']:7.2f} ms  "
                       f"p99 {row['p99_ms']:7.2f} ms  server CPU {row['server_cpu_ms_per_query']:.3f} ms/query  ({row['requests']} requests, {row['errors']} errors)", flush=True)
+                print(f"{'':14s} inside the server p50 {row['server_p50_ms']} ms p99 {row['server_p99_ms']} ms; batches {_batch_line(row['batches'])}", flush=True)
                 rows.append(row)
         finally:
             process.terminate()

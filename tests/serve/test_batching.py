@@ -126,3 +126,39 @@ def test_inline_executor_runs_batches_on_the_event_loop_thread():
     assert answers == [i * 10 for i in range(12)]
     assert calls[0] == list(range(12))
     assert threads == {loop_thread}
+
+
+def test_recent_reports_each_batch_size_and_how_long_process_ran():
+    def process(batch: list[int]) -> list[int]:
+        time.sleep(0.02 if len(batch) > 1 else 0.0)
+        return batch
+
+    async def main():
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            batcher = DynamicBatcher(process, executor, max_batch_size=4, max_wait_ms=50)
+            assert batcher.recent() == {"seconds": 5.0, "batches": 0}
+            await asyncio.gather(*(batcher.submit(item) for item in range(8)))  # two full batches of four
+            await batcher.submit(9)  # and one of one
+            recent = batcher.recent()
+            await batcher.close()
+            return recent
+
+    recent = asyncio.run(main())
+    assert recent["batches"] == 3 and recent["mean_size"] == 3.0
+    assert 20 <= recent["process_ms"]["p50"] < 200 and recent["process_ms"]["max"] >= recent["process_ms"]["p50"]
+    assert 0.008 <= recent["busy"] < 0.2  # 40 ms of 5 s
+    assert recent["start_ms"]["p99"] >= 0 and recent["answer_ms"]["p99"] >= 0
+
+
+def test_recent_leaves_out_batches_older_than_its_window():
+    async def main():
+        batcher = DynamicBatcher(lambda batch: batch, InlineExecutor(), max_batch_size=2, max_wait_ms=0)
+        await batcher.submit(1)
+        await asyncio.sleep(0.2)
+        await batcher.submit(2)
+        recent = batcher.recent(seconds=0.1), batcher.recent(seconds=5)
+        await batcher.close()
+        return recent
+
+    short, long = asyncio.run(main())
+    assert short["batches"] == 1 and long["batches"] == 2

@@ -112,6 +112,7 @@ def test_batches_on_the_event_loop_answer_as_the_model_thread_does(tiny_collecti
         batching = httpx.get(process.url + "/health").json()["batching"]
         assert batching["model_thread"] is False and batching["queries"] == len(queries)
         assert batching["batches"] < len(queries)  # shared forward passes
+        assert batching["recent"]["batches"] == batching["batches"] and batching["recent"]["mean_size"] > 1
         documents = [{"text": "berlin is the capital of germany"}, {"text": "the moon causes the ocean tide"}]
         for path, body in (("/rerank", {"query": QUERIES[1], "documents": documents}), ("/encode", {"texts": ["berlin"], "side": "query"})):
             inline_answer, threaded_answer = (httpx.post(url + path, json=body).json() for url in (process.url, server.url))

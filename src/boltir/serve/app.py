@@ -259,7 +259,7 @@ def create_app(service: SearchService) -> FastAPI:
     async def health() -> JSONResponse:
         return JSONResponse({**service.health(), "workers": config.workers, "pid": os.getpid(),
                              "batching": {"batches": batcher.batches, "queries": batcher.items,
-                                          "model_thread": config.batching.model_thread}})
+                                          "model_thread": config.batching.model_thread, "recent": batcher.recent()}})
 
     async def search_get(scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /search?q=...&k=10&rerank=...``: one query's hits (see the module's docstring for why it is ASGI)."""

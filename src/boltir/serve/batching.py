@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -25,10 +26,13 @@ class DynamicBatcher(Generic[Item, Result]):
     An item costs the event loop a deque append and a future; the serving task is woken once per batch (when the
     first item arrives, when the batch is full, or at its deadline), not once per item as an ``asyncio.Queue``
     with a timed ``get`` per item did (a task and a timer for every item, under load a tenth of a request's cost).
+
+    The last ``history`` batches' timings are kept for :meth:`recent` (``GET /health`` reports them).
     """
 
     def __init__(
-        self, process: Callable[[list[Item]], Sequence[Result]], executor: Executor, max_batch_size: int, max_wait_ms: float
+        self, process: Callable[[list[Item]], Sequence[Result]], executor: Executor, max_batch_size: int, max_wait_ms: float,
+        history: int = 4096,
     ) -> None:
         self.process = process
         self.executor = executor
@@ -40,6 +44,8 @@ class DynamicBatcher(Generic[Item, Result]):
         self.items = 0
         self._wakeup: asyncio.Future[None] | None = None  # the serving task waits on it for ``_wanted`` items
         self._wanted = 1
+        # per batch (monotonic s): handed to the executor, process began, process ended, answers set; its size
+        self.timings: deque[tuple[float, float, float, float, int]] = deque(maxlen=history)
 
     def submit(self, item: Item) -> asyncio.Future[Result]:
         """A future of ``process([..., item, ...])``'s answer for ``item``; an exception of ``process`` is raised
@@ -85,8 +91,9 @@ class DynamicBatcher(Generic[Item, Result]):
                 continue
             self.batches += 1
             self.items += len(batch)
+            handed = time.monotonic()
             try:
-                results = await loop.run_in_executor(self.executor, self.process, [item for item, _ in batch])
+                results, began, ended = await loop.run_in_executor(self.executor, self._timed, [item for item, _ in batch])
             except Exception as exc:  # the batch's requests fail; the batcher, and the server, go on
                 for _, future in batch:
                     if not future.done():
@@ -95,6 +102,34 @@ class DynamicBatcher(Generic[Item, Result]):
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+            self.timings.append((handed, began, ended, time.monotonic(), len(batch)))
+
+    def _timed(self, items: list[Item]) -> tuple[Sequence[Result], float, float]:
+        began = time.monotonic()
+        return self.process(items), began, time.monotonic()
+
+    def recent(self, seconds: float = 5.0) -> dict[str, Any]:
+        """Timings of the batches answered in the last ``seconds``: how many, their mean size, how long ``process``
+        took (p50/p99/max ms), the share of the window it was running (``busy``: near 1, the model is the bound),
+        and how long a batch waited to start in the executor and for the event loop to take its answers
+        (``start_ms``/``answer_ms`` p99: the GIL or a busy event loop, not the model)."""
+        since = time.monotonic() - seconds
+        batches = [t for t in self.timings if t[3] >= since]
+        if not batches:
+            return {"seconds": seconds, "batches": 0}
+
+        def percentiles(values: list[float]) -> dict[str, float]:
+            ordered = sorted(values)
+            return {"p50": round(1000 * statistics.median(ordered), 2),
+                    "p99": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
+                    "max": round(1000 * ordered[-1], 2)}
+
+        process = [ended - began for _, began, ended, _, _ in batches]
+        return {"seconds": seconds, "batches": len(batches),
+                "mean_size": round(sum(t[4] for t in batches) / len(batches), 2),
+                "busy": round(sum(process) / seconds, 3), "process_ms": percentiles(process),
+                "start_ms": percentiles([began - handed for handed, began, _, _, _ in batches]),
+                "answer_ms": percentiles([answered - ended for _, _, ended, answered, _ in batches])}
 
     async def close(self) -> None:
         if self.task is not None:
