@@ -257,6 +257,8 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=2)
     parser.add_argument("--no-model-thread", action="store_true", help="batching.model_thread: false (batches on the event loop)")
+    parser.add_argument("--model-process", default="auto", choices=["auto", "on", "off"],
+                        help="batching.model_process: the model in a process of its own (auto: on with a GPU)")
     parser.add_argument("--load-processes", type=int, default=1, help="processes generating the load")
     parser.add_argument("--client", default="aiohttp", choices=["aiohttp", "httpx"], help="the load generator's HTTP client")
     parser.add_argument("--modes", default="batched,one-at-a-time")
@@ -283,7 +285,8 @@ def main() -> None:
     queries = test_queries(data)
     config = {"index_dir": str(index_dir), "corpus": str(corpus), "model": model_dir, "device": args.device,
               "precision": args.precision, "threads": args.threads, "batching": {"max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,
-                                                                      "model_thread": not args.no_model_thread}}
+                                                                      "model_thread": not args.no_model_thread,
+                                                                      "model_process": {"auto": None, "on": True, "off": False}[args.model_process]}}
     command = "python -m benchmarks.serve " + " ".join(sys.argv[1:])
     rows: list[dict[str, Any]] = []
     for mode, workers in ((m, int(w)) for w in args.workers.split(",") for m in args.modes.split(",")):
@@ -319,7 +322,7 @@ def main() -> None:
                "engine": read_manifest(index_dir).get("engine"),  # boltir serve sets PASSIVE unless the caller set it:
                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
                "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM", "false"),
-               "model_thread": not args.no_model_thread, "switch_interval_s": sys.getswitchinterval(),
+               "model_thread": not args.no_model_thread, "model_process": args.model_process, "switch_interval_s": sys.getswitchinterval(),
                "load_average": os.getloadavg(), "versions": versions(("torch", "transformers", "fastapi", "uvicorn", "httpx", "aiohttp", "httptools", "uvloop", "orjson", "faiss-cpu")),
                "rows": rows}
     emit(summary)

@@ -21,7 +21,7 @@ import uvicorn  # noqa: E402
 
 from ..errors import BoltirError, ConfigError  # noqa: E402
 from ..index import read_manifest  # noqa: E402
-from ..serve import SearchService, ServeConfig, create_app  # noqa: E402
+from ..serve import ServeConfig, create_app, open_service  # noqa: E402
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     config.__post_init__()  # the overrides pass the same checks as the file
     if config.workers > 1:
         return _run_workers(config, args.quiet)
-    service = SearchService(config)
+    service = open_service(config)
     if args.quiet:
         logging.getLogger("boltir.serve").setLevel(logging.WARNING)
     server = uvicorn.Server(uvicorn.Config(create_app(service), host=config.host, port=config.port, access_log=False,
@@ -127,7 +127,7 @@ def _worker(values: dict, quiet: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s [%(process)d] %(message)s", stream=sys.stderr)
     config = ServeConfig.from_dict(values, "boltir serve worker config")
     try:
-        service = SearchService(config)
+        service = open_service(config)
     except BoltirError as exc:  # one line, as the dispatcher prints it; the parent stops the rest
         print(f"error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)

@@ -9,6 +9,8 @@ for _module in ("fastapi", "uvicorn"):
 from .app import create_app
 from .batching import DynamicBatcher
 from .config import BatchingConfig, LimitsConfig, ServeConfig
+from .process import ModelProcessService, open_service
 from .service import Hit, SearchRequest, SearchService
 
-__all__ = ["BatchingConfig", "DynamicBatcher", "Hit", "LimitsConfig", "SearchRequest", "SearchService", "ServeConfig", "create_app"]
+__all__ = ["BatchingConfig", "DynamicBatcher", "Hit", "LimitsConfig", "ModelProcessService", "SearchRequest", "SearchService",
+           "ServeConfig", "create_app", "open_service"]

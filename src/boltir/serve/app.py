@@ -39,6 +39,7 @@ from ..errors import BoltirError
 from .batching import DynamicBatcher, InlineExecutor
 from .config import LimitsConfig
 from .page import search_page
+from .process import ModelProcessExited, ModelProcessService
 from .service import Hit, SearchRequest, SearchService
 
 try:  # optional: the serve extra installs it
@@ -80,6 +81,9 @@ def _error_response(exc: Exception, method: str, path: str) -> JSONResponse:
         return _error(*_validation_message(exc))
     if isinstance(exc, ClientError):
         return _error(exc.status, str(exc))
+    if isinstance(exc, ModelProcessExited):
+        log.error("%s %s: %s", method, path, exc)
+        return _error(503, str(exc))
     if isinstance(exc, BoltirError):
         return _error(422, str(exc))
     if isinstance(exc, StarletteHTTPException):
@@ -208,7 +212,7 @@ class RequestGuard:
         return b"".join(chunks)
 
 
-def create_app(service: SearchService) -> FastAPI:
+def create_app(service: SearchService | ModelProcessService) -> FastAPI:
     """The app serving ``service``; its model thread and batcher live as long as the app runs."""
     config = service.config
     limits = config.limits
@@ -232,15 +236,16 @@ def create_app(service: SearchService) -> FastAPI:
         gc.unfreeze()
         await batcher.close()
         executor.shutdown(wait=True, cancel_futures=True)
+        service.close()
 
     app = FastAPI(title="boltir", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
     app.state.batcher = batcher
 
     def wants_rerank(rerank: bool | None) -> bool:
-        if rerank and service.reranker is None:
+        if rerank and service.reranker_name is None:
             raise ClientError("rerank", "this service has no re-ranker configured (serve option reranker)")
-        return service.reranker is not None if rerank is None else rerank
+        return service.reranker_name is not None if rerank is None else rerank
 
     async def run_queries(queries: list[str], k: int, rerank: bool | None) -> tuple[list[list[Hit]], float]:
         started = time.perf_counter()

@@ -22,11 +22,18 @@ class BatchingConfig:
     (the default). ``false`` runs each batch on the event loop itself, which stops reading while it runs: with
     a GPU a batch takes a few milliseconds, and no thread then waits for the GIL, which torch lets go of around
     every operation (beside a busy event loop, each handback can wait out Python's 5 ms switch interval).
+
+    ``model_process``: the model, index and re-ranker live in a process of their own, which the server's model
+    thread hands each batch to over a pipe; the server keeps the corpus and makes the hits. The two then have a GIL
+    each: the model's hundreds of torch operations a batch no longer wait on the event loop's, nor it on theirs.
+    Unset (the default): on when the device is a GPU. A model process that dies fails its batch (503) and is
+    started again for the next one.
     """
 
     max_batch_size: int = 64
     max_wait_ms: float = 2.0
     model_thread: bool = True
+    model_process: bool | None = None
 
 
 @dataclasses.dataclass
@@ -85,6 +92,8 @@ class ServeConfig:
             ("batching.max_batch_size", self.batching.max_batch_size >= 1, "must be at least 1"),
             ("batching.max_wait_ms", self.batching.max_wait_ms >= 0, "must not be negative"),
             ("batching.model_thread", isinstance(self.batching.model_thread, bool), "must be true or false"),
+            ("batching.model_process", self.batching.model_process is None or isinstance(self.batching.model_process, bool),
+             "must be true, false or unset"),
         ]
         checks += [(f"limits.{f.name}", getattr(self.limits, f.name) >= 1, "must be at least 1") for f in dataclasses.fields(LimitsConfig)]
         for option, ok, rule in checks:

@@ -143,10 +143,23 @@ def first_stage_module(name: str | None, manifest: dict[str, Any], index_dir: st
     raise ConfigError(f"serve option model: {name} is a {type(model).__name__}, not a first-stage model (a bi-encoder).")
 
 
-class SearchService:
-    """Answers search, re-rank and encode calls for one index; built once when the server starts."""
+def hits(corpus: Corpus, ranking: list[tuple[str, float]], query: str, snippet_chars: int) -> list[Hit]:
+    """A query's ranked ``(doc_id, score)`` pairs as hits with title and snippet from ``corpus``."""
+    words = query_words(query)
+    found = []
+    for rank, (doc_id, score) in enumerate(ranking, start=1):
+        title, text = corpus.documents[doc_id]
+        found.append(Hit(doc_id, float(score), rank, title, snippet(text, query, snippet_chars, words)))
+    return found
 
-    def __init__(self, config: ServeConfig) -> None:
+
+class SearchService:
+    """Answers search, re-rank and encode calls for one index; built once when the server starts.
+
+    ``texts=False`` reads the corpus only when a re-ranker needs it: the service then ranks (:meth:`rank`) but
+    makes no hits, as in a model process (:mod:`boltir.serve.process`), whose server holds the corpus itself."""
+
+    def __init__(self, config: ServeConfig, texts: bool = True) -> None:
         self.config = config
         manifest = read_manifest(config.index_dir)
         self.index_name = Path(config.index_dir).resolve().name
@@ -168,9 +181,18 @@ class SearchService:
         if config.reranker:
             self.reranker = CrossEncoderModule(config.reranker)
             self.reranker.to(self.device, dtype).eval()
-        self.corpus = Corpus(config.corpus)
-        self.corpus.check_covers(set(self.searcher.doc_ids.tolist()), config.corpus)
+        self.corpus: Corpus | None = None
+        if texts or self.reranker is not None:
+            self.corpus = Corpus(config.corpus)
+            self.corpus.check_covers(self.doc_ids(), config.corpus)
         log.info("serving %s (%s, %d documents) with %s on %s", self.index_name, self.engine, self.documents, self.model_name, self.device)
+
+    def doc_ids(self) -> set[str]:
+        """The ids of the documents the index holds."""
+        return set(self.searcher.doc_ids.tolist())
+
+    def close(self) -> None:
+        """Nothing to release in this process (:class:`boltir.serve.process.ModelProcessService` stops its own)."""
 
     @property
     def reranker_name(self) -> str | None:
@@ -180,10 +202,17 @@ class SearchService:
         return {"status": "ok", "model": self.model_name, "index": self.index_name, "engine": self.engine,
                 "documents": self.documents, "reranker": self.reranker_name}
 
-    @torch.inference_mode()
     def search(self, requests: list[SearchRequest]) -> list[list[Hit]]:
-        """One forward pass and one search call for every query of the batch; then one re-ranking pass for
-        those that asked for it."""
+        """Each request's hits (:meth:`rank`, then titles and snippets from the corpus)."""
+        if self.corpus is None:
+            raise RuntimeError("this SearchService was built with texts=False: it ranks, and makes no hits")
+        length = self.config.limits.snippet_chars
+        return [hits(self.corpus, ranking, r.query, length) for ranking, r in zip(self.rank(requests), requests)]
+
+    @torch.inference_mode()
+    def rank(self, requests: list[SearchRequest]) -> list[list[tuple[str, float]]]:
+        """Each request's top ``k`` ``(doc_id, score)``: one forward pass and one search call for every query of
+        the batch, then one re-ranking pass for those that asked for it."""
         queries = [r.query for r in requests]
         vectors = self.module.embed_queries(queries)
         depth = max(max(r.k for r in requests), self.config.rerank_depth if any(r.rerank for r in requests) else 0)
@@ -192,21 +221,13 @@ class SearchService:
         asked = [i for i, r in enumerate(requests) if r.rerank]
         if asked and self.reranker is not None:
             candidates = [[doc for doc, _ in rankings[i][: self.config.rerank_depth]] for i in asked]
-            texts = [[join_title(*self.corpus.documents[doc]) for doc in docs] for docs in candidates]
+            documents = self.corpus.documents if self.corpus is not None else {}  # a reranker reads the corpus
+            texts = [[join_title(*documents[doc]) for doc in docs] for docs in candidates]
             new_scores = self.reranker.rank_scores([queries[i] for i in asked], texts)
             for i, docs, row in zip(asked, candidates, new_scores):
                 rescored = zip(docs, row.float().cpu().tolist())
                 rankings[i] = sorted(rescored, key=lambda item: (-item[1], item[0]))
-        return [self._hits(ranking[: r.k], r.query) for ranking, r in zip(rankings, requests)]
-
-    def _hits(self, ranking: list[tuple[str, float]], query: str) -> list[Hit]:
-        length = self.config.limits.snippet_chars
-        words = query_words(query)
-        hits = []
-        for rank, (doc_id, score) in enumerate(ranking, start=1):
-            title, text = self.corpus.documents[doc_id]
-            hits.append(Hit(doc_id, float(score), rank, title, snippet(text, query, length, words)))
-        return hits
+        return [ranking[: r.k] for ranking, r in zip(rankings, requests)]
 
     @torch.inference_mode()
     def rerank(self, query: str, texts: list[str]) -> list[float]:

@@ -1,0 +1,116 @@
+"""batching.model_process: the model, index and re-ranker in a process of their own, behind the same HTTP API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from boltir import CrossEncoderModule
+
+from .conftest import ROOT, ServerProcess, free_port, serve_config
+from .test_server import QUERIES
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def servers(tiny_collection, tmp_path_factory):
+    """The same config with a re-ranker, once with the model in its own process and once in the server's."""
+    directory = tmp_path_factory.mktemp("serve-process")
+    reranker = directory / "reranker"  # saved once: its head, random at first, is then the same in both servers
+    CrossEncoderModule(str(tiny_collection["model"])).save_pretrained(reranker)
+    config = serve_config(tiny_collection, reranker=str(reranker), rerank_depth=4)
+    apart = ServerProcess({**config, "batching": {**config["batching"], "model_process": True}}, directory)
+    together = ServerProcess({**config, "batching": {**config["batching"], "model_process": False}}, directory)
+    yield apart, together
+    apart.stop()
+    together.stop()
+
+
+def test_health_names_the_model_process(servers):
+    apart, together = servers
+    health = httpx.get(apart.url + "/health").json()
+    assert isinstance(health["model_process"], int) and health["model_process"] != health["pid"]
+    assert _alive(health["model_process"])
+    assert health["documents"] == 6 and health["reranker"]
+    assert "model_process" not in httpx.get(together.url + "/health").json()
+
+
+@pytest.mark.parametrize("rerank", ["false", "true"])
+def test_search_answers_as_the_model_in_the_server_does(servers, rerank):
+    apart, together = servers
+    for query in QUERIES:
+        params = {"q": query, "k": 4, "rerank": rerank}
+        got, expected = (httpx.get(s.url + "/search", params=params).json()["hits"] for s in (apart, together))
+        assert [(h["doc_id"], h["rank"], h["title"], h["text"]) for h in got] == [
+            (h["doc_id"], h["rank"], h["title"], h["text"]) for h in expected]
+        assert [h["score"] for h in got] == pytest.approx([h["score"] for h in expected], abs=1e-5)
+    body = {"queries": QUERIES, "k": 3}
+    got, expected = (httpx.post(s.url + "/search", json=body).json()["results"] for s in (apart, together))
+    assert [[h["doc_id"] for h in r["hits"]] for r in got] == [[h["doc_id"] for h in r["hits"]] for r in expected]
+
+
+def test_rerank_and_encode_answer_as_the_model_in_the_server_does(servers):
+    apart, together = servers
+    documents = [{"doc_id": "a", "text": "berlin is the capital of germany"}, {"text": "the moon causes the ocean tide"}]
+    for path, body, key in (("/rerank", {"query": QUERIES[1], "documents": documents}, "scores"),
+                            ("/encode", {"texts": ["berlin", "tides"], "side": "doc"}, "vectors")):
+        got, expected = (httpx.post(s.url + path, json=body).json() for s in (apart, together))
+        assert np.allclose(got[key], expected[key], atol=1e-5)
+    bad = httpx.post(apart.url + "/search", json={"queries": ["tide"], "k": 99})
+    assert bad.status_code == 422 and "k" in bad.json()["error"]
+
+
+def test_a_killed_model_process_fails_its_batch_with_503_and_a_new_one_answers_the_next(servers):
+    apart, _ = servers
+    before = httpx.get(apart.url + "/health").json()["model_process"]
+    os.kill(before, signal.SIGKILL)
+    while _alive(before):
+        time.sleep(0.05)
+    failed = httpx.get(apart.url + "/search", params={"q": QUERIES[0], "k": 2}, timeout=120)
+    assert failed.status_code == 503 and "model process" in failed.json()["error"]
+    answered = httpx.get(apart.url + "/search", params={"q": QUERIES[0], "k": 2}, timeout=120)
+    assert answered.status_code == 200 and len(answered.json()["hits"]) == 2
+    after = httpx.get(apart.url + "/health").json()["model_process"]
+    assert after != before and _alive(after)
+
+
+def test_sigterm_stops_the_model_process_too(tiny_collection, tmp_path):
+    config = serve_config(tiny_collection)
+    process = ServerProcess({**config, "batching": {**config["batching"], "model_process": True}}, tmp_path)
+    child = httpx.get(process.url + "/health").json()["model_process"]
+    assert httpx.get(process.url + "/search", params={"q": QUERIES[2], "k": 1}).status_code == 200
+    assert process.stop(signal.SIGTERM) == 0, process.output()
+    deadline = time.monotonic() + 15
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def test_a_model_process_that_cannot_load_stops_the_server_with_one_line(tiny_collection, tmp_path):
+    config = serve_config(tiny_collection, model=str(tmp_path / "no-such-model"), port=free_port())
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump({**config, "batching": {**config["batching"], "model_process": True}}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "boltir.cli", "serve", "--config", str(path)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode != 0
+    assert "no-such-model" in done.stderr and "Traceback" not in done.stderr, done.stderr
