@@ -221,8 +221,10 @@ def create_app(service: SearchService | ModelProcessService) -> FastAPI:
     RerankBody, EncodeBody = models["rerank"], models["encode"]
     executor: Executor = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltir-model")
                           if config.batching.model_thread else InlineExecutor())
-    batcher: DynamicBatcher[SearchRequest, list[Hit]] = DynamicBatcher(
-        service.search, executor, config.batching.max_batch_size, config.batching.max_wait_ms
+    # the batch function ranks; each request makes its own hits afterwards, on the event loop, so the model (in
+    # its thread or process) starts the next batch while the last one's titles and snippets are cut
+    batcher: DynamicBatcher[SearchRequest, list[tuple[str, float]]] = DynamicBatcher(
+        service.rank, executor, config.batching.max_batch_size, config.batching.max_wait_ms
     )
     page = search_page(reranker=service.reranker_name, max_k=limits.max_k)
 
@@ -251,7 +253,8 @@ def create_app(service: SearchService | ModelProcessService) -> FastAPI:
         started = time.perf_counter()
         rerank_flag = wants_rerank(rerank)
         answers = [batcher.submit(SearchRequest(q, k, rerank_flag)) for q in queries]
-        hits = [await answers[0]] if len(answers) == 1 else await asyncio.gather(*answers)
+        rankings = [await answers[0]] if len(answers) == 1 else await asyncio.gather(*answers)
+        hits = [service.hits(ranking, q) for ranking, q in zip(rankings, queries)]
         return hits, round((time.perf_counter() - started) * 1000, 2)
 
     async def handle_error(request: Request, exc: Exception) -> JSONResponse:

@@ -77,11 +77,11 @@ class ModelProcessService:
         return {"status": "ok", "model": self.model_name, "index": self.index_name, "engine": self.engine,
                 "documents": self.documents, "reranker": self.reranker_name, "model_process": self.pid}
 
-    def search(self, requests: list[SearchRequest]) -> list[list[Hit]]:
-        rankings = self._call({"op": "rank", "requests": [[r.query, r.k, r.rerank] for r in requests]})
-        length = self.config.limits.snippet_chars
-        return [hits(self.corpus, [(doc, score) for doc, score in ranking], r.query, length)
-                for ranking, r in zip(rankings, requests)]
+    def rank(self, requests: list[SearchRequest]) -> list[list[tuple[str, float]]]:
+        return self._call({"op": "rank", "requests": [[r.query, r.k, r.rerank] for r in requests]})
+
+    def hits(self, ranking: list[tuple[str, float]], query: str) -> list[Hit]:
+        return hits(self.corpus, ranking, query, self.config.limits.snippet_chars)
 
     def rerank(self, query: str, texts: list[str]) -> list[float]:
         return self._call({"op": "rerank", "query": query, "texts": texts})

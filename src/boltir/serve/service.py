@@ -1,7 +1,8 @@
 """The model side of the service: first-stage model, searcher, optional re-ranker and the corpus's texts.
 
-Everything here is synchronous and runs in the app's one model thread (see :mod:`boltir.serve.app`), so the
-models never run two batches at once and the event loop never waits on a forward pass.
+Everything here is synchronous. Ranking runs in the app's one model thread (see :mod:`boltir.serve.app`), so
+the models never run two batches at once and the event loop never waits on a forward pass; a request's hits are
+then made on the event loop.
 """
 
 from __future__ import annotations
@@ -202,12 +203,11 @@ class SearchService:
         return {"status": "ok", "model": self.model_name, "index": self.index_name, "engine": self.engine,
                 "documents": self.documents, "reranker": self.reranker_name}
 
-    def search(self, requests: list[SearchRequest]) -> list[list[Hit]]:
-        """Each request's hits (:meth:`rank`, then titles and snippets from the corpus)."""
+    def hits(self, ranking: list[tuple[str, float]], query: str) -> list[Hit]:
+        """One query's :meth:`rank` as hits, with titles and snippets from the corpus."""
         if self.corpus is None:
             raise RuntimeError("this SearchService was built with texts=False: it ranks, and makes no hits")
-        length = self.config.limits.snippet_chars
-        return [hits(self.corpus, ranking, r.query, length) for ranking, r in zip(self.rank(requests), requests)]
+        return hits(self.corpus, ranking, query, self.config.limits.snippet_chars)
 
     @torch.inference_mode()
     def rank(self, requests: list[SearchRequest]) -> list[list[tuple[str, float]]]:
