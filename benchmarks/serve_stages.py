@@ -42,7 +42,7 @@ def stage_times(service: Any, queries: list[str], batch: int, repeats: int, devi
         marks.append((time.perf_counter(), cpu_seconds()))
         run = service.searcher.search(vectors, 10)
         marks.append((time.perf_counter(), cpu_seconds()))
-        [service._hits(run.ranked(str(i))[:10], r.query) for i, r in enumerate(requests)]
+        [service.hits(run.ranked(str(i))[:10], r.query) for i, r in enumerate(requests)]
         marks.append((time.perf_counter(), cpu_seconds()))
         for name, (start, end) in zip(wall, zip(marks, marks[1:])):
             wall[name].append(1000 * (end[0] - start[0]))
