@@ -101,17 +101,20 @@ class ModelProcessService:
         process = context.Process(target=_model_main, args=(values, child), name="boltir-model", daemon=True)
         process.start()
         child.close()
+
+        def died() -> ConfigError:
+            parent.close()
+            process.join(5)
+            return ConfigError(f"boltir serve: the model process exited with status {process.exitcode} while loading "
+                               "(its error is logged above).")
+
         while not parent.poll(0.2):  # loading a model takes seconds; a child that died while loading says so
             if not process.is_alive():
-                parent.close()
-                raise ConfigError(f"boltir serve: the model process exited with status {process.exitcode} while loading "
-                                  "(its error is logged above).")
+                raise died()
         try:
             reply = _loads(parent.recv_bytes())
         except (EOFError, OSError):
-            process.join(5)
-            raise ConfigError(f"boltir serve: the model process exited with status {process.exitcode} while loading "
-                              "(its error is logged above).") from None
+            raise died() from None
         if "error" in reply:
             process.join(10)
             parent.close()
@@ -166,7 +169,7 @@ def _model_main(values: dict[str, Any], connection: Connection) -> None:
         return
     connection.send_bytes(_dumps({"ready": {
         "model_name": service.model_name, "reranker_name": service.reranker_name, "index_name": service.index_name,
-        "engine": service.engine, "documents": service.documents, "doc_ids": sorted(service.doc_ids())}}))
+        "engine": service.engine, "documents": service.documents, "doc_ids": list(service.doc_ids())}}))
     while True:
         try:
             message = _loads(connection.recv_bytes())

@@ -221,8 +221,8 @@ class SearchService:
         asked = [i for i, r in enumerate(requests) if r.rerank]
         if asked and self.reranker is not None:
             candidates = [[doc for doc, _ in rankings[i][: self.config.rerank_depth]] for i in asked]
-            documents = self.corpus.documents if self.corpus is not None else {}  # a reranker reads the corpus
-            texts = [[join_title(*documents[doc]) for doc in docs] for docs in candidates]
+            assert self.corpus is not None  # read whenever there is a re-ranker (see __init__)
+            texts = [[join_title(*self.corpus.documents[doc]) for doc in docs] for docs in candidates]
             new_scores = self.reranker.rank_scores([queries[i] for i in asked], texts)
             for i, docs, row in zip(asked, candidates, new_scores):
                 rescored = zip(docs, row.float().cpu().tolist())
