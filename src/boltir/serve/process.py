@@ -2,7 +2,7 @@
 
 In one process the model thread and the event loop share one GIL. torch lets go of it around every operation, a
 forward pass is hundreds of them, and each waits to get it back while the event loop is answering requests: under
-load on a GPU a batch took 25 ms where it takes 11 alone. Here the model, index and re-ranker run in a child
+load on a GPU a batch of 32 took 25 ms where it takes 11–14 alone. Here the model, index and re-ranker run in a child
 process with a GIL of its own; the server keeps the corpus and makes the hits. A batch crosses the pipe as JSON
 (never pickle) and comes back as ranked ``(doc_id, score)`` pairs: a few hundred bytes a query.
 """
