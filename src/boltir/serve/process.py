@@ -156,7 +156,9 @@ class ModelProcessService:
 def _model_main(values: dict[str, Any], connection: Connection) -> None:
     """The model process: load the service, then answer the server's messages until its end of the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops this one
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s [%(process)d] %(message)s", stream=sys.stderr)
+    # boltir's own lines only: at INFO, libraries it imports here (faiss's loader) print their start-up chatter
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s [%(process)d] %(message)s", stream=sys.stderr)
+    logging.getLogger("boltir").setLevel(logging.INFO)
     config = ServeConfig.from_dict(values, "boltir serve model process config")
     try:
         service = SearchService(config, texts=False)
