@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boltir.serve import DynamicBatcher
-from boltir.serve.batching import InlineExecutor
+from boltir.serve.batching import InlineExecutor, in_executor
 
 
 def run_batcher(items: list[int], max_batch_size: int, max_wait_ms: float, delay_s: float = 0.0):
@@ -27,7 +27,7 @@ def run_batcher(items: list[int], max_batch_size: int, max_wait_ms: float, delay
 
     async def main():
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") as executor:
-            batcher = DynamicBatcher(process, executor, max_batch_size, max_wait_ms)
+            batcher = DynamicBatcher(in_executor(process, executor), max_batch_size, max_wait_ms)
             answers = await asyncio.gather(*(batcher.submit(item) for item in items))
             await batcher.close()
             return answers
@@ -65,7 +65,7 @@ def test_an_error_fails_its_batch_only():
 
     async def main():
         with ThreadPoolExecutor(max_workers=1) as executor:
-            batcher = DynamicBatcher(process, executor, max_batch_size=1, max_wait_ms=0)
+            batcher = DynamicBatcher(in_executor(process, executor), max_batch_size=1, max_wait_ms=0)
             with pytest.raises(ValueError, match="three"):
                 await batcher.submit(3)
             assert await batcher.submit(4) == 4
@@ -86,7 +86,7 @@ def test_wait_counts_from_arrival_so_a_queued_batch_starts_when_the_model_is_fre
 
     async def main() -> float:
         with ThreadPoolExecutor(max_workers=1) as executor:
-            batcher = DynamicBatcher(process, executor, max_batch_size=8, max_wait_ms=400)
+            batcher = DynamicBatcher(in_executor(process, executor), max_batch_size=8, max_wait_ms=400)
             first = asyncio.ensure_future(batcher.submit(0))
             await asyncio.sleep(0.5)  # the first batch (dispatched at its 400 ms deadline) is running now
             queued_at = time.perf_counter()
@@ -114,7 +114,7 @@ def test_inline_executor_runs_batches_on_the_event_loop_thread():
         return [item * 10 for item in batch]
 
     async def main():
-        batcher = DynamicBatcher(process, InlineExecutor(), max_batch_size=64, max_wait_ms=20)
+        batcher = DynamicBatcher(in_executor(process, InlineExecutor()), max_batch_size=64, max_wait_ms=20)
         answers = await asyncio.gather(*(batcher.submit(item) for item in range(12)))
         with pytest.raises(ValueError, match="minus one"):
             await batcher.submit(-1)
@@ -135,7 +135,7 @@ def test_recent_reports_each_batch_size_and_how_long_process_ran():
 
     async def main():
         with ThreadPoolExecutor(max_workers=1) as executor:
-            batcher = DynamicBatcher(process, executor, max_batch_size=4, max_wait_ms=50)
+            batcher = DynamicBatcher(in_executor(process, executor), max_batch_size=4, max_wait_ms=50)
             assert batcher.recent() == {"seconds": 5.0, "batches": 0}
             await asyncio.gather(*(batcher.submit(item) for item in range(8)))  # two full batches of four
             await batcher.submit(9)  # and one of one
@@ -152,7 +152,7 @@ def test_recent_reports_each_batch_size_and_how_long_process_ran():
 
 def test_recent_leaves_out_batches_older_than_its_window():
     async def main():
-        batcher = DynamicBatcher(lambda batch: batch, InlineExecutor(), max_batch_size=2, max_wait_ms=0)
+        batcher = DynamicBatcher(in_executor(lambda batch: batch, InlineExecutor()), max_batch_size=2, max_wait_ms=0)
         await batcher.submit(1)
         await asyncio.sleep(0.2)
         await batcher.submit(2)

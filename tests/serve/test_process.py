@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,6 +15,9 @@ import pytest
 import yaml
 
 from boltir import CrossEncoderModule
+from boltir.serve.config import ServeConfig
+from boltir.serve.process import ModelProcessService
+from boltir.serve.service import SearchRequest, SearchService
 
 from .conftest import ROOT, ServerProcess, free_port, serve_config
 from .test_server import QUERIES
@@ -66,6 +70,44 @@ def test_search_answers_as_the_model_in_the_server_does(servers, rerank):
     body = {"queries": QUERIES, "k": 3}
     got, expected = (httpx.post(s.url + "/search", json=body).json()["results"] for s in (apart, together))
     assert [[h["doc_id"] for h in r["hits"]] for r in got] == [[h["doc_id"] for h in r["hits"]] for r in expected]
+
+
+def test_health_times_the_model_process_batches(servers):
+    apart, _ = servers
+    for query in QUERIES:
+        assert httpx.get(apart.url + "/search", params={"q": query, "k": 2}).status_code == 200
+    recent = httpx.get(apart.url + "/health").json()["batching"]["recent"]
+    assert recent["batches"] >= 1 and recent["mean_size"] >= 1
+    # began/ended come from the model process's clock: a batch cannot start before it was handed over
+    assert 0 <= recent["start_ms"]["p50"] <= recent["start_ms"]["max"] < 5_000
+    assert 0 <= recent["process_ms"]["p50"] <= recent["process_ms"]["max"] < 5_000
+
+
+def test_a_cancelled_call_does_not_leave_its_answer_for_the_next(tiny_collection):
+    config = ServeConfig.from_dict({**serve_config(tiny_collection), "batching": {"model_process": True}})
+    first, second = [SearchRequest(QUERIES[0], 3, False)], [SearchRequest(QUERIES[2], 3, False)]
+    direct = SearchService(config, texts=False)
+    expected = direct.rank(second)
+    direct.close()
+    service = ModelProcessService(config)
+
+    async def cancel_then_call():
+        await service.rank(first)  # the socket's stream is open, so the next call sends at once
+        leaving = asyncio.ensure_future(service.rank(first))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        leaving.cancel()  # its message is sent: its answer is still to come on the socket
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
+        await asyncio.sleep(0.3)  # the answer has arrived by now
+        return (await service.rank(second)).results
+
+    try:
+        got = asyncio.run(cancel_then_call())
+    finally:
+        service.close()
+    assert [[doc_id for doc_id, _ in ranking] for ranking in got] == [[doc_id for doc_id, _ in ranking] for ranking in expected]
+    assert [score for _, score in got[0]] == pytest.approx([score for _, score in expected[0]], abs=1e-5)
 
 
 def test_rerank_and_encode_answer_as_the_model_in_the_server_does(servers):

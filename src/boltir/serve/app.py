@@ -1,9 +1,10 @@
 """The FastAPI app: /health, /search, /rerank, /encode and the search page, over one :class:`SearchService`.
 
-Model work runs in one worker thread (torch is never called from two threads at once, and the event loop keeps
-answering while a batch runs), or with ``batching.model_thread: false`` on the event loop itself; search queries
-go through a :class:`DynamicBatcher` so that concurrent requests share forward passes. Every error a client can
-cause is answered 4xx with ``{"error": "..."}`` naming the field.
+Model work runs in a model process (``batching.model_process``, see :mod:`boltir.serve.process`), or in one worker
+thread (torch is never called from two threads at once, and the event loop keeps answering while a batch runs), or
+with ``batching.model_thread: false`` on the event loop itself; search queries go through a :class:`DynamicBatcher`
+so that concurrent requests share forward passes. Every error a client can cause is answered 4xx with
+``{"error": "..."}`` naming the field.
 
 ``GET /search``, the request a search page and most clients send under load, is answered by :class:`RequestGuard`
 ahead of FastAPI's routing: its parameters are read by the standard library and checked by the same pydantic
@@ -36,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import BoltirError
-from .batching import DynamicBatcher, InlineExecutor
+from .batching import BatchFunction, DynamicBatcher, InlineExecutor, in_executor
 from .config import LimitsConfig
 from .page import search_page
 from .process import ModelProcessExited, ModelProcessService
@@ -219,12 +220,25 @@ def create_app(service: SearchService | ModelProcessService) -> FastAPI:
     models = request_models(limits)
     SearchParams, SearchBody = models["search_params"], models["search"]
     RerankBody, EncodeBody = models["rerank"], models["encode"]
-    executor: Executor = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltir-model")
-                          if config.batching.model_thread else InlineExecutor())
+    executor: Executor | None = None
+    if isinstance(service, ModelProcessService):  # its calls are the event loop's own, over a socket
+        rank: BatchFunction[SearchRequest, list[tuple[str, float]]] = service.rank
+        rerank_scores, encode_texts = service.rerank, service.encode
+    else:
+        in_thread = executor = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="boltir-model")
+                                if config.batching.model_thread else InlineExecutor())
+        rank = in_executor(service.rank, in_thread)
+
+        async def rerank_scores(query: str, texts: list[str]) -> list[float]:
+            return await asyncio.get_running_loop().run_in_executor(in_thread, service.rerank, query, texts)
+
+        async def encode_texts(texts: list[str], side: str) -> dict[str, Any]:
+            return await asyncio.get_running_loop().run_in_executor(in_thread, service.encode, texts, side)
+
     # the batch function ranks; each request makes its own hits afterwards, on the event loop, so the model (in
     # its thread or process) starts the next batch while the last one's titles and snippets are cut
     batcher: DynamicBatcher[SearchRequest, list[tuple[str, float]]] = DynamicBatcher(
-        service.rank, executor, config.batching.max_batch_size, config.batching.max_wait_ms
+        rank, config.batching.max_batch_size, config.batching.max_wait_ms
     )
     page = search_page(reranker=service.reranker_name, max_k=limits.max_k)
 
@@ -237,7 +251,8 @@ def create_app(service: SearchService | ModelProcessService) -> FastAPI:
         yield
         gc.unfreeze()
         await batcher.close()
-        executor.shutdown(wait=True, cancel_futures=True)
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
         service.close()
 
     app = FastAPI(title="boltir", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -292,7 +307,7 @@ def create_app(service: SearchService | ModelProcessService) -> FastAPI:
     async def rerank(body: RerankBody) -> JSONResponse:  # type: ignore[valid-type]
         started = time.perf_counter()
         texts = [d.text for d in body.documents]
-        scores = await asyncio.get_running_loop().run_in_executor(executor, service.rerank, body.query, texts)
+        scores = await rerank_scores(body.query, texts)
         ids = [d.doc_id if d.doc_id is not None else str(i) for i, d in enumerate(body.documents)]
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         ranked = [{"doc_id": ids[i], "index": i, "score": scores[i], "rank": r} for r, i in enumerate(order, start=1)]
@@ -302,7 +317,7 @@ def create_app(service: SearchService | ModelProcessService) -> FastAPI:
     @app.post("/encode")
     async def encode(body: EncodeBody) -> JSONResponse:  # type: ignore[valid-type]
         started = time.perf_counter()
-        encoded = await asyncio.get_running_loop().run_in_executor(executor, service.encode, body.texts, body.side)
+        encoded = await encode_texts(body.texts, body.side)
         return JSONResponse({**encoded, "took_ms": round((time.perf_counter() - started) * 1000, 2)})
 
     @app.get("/", response_class=HTMLResponse)

@@ -1,4 +1,5 @@
-"""Dynamic batching: concurrent requests' items share one call of a batch function, run in the model thread."""
+"""Dynamic batching: concurrent requests' items share one call of a batch function (the model's, in its thread or
+process)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,50 @@ import asyncio
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, Future
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-class DynamicBatcher(Generic[Item, Result]):
-    """Collects items submitted from the event loop and answers them with ``process(items)``, one call per batch.
+class TimedBatch(NamedTuple, Generic[Result]):
+    """A batch function's answers, one per item, and when (``time.monotonic()``, s) the work began and ended.
 
-    A batch starts with the first waiting item and takes whatever else arrives within ``max_wait_ms`` of that
-    item's arrival, at most ``max_batch_size`` items. While ``process`` runs (in ``executor``, off the event loop)
-    new items queue up; under load their wait is over by the time the batch ends, so the next batch starts at
+    Where the work ran in another process the times are that process's: on Linux the monotonic clock is the
+    system's, so they compare with this process's."""
+
+    results: Sequence[Result]
+    began: float
+    ended: float
+
+
+BatchFunction = Callable[[list[Item]], Awaitable[TimedBatch[Result]]]
+
+
+def in_executor(process: Callable[[list[Item]], Sequence[Result]], executor: Executor) -> BatchFunction[Item, Result]:
+    """A :class:`DynamicBatcher`'s batch function that runs ``process`` in ``executor`` (the model thread)."""
+
+    def timed(items: list[Item]) -> TimedBatch[Result]:
+        began = time.monotonic()
+        return TimedBatch(process(items), began, time.monotonic())
+
+    async def run(items: list[Item]) -> TimedBatch[Result]:
+        return await asyncio.get_running_loop().run_in_executor(executor, timed, items)
+
+    return run
+
+
+class DynamicBatcher(Generic[Item, Result]):
+    """Collects items submitted from the event loop and answers them with ``await process(items)``, one call per
+    batch and one batch at a time.
+
+    ``process`` is a coroutine function that hands the work off the event loop: :func:`in_executor` runs a
+    function in the model thread, :meth:`boltir.serve.process.ModelProcessService.rank` sends the batch to the
+    model process. A batch starts with the first waiting item and takes whatever else arrives within
+    ``max_wait_ms`` of that item's arrival, at most ``max_batch_size`` items. While ``process`` runs new items
+    queue up; under load their wait is over by the time the batch ends, so the next batch starts at
     once with what is there instead of leaving the model idle for another ``max_wait_ms``. ``max_batch_size=1``
     answers items one at a time, in arrival order.
 
@@ -31,11 +62,9 @@ class DynamicBatcher(Generic[Item, Result]):
     """
 
     def __init__(
-        self, process: Callable[[list[Item]], Sequence[Result]], executor: Executor, max_batch_size: int, max_wait_ms: float,
-        history: int = 4096,
+        self, process: BatchFunction[Item, Result], max_batch_size: int, max_wait_ms: float, history: int = 4096,
     ) -> None:
         self.process = process
-        self.executor = executor
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.pending: deque[tuple[Item, asyncio.Future[Result], float]] = deque()
@@ -44,7 +73,7 @@ class DynamicBatcher(Generic[Item, Result]):
         self.items = 0
         self._wakeup: asyncio.Future[None] | None = None  # the serving task waits on it for ``_wanted`` items
         self._wanted = 1
-        # per batch (monotonic s): handed to the executor, process began, process ended, answers set; its size
+        # per batch (monotonic s): handed to ``process``, its work began, its work ended, answers set; its size
         self.timings: deque[tuple[float, float, float, float, int]] = deque(maxlen=history)
 
     def submit(self, item: Item) -> asyncio.Future[Result]:
@@ -84,7 +113,6 @@ class DynamicBatcher(Generic[Item, Result]):
         return [(item, future) for item, future, _ in taken if not future.done()]  # done: the client left
 
     async def _serve(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._collect()
             if not batch:
@@ -93,7 +121,7 @@ class DynamicBatcher(Generic[Item, Result]):
             self.items += len(batch)
             handed = time.monotonic()
             try:
-                results, began, ended = await loop.run_in_executor(self.executor, self._timed, [item for item, _ in batch])
+                results, began, ended = await self.process([item for item, _ in batch])
             except Exception as exc:  # the batch's requests fail; the batcher, and the server, go on
                 for _, future in batch:
                     if not future.done():
@@ -104,15 +132,11 @@ class DynamicBatcher(Generic[Item, Result]):
                     future.set_result(result)
             self.timings.append((handed, began, ended, time.monotonic(), len(batch)))
 
-    def _timed(self, items: list[Item]) -> tuple[Sequence[Result], float, float]:
-        began = time.monotonic()
-        return self.process(items), began, time.monotonic()
-
     def recent(self, seconds: float = 5.0) -> dict[str, Any]:
         """Timings of the batches answered in the last ``seconds``: how many, their mean size, how long ``process``
         took (p50/p99/max ms), the share of the window it was running (``busy``: near 1, the model is the bound),
-        and how long a batch waited to start in the executor and for the event loop to take its answers
-        (``start_ms``/``answer_ms`` p99: the GIL or a busy event loop, not the model)."""
+        and how long a batch waited to start (in the model thread or process) and for the event loop to take its
+        answers (``start_ms``/``answer_ms``: the GIL, the socket or a busy event loop, not the model)."""
         since = time.monotonic() - seconds
         batches = [t for t in self.timings if t[3] >= since]
         if not batches:
@@ -141,8 +165,9 @@ class DynamicBatcher(Generic[Item, Result]):
 
 
 class InlineExecutor(Executor):
-    """Runs each call at once in the calling thread: a :class:`DynamicBatcher` on it runs its batches on the event
-    loop (``batching.model_thread: false``), and ``run_in_executor`` hands back a finished future."""
+    """Runs each call at once in the calling thread: a :class:`DynamicBatcher` whose batch function is
+    :func:`in_executor` on it runs its batches on the event loop (``batching.model_thread: false``), and
+    ``run_in_executor`` hands back a finished future."""
 
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
         future: Future = Future()

@@ -23,8 +23,8 @@ class BatchingConfig:
     a GPU a batch takes a few milliseconds, and no thread then waits for the GIL, which torch lets go of around
     every operation (beside a busy event loop, each handback can wait out Python's 5 ms switch interval).
 
-    ``model_process``: the model, index and re-ranker live in a process of their own, which the server's model
-    thread hands each batch to over a pipe; the server keeps the corpus and makes the hits. The two then have a GIL
+    ``model_process``: the model, index and re-ranker live in a process of their own, which the server's event
+    loop hands each batch to over a Unix socket; the server keeps the corpus and makes the hits. The two then have a GIL
     each: the model's hundreds of torch operations a batch no longer wait on the event loop's, nor it on theirs.
     Unset (the default): on when the device is a GPU. A model process that dies fails its batch (503) and is
     started again for the next one.

@@ -1,26 +1,32 @@
-"""The model side of the service in a process of its own (``batching.model_process``), behind a pipe.
+"""The model side of the service in a process of its own (``batching.model_process``), over a Unix socket.
 
 In one process the model thread and the event loop share one GIL. torch lets go of it around every operation, a
 forward pass is hundreds of them, and each waits to get it back while the event loop is answering requests: under
 load on a GPU a batch of 32 took 25 ms where it takes 11–14 alone. Here the model, index and re-ranker run in a child
-process with a GIL of its own; the server keeps the corpus and makes the hits. A batch crosses the pipe as JSON
-(never pickle) and comes back as ranked ``(doc_id, score)`` pairs: a few hundred bytes a query.
+process with a GIL of its own; the server keeps the corpus and makes the hits. A batch crosses a Unix socket as one
+length-prefixed JSON message (never pickle) and comes back as ranked ``(doc_id, score)`` pairs: a few hundred bytes a
+query. The server's side is the event loop's own (asyncio streams): a relay thread needed the GIL to start each
+batch and so waited about one switch interval (5 ms) for it under load.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
 import multiprocessing
+import select
 import signal
+import socket
+import struct
 import sys
-import threading
-from multiprocessing.connection import Connection
-from typing import Any
+import time
+from typing import Any, BinaryIO
 
 from ..errors import BoltirError, ConfigError
 from .config import ServeConfig
+from .batching import TimedBatch
 from .service import Corpus, Hit, SearchRequest, SearchService, hits, resolve_device
 
 try:  # optional: the serve extra installs it
@@ -34,6 +40,7 @@ except ImportError:  # pragma: no cover
     _loads = json.loads
 
 log = logging.getLogger("boltir.serve")
+_LENGTH = struct.Struct("!Q")  # a message: its length in bytes, then that many bytes of JSON
 
 
 class ModelProcessExited(BoltirError):
@@ -55,13 +62,15 @@ def open_service(config: ServeConfig) -> SearchService | ModelProcessService:
 class ModelProcessService:
     """:class:`SearchService`'s interface, with the model, index and re-ranker in a child process.
 
-    Calls come from one thread at a time (the app's model thread), as they do to a :class:`SearchService`."""
+    :meth:`rank`, :meth:`rerank` and :meth:`encode` are coroutines for the server's event loop; one message is
+    in flight at a time, and a caller that is cancelled does not cut an exchange short."""
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self._lock = threading.Lock()
         self._process: multiprocessing.process.BaseProcess | None = None
-        self._connection: Connection | None = None
+        self._socket: socket.socket | None = None
+        self._stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None  # made on the event loop
+        self._lock: asyncio.Lock | None = None
         ready = self._start()
         self.model_name: str = ready["model_name"]
         self.reranker_name: str | None = ready["reranker_name"]
@@ -77,56 +86,76 @@ class ModelProcessService:
         return {"status": "ok", "model": self.model_name, "index": self.index_name, "engine": self.engine,
                 "documents": self.documents, "reranker": self.reranker_name, "model_process": self.pid}
 
-    def rank(self, requests: list[SearchRequest]) -> list[list[tuple[str, float]]]:
-        return self._call({"op": "rank", "requests": [[r.query, r.k, r.rerank] for r in requests]})
+    async def rank(self, requests: list[SearchRequest]) -> TimedBatch[list[tuple[str, float]]]:
+        """Each request's ranked ``(doc_id, score)`` pairs, with when the model process began and ended them."""
+        reply = await self._call({"op": "rank", "requests": [[r.query, r.k, r.rerank] for r in requests]})
+        return TimedBatch(reply["ok"], reply["began"], reply["ended"])
 
     def hits(self, ranking: list[tuple[str, float]], query: str) -> list[Hit]:
         return hits(self.corpus, ranking, query, self.config.limits.snippet_chars)
 
-    def rerank(self, query: str, texts: list[str]) -> list[float]:
-        return self._call({"op": "rerank", "query": query, "texts": texts})
+    async def rerank(self, query: str, texts: list[str]) -> list[float]:
+        return (await self._call({"op": "rerank", "query": query, "texts": texts}))["ok"]
 
-    def encode(self, texts: list[str], side: str) -> dict[str, Any]:
-        return self._call({"op": "encode", "texts": texts, "side": side})
+    async def encode(self, texts: list[str], side: str) -> dict[str, Any]:
+        return (await self._call({"op": "encode", "texts": texts, "side": side}))["ok"]
 
     def close(self) -> None:
-        """Stop the model process (it also stops by itself when this process's end of the pipe closes)."""
-        with self._lock:
-            self._stop()
+        """Stop the model process (it stops by itself, too, when the server's end of the socket closes)."""
+        self._stop()
 
     def _start(self) -> dict[str, Any]:
+        """Start a model process and wait until it has loaded (blocking: seconds)."""
         context = multiprocessing.get_context("spawn")  # CUDA does not survive a fork
-        parent, child = context.Pipe()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         values = dataclasses.asdict(self.config)
-        process = context.Process(target=_model_main, args=(values, child), name="boltir-model", daemon=True)
+        # multiprocessing hands a socket argument to the spawned child as a duplicated descriptor
+        process = context.Process(target=_model_main, args=(values, theirs), name="boltir-model", daemon=True)
         process.start()
-        child.close()
+        theirs.close()
 
         def died() -> ConfigError:
-            parent.close()
+            ours.close()
             process.join(5)
             return ConfigError(f"boltir serve: the model process exited with status {process.exitcode} while loading "
                                "(its error is logged above).")
 
-        while not parent.poll(0.2):  # loading a model takes seconds; a child that died while loading says so
+        while not select.select([ours], [], [], 0.2)[0]:  # loading takes seconds; a child that dies says so
             if not process.is_alive():
                 raise died()
-        try:
-            reply = _loads(parent.recv_bytes())
-        except (EOFError, OSError):
-            raise died() from None
+        with ours.makefile("rb") as stream:
+            reply = _read_message(stream)
+        if reply is None:
+            raise died()
         if "error" in reply:
             process.join(10)
-            parent.close()
+            ours.close()
             raise ConfigError(reply["error"]) if reply.get("boltir") else RuntimeError(reply["error"])
-        self._process, self._connection = process, parent
+        self._process, self._socket, self._stream = process, ours, None
         log.info("model process %d ready", process.pid)
         return reply["ready"]
 
     def _stop(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self._disconnect()
+        self._reap()
+
+    def _disconnect(self) -> None:
+        """Close the server's end of the socket (on the event loop's thread, where the stream lives)."""
+        if self._socket is not None:
+            try:  # the child sees the end of its input at once, whether or not an event loop closes the stream
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                if self._stream is not None:
+                    self._stream[1].close()
+            except RuntimeError:  # its event loop has ended (asyncio.run returned before close): no one reads it
+                pass
+            self._socket.close()
+            self._socket = self._stream = None
+
+    def _reap(self) -> None:
+        """Wait for the model process to end (it does when its input ends), killing it after 10 s."""
         if self._process is not None:
             self._process.join(10)
             if self._process.exitcode is None:
@@ -134,50 +163,80 @@ class ModelProcessService:
                 self._process.join()
             self._process = None
 
-    def _call(self, message: dict[str, Any]) -> Any:
-        with self._lock:
-            if self._connection is None:  # the last one died: a new one for this batch
-                self._start()
-            connection = self._connection
-            assert connection is not None and self._process is not None
-            try:
-                connection.send_bytes(_dumps(message))
-                reply = _loads(connection.recv_bytes())
-            except (EOFError, OSError):
-                pid, exitcode = self._process.pid, self._process.exitcode
-                self._stop()
-                raise ModelProcessExited(f"the model process ({pid}) exited (status {exitcode}) during this batch; "
-                                         "a new one starts for the next") from None
+    async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        # shielded: a request whose client left must not leave its reply unread on the socket for the next call
+        reply = await asyncio.shield(self._exchange(self._lock, _dumps(message)))
         if "error" in reply:
             raise (BoltirError if reply.get("boltir") else RuntimeError)(reply["error"])
-        return reply["ok"]
+        return reply
+
+    async def _exchange(self, lock: asyncio.Lock, message: bytes) -> dict[str, Any]:
+        async with lock:
+            if self._socket is None:  # the last one died: a new one for this call (off the loop: it loads)
+                await asyncio.get_running_loop().run_in_executor(None, self._start)
+            assert self._socket is not None and self._process is not None
+            if self._stream is None:
+                self._stream = await asyncio.open_unix_connection(sock=self._socket)
+            reader, writer = self._stream
+            try:
+                writer.write(_LENGTH.pack(len(message)) + message)
+                await writer.drain()
+                size = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))[0]
+                return _loads(await reader.readexactly(size))
+            except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                pid = self._process.pid
+                self._disconnect()
+                await asyncio.get_running_loop().run_in_executor(None, self._reap)
+                raise ModelProcessExited(f"the model process ({pid}) exited during this batch; a new one starts "
+                                         "for the next") from None
 
 
-def _model_main(values: dict[str, Any], connection: Connection) -> None:
-    """The model process: load the service, then answer the server's messages until its end of the pipe closes."""
+def _read_message(stream: BinaryIO) -> dict[str, Any] | None:
+    """The next message on a blocking stream, or None when the other end has closed it."""
+    header = stream.read(_LENGTH.size)
+    if len(header) < _LENGTH.size:
+        return None
+    size = _LENGTH.unpack(header)[0]
+    payload = stream.read(size)
+    return _loads(payload) if len(payload) == size else None
+
+
+def _send_message(connection: socket.socket, message: dict[str, Any]) -> None:
+    payload = _dumps(message)
+    connection.sendall(_LENGTH.pack(len(payload)) + payload)
+
+
+def _model_main(values: dict[str, Any], connection: socket.socket) -> None:
+    """The model process: load the service, then answer the server's messages until its end of the socket closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops this one
     # boltir's own lines only: at INFO, libraries it imports here (faiss's loader) print their start-up chatter
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s [%(process)d] %(message)s", stream=sys.stderr)
     logging.getLogger("boltir").setLevel(logging.INFO)
     config = ServeConfig.from_dict(values, "boltir serve model process config")
+    stream = connection.makefile("rb")
     try:
         service = SearchService(config, texts=False)
     except BoltirError as exc:
-        connection.send_bytes(_dumps({"error": str(exc), "boltir": True}))
+        _send_message(connection, {"error": str(exc), "boltir": True})
         return
     except Exception as exc:  # noqa: BLE001 - the server reports it and exits
         log.error("the model process could not load", exc_info=exc)
-        connection.send_bytes(_dumps({"error": f"the model process could not load ({type(exc).__name__}: {exc})"}))
+        _send_message(connection, {"error": f"the model process could not load ({type(exc).__name__}: {exc})"})
         return
-    connection.send_bytes(_dumps({"ready": {
+    _send_message(connection, {"ready": {
         "model_name": service.model_name, "reranker_name": service.reranker_name, "index_name": service.index_name,
-        "engine": service.engine, "documents": service.documents, "doc_ids": list(service.doc_ids())}}))
+        "engine": service.engine, "documents": service.documents, "doc_ids": list(service.doc_ids())}})
     while True:
         try:
-            message = _loads(connection.recv_bytes())
-        except (EOFError, OSError):
+            message = _read_message(stream)
+        except OSError:
+            return
+        if message is None:
             return
         try:
+            began = time.monotonic()
             op = message["op"]
             if op == "rank":
                 answer: Any = service.rank([SearchRequest(q, k, rerank) for q, k, rerank in message["requests"]])
@@ -185,10 +244,13 @@ def _model_main(values: dict[str, Any], connection: Connection) -> None:
                 answer = service.rerank(message["query"], message["texts"])
             else:
                 answer = service.encode(message["texts"], message["side"])
-            reply = {"ok": answer}
+            reply = {"ok": answer, "began": began, "ended": time.monotonic()}
         except BoltirError as exc:
             reply = {"error": str(exc), "boltir": True}
         except Exception as exc:  # noqa: BLE001 - the batch fails, the process goes on
             log.error("error in the model process", exc_info=exc)
             reply = {"error": f"{type(exc).__name__}: {exc}"}
-        connection.send_bytes(_dumps(reply))
+        try:
+            _send_message(connection, reply)
+        except OSError:  # the server has gone
+            return
