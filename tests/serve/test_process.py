@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -91,23 +92,27 @@ def test_a_cancelled_call_does_not_leave_its_answer_for_the_next(tiny_collection
     direct.close()
     service = ModelProcessService(config)
 
-    async def cancel_then_call():
-        await service.rank(first)  # the socket's stream is open, so the next call sends at once
+    async def cancel_then_call(settle_s: float):
+        await service.rank(first)  # connected: the next call sends at once
         leaving = asyncio.ensure_future(service.rank(first))
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         leaving.cancel()  # its message is sent: its answer is still to come on the socket
         with pytest.raises(asyncio.CancelledError):
             await leaving
-        await asyncio.sleep(0.3)  # the answer has arrived by now
+        await asyncio.sleep(settle_s)  # 0: the next call is sent before that answer comes; 0.3: after
         return (await service.rank(second)).results
 
+    async def both() -> list:
+        return [await cancel_then_call(settle_s) for settle_s in (0.0, 0.3)]
+
     try:
-        got = asyncio.run(cancel_then_call())
+        answers = asyncio.run(both())
     finally:
         service.close()
-    assert [[doc_id for doc_id, _ in ranking] for ranking in got] == [[doc_id for doc_id, _ in ranking] for ranking in expected]
-    assert [score for _, score in got[0]] == pytest.approx([score for _, score in expected[0]], abs=1e-5)
+    for got in answers:
+        assert [[doc_id for doc_id, _ in ranking] for ranking in got] == [[doc_id for doc_id, _ in ranking] for ranking in expected]
+        assert [score for _, score in got[0]] == pytest.approx([score for _, score in expected[0]], abs=1e-5)
 
 
 def test_rerank_and_encode_answer_as_the_model_in_the_server_does(servers):
@@ -121,16 +126,30 @@ def test_rerank_and_encode_answer_as_the_model_in_the_server_does(servers):
     assert bad.status_code == 422 and "k" in bad.json()["error"]
 
 
-def test_a_killed_model_process_fails_its_batch_with_503_and_a_new_one_answers_the_next(servers):
+def test_a_model_process_killed_during_a_batch_fails_it_with_503_and_a_new_one_answers_the_next(servers):
+    apart, _ = servers
+    before = httpx.get(apart.url + "/health").json()["model_process"]
+    os.kill(before, signal.SIGSTOP)  # the batch is sent but not answered: it is in flight when the process dies
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(httpx.get, apart.url + "/search", params={"q": QUERIES[0], "k": 2}, timeout=120)
+        time.sleep(0.5)
+        os.kill(before, signal.SIGKILL)
+        failed = in_flight.result()
+    assert failed.status_code == 503 and "model process" in failed.json()["error"]
+    answered = httpx.get(apart.url + "/search", params={"q": QUERIES[0], "k": 2}, timeout=120)
+    assert answered.status_code == 200 and len(answered.json()["hits"]) == 2
+    after = httpx.get(apart.url + "/health").json()["model_process"]
+    assert after != before and _alive(after)
+
+
+def test_a_request_after_the_model_process_died_waits_for_a_new_one(servers):
     apart, _ = servers
     before = httpx.get(apart.url + "/health").json()["model_process"]
     os.kill(before, signal.SIGKILL)
     while _alive(before):
         time.sleep(0.05)
-    failed = httpx.get(apart.url + "/search", params={"q": QUERIES[0], "k": 2}, timeout=120)
-    assert failed.status_code == 503 and "model process" in failed.json()["error"]
-    answered = httpx.get(apart.url + "/search", params={"q": QUERIES[0], "k": 2}, timeout=120)
-    assert answered.status_code == 200 and len(answered.json()["hits"]) == 2
+    answered = httpx.get(apart.url + "/search", params={"q": QUERIES[1], "k": 3}, timeout=120)
+    assert answered.status_code == 200 and len(answered.json()["hits"]) == 3
     after = httpx.get(apart.url + "/health").json()["model_process"]
     assert after != before and _alive(after)
 

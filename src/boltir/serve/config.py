@@ -24,10 +24,10 @@ class BatchingConfig:
     every operation (beside a busy event loop, each handback can wait out Python's 5 ms switch interval).
 
     ``model_process``: the model, index and re-ranker live in a process of their own, which the server's event
-    loop hands each batch to over a Unix socket; the server keeps the corpus and makes the hits. The two then have a GIL
-    each: the model's hundreds of torch operations a batch no longer wait on the event loop's, nor it on theirs.
-    Unset (the default): on when the device is a GPU. A model process that dies fails its batch (503) and is
-    started again for the next one.
+    loop hands each batch to over a Unix socket; the server keeps the corpus and makes the hits. The two then have
+    a GIL each: the model's hundreds of torch operations a batch no longer wait on the event loop's, nor it on
+    theirs. Unset (the default): on when the device is a GPU. A model process that dies fails the batch it was
+    answering (503); the next batch waits for a new one.
     """
 
     max_batch_size: int = 64

@@ -5,8 +5,10 @@ forward pass is hundreds of them, and each waits to get it back while the event 
 load on a GPU a batch of 32 took 25 ms where it takes 11–14 alone. Here the model, index and re-ranker run in a child
 process with a GIL of its own; the server keeps the corpus and makes the hits. A batch crosses a Unix socket as one
 length-prefixed JSON message (never pickle) and comes back as ranked ``(doc_id, score)`` pairs: a few hundred bytes a
-query. The server's side is the event loop's own (asyncio streams): a relay thread needed the GIL to start each
-batch and so waited about one switch interval (5 ms) for it under load.
+query. The server's side is the event loop's own (an asyncio protocol): a message is written by the coroutine that
+sends it, at once, and each reply resolves its caller's future in the callback that reads it. A relay thread needed
+the GIL to start each batch and waited about one switch interval (5 ms) for it under load; a task per exchange
+started only after the loop's other ready callbacks (under load, ~5 ms of requests' hits and responses).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import socket
 import struct
 import sys
 import time
+from collections import deque
 from typing import Any, BinaryIO
 
 from ..errors import BoltirError, ConfigError
@@ -62,15 +65,15 @@ def open_service(config: ServeConfig) -> SearchService | ModelProcessService:
 class ModelProcessService:
     """:class:`SearchService`'s interface, with the model, index and re-ranker in a child process.
 
-    :meth:`rank`, :meth:`rerank` and :meth:`encode` are coroutines for the server's event loop; one message is
-    in flight at a time, and a caller that is cancelled does not cut an exchange short."""
+    :meth:`rank`, :meth:`rerank` and :meth:`encode` are coroutines for the server's event loop. The model process
+    answers messages in the order they were sent; a caller that is cancelled has its answer read and dropped."""
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self._process: multiprocessing.process.BaseProcess | None = None
         self._socket: socket.socket | None = None
-        self._stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None  # made on the event loop
-        self._lock: asyncio.Lock | None = None
+        self._connection: _ModelConnection | None = None  # made on the event loop, at the first call
+        self._restart = asyncio.Lock()  # one (re)start at a time
         ready = self._start()
         self.model_name: str = ready["model_name"]
         self.reranker_name: str | None = ready["reranker_name"]
@@ -131,7 +134,7 @@ class ModelProcessService:
             process.join(10)
             ours.close()
             raise ConfigError(reply["error"]) if reply.get("boltir") else RuntimeError(reply["error"])
-        self._process, self._socket, self._stream = process, ours, None
+        self._process, self._socket, self._connection = process, ours, None
         log.info("model process %d ready", process.pid)
         return reply["ready"]
 
@@ -140,19 +143,19 @@ class ModelProcessService:
         self._reap()
 
     def _disconnect(self) -> None:
-        """Close the server's end of the socket (on the event loop's thread, where the stream lives)."""
+        """Close the server's end of the socket (on the event loop's thread, where its transport lives)."""
         if self._socket is not None:
-            try:  # the child sees the end of its input at once, whether or not an event loop closes the stream
+            try:  # the child sees the end of its input at once, whether or not an event loop closes the transport
                 self._socket.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             try:
-                if self._stream is not None:
-                    self._stream[1].close()
+                if self._connection is not None and self._connection.transport is not None:
+                    self._connection.transport.close()
             except RuntimeError:  # its event loop has ended (asyncio.run returned before close): no one reads it
                 pass
             self._socket.close()
-            self._socket = self._stream = None
+            self._socket = self._connection = None
 
     def _reap(self) -> None:
         """Wait for the model process to end (it does when its input ends), killing it after 10 s."""
@@ -164,33 +167,80 @@ class ModelProcessService:
             self._process = None
 
     async def _call(self, message: dict[str, Any]) -> dict[str, Any]:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        # shielded: a request whose client left must not leave its reply unread on the socket for the next call
-        reply = await asyncio.shield(self._exchange(self._lock, _dumps(message)))
+        connection = self._connection
+        if connection is None or connection.lost:
+            connection = await self._connect()
+        pid = self.pid
+        try:
+            reply = await connection.send(_dumps(message))
+        except ConnectionError:
+            async with self._restart:
+                if self._connection is connection:
+                    self._disconnect()
+                    await asyncio.get_running_loop().run_in_executor(None, self._reap)
+            raise ModelProcessExited(f"the model process ({pid}) exited during this batch; a new one starts "
+                                     "for the next") from None
         if "error" in reply:
             raise (BoltirError if reply.get("boltir") else RuntimeError)(reply["error"])
         return reply
 
-    async def _exchange(self, lock: asyncio.Lock, message: bytes) -> dict[str, Any]:
-        async with lock:
-            if self._socket is None:  # the last one died: a new one for this call (off the loop: it loads)
-                await asyncio.get_running_loop().run_in_executor(None, self._start)
-            assert self._socket is not None and self._process is not None
-            if self._stream is None:
-                self._stream = await asyncio.open_unix_connection(sock=self._socket)
-            reader, writer = self._stream
-            try:
-                writer.write(_LENGTH.pack(len(message)) + message)
-                await writer.drain()
-                size = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))[0]
-                return _loads(await reader.readexactly(size))
-            except (asyncio.IncompleteReadError, ConnectionError, OSError):
-                pid = self._process.pid
+    async def _connect(self) -> _ModelConnection:
+        """The event loop's connection to a live model process, starting one when the last has died."""
+        async with self._restart:  # callers that waited here find the one the first of them made
+            if self._connection is not None and not self._connection.lost:
+                return self._connection
+            loop = asyncio.get_running_loop()
+            if self._connection is not None:  # lost: its process has ended or is ending
                 self._disconnect()
-                await asyncio.get_running_loop().run_in_executor(None, self._reap)
-                raise ModelProcessExited(f"the model process ({pid}) exited during this batch; a new one starts "
-                                         "for the next") from None
+                await loop.run_in_executor(None, self._reap)
+            if self._socket is None:  # off the loop: loading takes seconds
+                await loop.run_in_executor(None, self._start)
+            _, self._connection = await loop.create_unix_connection(_ModelConnection, sock=self._socket)
+            return self._connection
+
+
+class _ModelConnection(asyncio.Protocol):
+    """The server's end of the socket: :meth:`send` writes a message at once and returns the future its reply
+    resolves, in :meth:`data_received`, in the order sent. A future whose caller was cancelled is skipped."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.lost = False
+        self._buffer = bytearray()
+        self._waiting: deque[asyncio.Future[dict[str, Any]]] = deque()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()
+
+    def send(self, message: bytes) -> asyncio.Future[dict[str, Any]]:
+        if self.lost or self.transport is None:
+            raise ConnectionResetError("the model process's socket is closed")
+        if asyncio.get_running_loop() is not self.loop:  # its replies are read on that loop only: it would hang
+            raise RuntimeError("a ModelProcessService answers on the one event loop that first called it")
+        future: asyncio.Future[dict[str, Any]] = self.loop.create_future()
+        self._waiting.append(future)
+        self.transport.write(_LENGTH.pack(len(message)) + message)
+        return future
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= _LENGTH.size:
+            end = _LENGTH.size + _LENGTH.unpack_from(self._buffer)[0]
+            if len(self._buffer) < end:
+                return
+            reply = _loads(bytes(self._buffer[_LENGTH.size:end]))
+            del self._buffer[:end]
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(ConnectionResetError("the model process's socket closed"))
 
 
 def _read_message(stream: BinaryIO) -> dict[str, Any] | None:
